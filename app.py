@@ -1,0 +1,69 @@
+"""Foresight Console: parse the config, build the session, build the UI, serve, close in finally.
+
+Default: the MuJoCo conveyor simulation driven by the scripted expert, on http://127.0.0.1:7860.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display; before mujoco loads
+os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times beside the policy
+
+import uvicorn  # noqa: E402
+
+from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
+from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
+from robot_io.sim.sim_robot import SimRobot  # noqa: E402
+from runtime.session import Session, SessionConfig  # noqa: E402
+from ui.console import build_app  # noqa: E402
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--fps", type=float, default=15.0, help="control rate")
+    parser.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="first scene's seed")
+    parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
+                        help="LeRobot dataset folder for episodes (resumed when it exists)")
+    parser.add_argument("--no-record", action="store_true", help="disable recording")
+    parser.add_argument("--on-exit", choices=["save", "discard"], default="save",
+                        help="what Ctrl-C / SIGTERM does with the episode in progress")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.host not in LOOPBACK:
+        print(f"warning: binding {args.host}: anyone who can reach it can drive the robot", file=sys.stderr)
+    try:
+        session_config = SessionConfig(
+            fps=args.fps,
+            record_root=None if args.no_record else args.record_to,
+            save_on_exit=args.on_exit == "save",
+            scene_seed=args.seed,
+        )
+        robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
+        session = Session(robot, ScriptedExpert(), session_config)
+    except (ValueError, PermissionError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    session.start()
+    try:
+        print(f"Foresight Console on http://{args.host}:{args.port}", flush=True)
+        uvicorn.run(build_app(session), host=args.host, port=args.port, log_level="warning")
+    finally:
+        session.close()
+        print("Session closed: dataset finalized.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Requests the UI submits to a session, and the control modes they move between.
+
+The UI never touches the robot: it puts one of these on the session's queue and the control
+thread applies it at the start of the next tick.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Mode(str, enum.Enum):
+    IDLE = "idle"  # holding, no instruction running
+    RUNNING = "running"  # the policy's chunks drive the robot
+    PAUSED = "paused"  # holding; Run resumes with the same instruction
+    TAKEOVER = "takeover"  # the operator drives
+    ESTOP = "estop"  # holding, latched until the scene is reset
+
+
+@dataclass(frozen=True)
+class RunPolicy:
+    instruction: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    pass
+
+
+@dataclass(frozen=True)
+class TakeOver:
+    pass
+
+
+@dataclass(frozen=True)
+class Release:
+    """Hand control back to the policy (a fresh inference; the stale chunk is discarded)."""
+
+
+@dataclass(frozen=True)
+class EStop:
+    pass
+
+
+@dataclass(frozen=True)
+class ResetScene:
+    seed: int | None = None  # None: a new random seed
+
+
+@dataclass(frozen=True)
+class TeleopKeys:
+    """Keys held in the browser right now (see runtime/teleop_keys.py for the keymap)."""
+
+    keys: frozenset[str]
+    toggle_gripper: bool = False
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    pass
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    """Save the episode in progress."""
+
+
+@dataclass(frozen=True)
+class DiscardRecording:
+    pass
+
+
+@dataclass(frozen=True)
+class PolicyFailed:
+    """Sent by the inference thread: the policy raised or returned an unusable chunk."""
+
+    message: str
+
+
+Command = (
+    RunPolicy | Pause | TakeOver | Release | EStop | ResetScene | TeleopKeys
+    | StartRecording | StopRecording | DiscardRecording | PolicyFailed
+)
+
+
+def validate_instruction(text: str, max_chars: int) -> str:
+    """The instruction to send, stripped; ValueError with a message for the operator otherwise."""
+    cleaned = " ".join(str(text).split())
+    if not cleaned:
+        raise ValueError("The instruction is empty: type what the robot should do.")
+    if len(cleaned) > max_chars:
+        raise ValueError(f"The instruction is {len(cleaned)} characters long; the limit is {max_chars}.")
+    return cleaned

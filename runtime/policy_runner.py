@@ -1,0 +1,134 @@
+"""Inference beside the control loop, never inside it.
+
+One thread watches the latest observation and, while the session runs the policy and the chunk
+queue asks for more, calls `policy.infer` and pushes the chunk. Every activation bumps an epoch:
+a result computed for an older epoch (paused, taken over, new instruction) is thrown away, so a
+stale chunk never moves the robot.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from robot_io.policy import Policy, PolicyOutput
+from runtime.chunk_queue import ChunkQueue
+
+IDLE_WAIT_S = 0.05  # how often an idle runner re-checks (also bounds shutdown time)
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    output: PolicyOutput
+    obs_tick: int
+    latency_ms: float
+
+
+class PolicyRunner:
+    def __init__(
+        self,
+        policy: Policy,
+        chunks: ChunkQueue,
+        action_dim: int,
+        on_failure: Callable[[str], None],
+    ) -> None:
+        self._policy = policy
+        self._chunks = chunks
+        self._action_dim = action_dim
+        self._on_failure = on_failure
+        self._cond = threading.Condition()
+        self._epoch = 0
+        self._instruction: str | None = None
+        self._obs: tuple[int, dict[str, Any]] | None = None
+        self._last_obs_tick = -1
+        self._stop = False
+        self._reset_pending = False
+        self.last_result: InferenceResult | None = None
+        self._thread = threading.Thread(target=self._run, name="policy-runner", daemon=True)
+        self._thread.start()
+
+    def set_policy(self, policy: Policy) -> None:
+        with self._cond:
+            self._policy = policy
+            self._epoch += 1
+
+    def activate(self, instruction: str) -> None:
+        with self._cond:
+            self._epoch += 1
+            self._instruction = instruction
+            self._chunks.clear()
+            self._cond.notify()
+
+    def deactivate(self) -> None:
+        with self._cond:
+            self._epoch += 1
+            self._instruction = None
+            self._chunks.clear()
+
+    def reset_policy(self) -> None:
+        """Ask for `policy.reset()` before the next inference, on the runner's own thread."""
+        with self._cond:
+            self._reset_pending = True
+
+    def observe(self, tick: int, observation: dict[str, Any]) -> None:
+        with self._cond:
+            self._obs = (tick, observation)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+
+    def _next_job(self) -> tuple[tuple[int, str, int, dict[str, Any]] | None, Policy] | None:
+        """(inference job, policy); a job of None means reset the policy; None means stop."""
+        with self._cond:
+            while not self._stop:
+                ready = (
+                    self._instruction is not None
+                    and self._obs is not None
+                    and self._obs[0] > self._last_obs_tick
+                    and self._chunks.needs_refill(self._obs[0])
+                )
+                if self._reset_pending:
+                    self._reset_pending = False
+                    return None, self._policy
+                if ready:
+                    tick, obs = self._obs
+                    self._last_obs_tick = tick
+                    return (self._epoch, self._instruction, tick, obs), self._policy
+                self._cond.wait(IDLE_WAIT_S)
+            return None
+
+    def _run(self) -> None:
+        while (next_job := self._next_job()) is not None:
+            job, policy = next_job
+            if job is None:
+                policy.reset()
+                continue
+            epoch, instruction, tick, obs = job
+            started = time.perf_counter()
+            try:
+                output = policy.infer(obs, instruction)
+                actions = np.asarray(output.actions, dtype=np.float32)
+                if actions.ndim != 2 or actions.shape[1] != self._action_dim or len(actions) == 0:
+                    raise ValueError(f"policy returned actions of shape {actions.shape}, expected (steps, {self._action_dim})")
+                if not np.isfinite(actions).all():
+                    raise ValueError("policy returned NaN or infinite actions")
+            except Exception as err:  # noqa: BLE001 - any policy failure holds the robot and is shown
+                with self._cond:
+                    stale = epoch != self._epoch
+                if not stale:
+                    self._on_failure(f"{type(err).__name__}: {err}")
+                continue
+            latency_ms = (time.perf_counter() - started) * 1e3
+            with self._cond:
+                if epoch != self._epoch:
+                    continue
+                self._chunks.push(actions, obs_tick=tick, latency_ms=latency_ms)
+                self.last_result = InferenceResult(output, tick, latency_ms)

@@ -1,0 +1,369 @@
+"""A session: one robot, one policy, one control thread, one dataset.
+
+The control thread is the only code that touches the robot. Everyone else submits commands
+(thread-safe queue) and reads the latest immutable `Snapshot`. Closing a browser changes nothing
+here; closing the session stops the loop, saves or discards the episode in progress as
+configured and finalizes the dataset.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from robot_io.policy import Policy
+from robot_io.recorder import EpisodeRecorder
+from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
+from runtime.chunk_queue import ChunkQueue
+from runtime.commands import (
+    Command, DiscardRecording, Mode, PolicyFailed, Release, ResetScene, RunPolicy, StartRecording,
+    StopRecording, TakeOver, TeleopKeys, validate_instruction,
+)
+from runtime.loop_timing import LoopClock
+from runtime.policy_runner import PolicyRunner
+from runtime.recording import RecordingWorker, check_writable_dir
+from runtime.safety import SafetyLimits, make_safe
+from runtime.snapshot import Snapshot, freeze_frames
+from runtime.step import SOURCE_OPERATOR, choose_command, next_mode
+from runtime.teleop_keys import GRIPPER_TOGGLE_KEY, KEYMAP_HELP, keys_to_delta
+
+EVENT_LOG_LENGTH = 50
+UNBOUNDED = (-1e9, 1e9)  # limits for joints a robot does not bound itself
+
+
+@dataclass
+class SessionConfig:
+    fps: float = 15.0
+    execute_horizon: int = 8  # chunk steps executed before the next inference is requested
+    max_instruction_chars: int = 200
+    max_step_per_tick: float = 0.2  # rad (or gripper units) a command may change per tick
+    max_step_overrides: dict[str, float] = field(default_factory=dict)
+    teleop_linear_step: float = 0.01  # m per tick while a key is held (0.15 m/s at 15 Hz)
+    teleop_angular_step: float = 0.05  # rad per tick
+    key_timeout_s: float = 0.3  # keys not refreshed by the browser this long count as released
+    record_root: Path | None = None  # None: recording disabled
+    save_on_exit: bool = True  # Ctrl-C / SIGTERM: save (True) or discard the episode in progress
+    scene_seed: int | None = 0  # first scene; None for random
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.fps <= 1000:
+            raise ValueError(f"fps must be between 1 and 1000, got {self.fps}")
+        if self.execute_horizon < 1:
+            raise ValueError(f"execute_horizon must be >= 1, got {self.execute_horizon}")
+        if self.max_instruction_chars < 1:
+            raise ValueError("max_instruction_chars must be >= 1")
+        if self.max_step_per_tick <= 0:
+            raise ValueError(f"max_step_per_tick must be > 0, got {self.max_step_per_tick}")
+        if self.key_timeout_s <= 0:
+            raise ValueError("key_timeout_s must be > 0")
+        if self.record_root is not None:
+            self.record_root = Path(self.record_root)
+
+
+class Session:
+    def __init__(
+        self,
+        robot: Robot,
+        policy: Policy,
+        config: SessionConfig,
+        make_recorder: Callable[[], EpisodeRecorder] | None = None,
+    ) -> None:
+        self.config = config
+        self.robot = robot
+        self.action_keys = list(robot.action_features)
+        self.state_keys = state_keys(robot)
+        self.camera_keys = camera_keys(robot)
+        self.safety = self._safety_limits(robot, config)
+
+        self._commands: queue.Queue[Command] = queue.Queue()
+        self._chunks = ChunkQueue(config.execute_horizon)
+        self._runner = PolicyRunner(policy, self._chunks, len(self.action_keys), self._policy_failed)
+        self._recording: RecordingWorker | None = None
+        if config.record_root is not None:
+            check_writable_dir(config.record_root)
+            make_recorder = make_recorder or self._default_recorder
+            self._recording = RecordingWorker(make_recorder, str(config.record_root))
+
+        self._mode = Mode.IDLE
+        self._instruction = ""
+        self._scene = ""
+        self._scene_instruction = ""
+        self._keys: frozenset[str] = frozenset()
+        self._keys_at = 0.0
+        self._gripper_closed = False
+        self._previous: dict[str, float] | None = None
+        self._last_error = ""
+        self._hint = ""
+        self._events: collections.deque[str] = collections.deque(maxlen=EVENT_LOG_LENGTH)
+        self._tick = 0
+        self._clock = LoopClock(config.fps)
+        self._snapshot: Snapshot | None = None
+        self._snapshot_cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop_error: BaseException | None = None
+
+    # --- public API (any thread) ----------------------------------------------------------
+    def start(self) -> None:
+        if not self.robot.is_connected:
+            self.robot.connect()
+        self._thread = threading.Thread(target=self._loop, name="control-loop", daemon=True)
+        self._thread.start()
+
+    def submit(self, command: Command) -> None:
+        """Queue a request; RunPolicy instructions are validated here so bad ones never queue."""
+        if isinstance(command, RunPolicy):
+            command = RunPolicy(validate_instruction(command.instruction, self.config.max_instruction_chars))
+        self._commands.put(command)
+
+    def snapshot(self) -> Snapshot | None:
+        return self._snapshot
+
+    def wait_for_tick(self, after_tick: int, timeout_s: float = 5.0) -> Snapshot | None:
+        """The first snapshot newer than `after_tick` (for MJPEG feeds and tests)."""
+        with self._snapshot_cond:
+            self._snapshot_cond.wait_for(
+                lambda: self._snapshot is not None and self._snapshot.tick > after_tick, timeout_s
+            )
+            return self._snapshot
+
+    @property
+    def last_inference(self):
+        return self._runner.last_result
+
+    def close(self) -> None:
+        """Stop the loop, then the runner; save or discard the episode; finalize the dataset."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._runner.close()
+        if self._recording is not None:
+            self._recording.close(save_in_progress=self.config.save_on_exit)
+        if self.robot.is_connected:
+            self.robot.disconnect()
+
+    @property
+    def loop_error(self) -> BaseException | None:
+        return self._loop_error
+
+    # --- the control thread -----------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            if isinstance(self.robot, ResettableScene):
+                self._reset_scene(self.config.scene_seed)
+            while not self._stop.is_set():
+                started = self._clock.wait_for_tick()
+                self._tick_once()
+                self._clock.tick_done(started)
+        except BaseException as err:  # noqa: BLE001 - a dead loop must be visible, not silent
+            self._loop_error = err
+            self._last_error = f"Control loop stopped: {type(err).__name__}: {err}"
+            self._publish_error_snapshot()
+            raise
+
+    def _tick_once(self) -> None:
+        self._drain_commands()
+        observation = self.robot.get_observation()
+        now = time.time()
+        if self._previous is None:
+            self._previous = self._current_positions(observation)
+        self._runner.observe(self._tick, observation)
+
+        queued, chunk = self._chunks.pop(self._tick) if self._mode is Mode.RUNNING else (None, None)
+        proposed, source = choose_command(self._mode, queued, self._operator_command(now), self.action_keys)
+        safe = make_safe(proposed, self._previous, self.safety)
+        if safe.held and proposed is not None:
+            self._note(f"Unsafe command held ({safe.reason}).", error=True)
+        sent = self.robot.send_action(safe.action)
+        self._previous = {k: float(sent[k]) for k in self.action_keys}
+        if safe.held:
+            source = "hold"
+
+        if self._recording is not None:
+            self._recording.add_frame(observation, self._previous, source == SOURCE_OPERATOR, source)
+        result = self._runner.last_result
+        self._publish(Snapshot(
+            tick=self._tick,
+            wall_time=now,
+            mode=self._mode,
+            instruction=self._instruction,
+            scene=self._scene,
+            scene_instruction=self._scene_instruction,
+            success=self.robot.is_success() if isinstance(self.robot, ResettableScene) else None,
+            frames=freeze_frames(observation, self.camera_keys),
+            state={k: float(observation[k]) for k in self.state_keys},
+            action=dict(self._previous),
+            action_source=source,
+            loop=self._clock.stats(),
+            recording=self._recording.status() if self._recording else None,
+            chunk_id=chunk.chunk_id if chunk else None,
+            chunk_step=chunk.step_for(self._tick) if chunk else None,
+            inference_ms=result.latency_ms if result else None,
+            teleop_available=isinstance(self.robot, CartesianControl),
+            last_error=self._last_error,
+            hint=self._hint,
+            events=tuple(self._events),
+        ))
+        self._tick += 1
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self._apply(command)
+
+    def _apply(self, command: Command) -> None:
+        if isinstance(command, TeleopKeys):
+            self._apply_keys(command)
+            return
+        if isinstance(command, (StartRecording, StopRecording, DiscardRecording)):
+            self._apply_recording(command)
+            return
+        transition = next_mode(self._mode, command, has_instruction=bool(self._instruction))
+        if transition.message:
+            self._note(transition.message, error=transition.refused or isinstance(command, PolicyFailed))
+        if transition.refused:
+            return
+        previous_mode, self._mode = self._mode, transition.mode
+        if isinstance(command, RunPolicy):
+            self._instruction = command.instruction
+            self._last_error = ""
+        if isinstance(command, ResetScene):
+            self._reset_scene(command.seed)
+        if isinstance(command, TakeOver):
+            self._keys = frozenset()
+            self._gripper_closed = self._previous_gripper_closed()
+        # Every mode change restarts inference: a chunk planned before it is stale.
+        if self._mode is Mode.RUNNING and (previous_mode is not Mode.RUNNING or isinstance(command, (RunPolicy, Release))):
+            self._runner.activate(self._instruction)
+        elif self._mode is not Mode.RUNNING:
+            self._runner.deactivate()
+        self._hint = KEYMAP_HELP if self._mode is Mode.TAKEOVER else ""
+
+    def _apply_keys(self, command: TeleopKeys) -> None:
+        if self._mode is not Mode.TAKEOVER:
+            if command.keys or command.toggle_gripper:
+                self._hint = "Keys are ignored: press Take over to drive with the keyboard."
+            return
+        if not isinstance(self.robot, CartesianControl):
+            self._hint = "This robot has no end-effector control: keyboard teleop is unavailable."
+            return
+        self._keys = command.keys
+        self._keys_at = time.time()
+        if command.toggle_gripper:
+            self._gripper_closed = not self._gripper_closed
+
+    def _operator_command(self, now: float) -> dict[str, float] | None:
+        """The keyboard's command this tick; None (hold) when no key is held or keys went stale."""
+        if self._mode is not Mode.TAKEOVER or not isinstance(self.robot, CartesianControl):
+            return None
+        keys = self._keys if now - self._keys_at <= self.config.key_timeout_s else frozenset()
+        delta = keys_to_delta(keys, self.config.teleop_linear_step, self.config.teleop_angular_step)
+        gripper = 1.0 if self._gripper_closed else 0.0
+        if not delta.any() and gripper == self._previous.get("gripper.pos", gripper):
+            return None
+        return self.robot.ee_delta_action(delta, gripper)
+
+    def _previous_gripper_closed(self) -> bool:
+        return bool(self._previous and self._previous.get("gripper.pos", 0.0) >= 0.5)
+
+    def _apply_recording(self, command: Command) -> None:
+        if self._recording is None:
+            self._note("Recording is disabled for this session (no dataset folder).", error=True)
+            return
+        if isinstance(command, StartRecording):
+            if self._recording.active:
+                self._note("Already recording.", error=True)
+                return
+            task = self._instruction or self._scene_instruction
+            if not task:
+                self._note("Type an instruction before recording: every episode needs a task.", error=True)
+                return
+            self._recording.start_episode(task)
+            self._note(f"Recording started: {task}")
+        elif isinstance(command, StopRecording):
+            if not self._recording.active:
+                self._note("Not recording.", error=True)
+                return
+            self._recording.save_episode()
+            self._note("Recording stopped: saving the episode.")
+        else:
+            if not self._recording.active:
+                self._note("Not recording.", error=True)
+                return
+            self._recording.discard_episode()
+            self._note("Episode discarded.")
+
+    def _reset_scene(self, seed: int | None) -> None:
+        if not isinstance(self.robot, ResettableScene):
+            self._note("This robot has no scene to reset; holding.")
+            return
+        if self._recording is not None and self._recording.active:
+            self._recording.save_episode()
+            self._note("Scene reset while recording: the episode was saved.")
+        episode = self.robot.reset_scene(seed)
+        self._runner.deactivate()
+        self._runner.reset_policy()
+        self._previous = None
+        self._instruction = ""
+        self._last_error = ""
+        self._scene = describe_episode(episode)
+        self._scene_instruction = episode.instruction
+        self._note(f"New scene: {self._scene}")
+
+    def _current_positions(self, observation: dict[str, Any]) -> dict[str, float]:
+        missing = [k for k in self.action_keys if k not in observation]
+        if missing:
+            raise KeyError(f"the robot's observation lacks the positions of action keys {missing}")
+        return {k: float(observation[k]) for k in self.action_keys}
+
+    def _policy_failed(self, message: str) -> None:
+        self._commands.put(PolicyFailed(message))
+
+    def _note(self, message: str, error: bool = False) -> None:
+        self._events.append(f"{time.strftime('%H:%M:%S')} {message}")
+        if error:
+            self._last_error = message
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        with self._snapshot_cond:
+            self._snapshot = snapshot
+            self._snapshot_cond.notify_all()
+
+    def _publish_error_snapshot(self) -> None:
+        if self._snapshot is not None:
+            self._publish(replace(self._snapshot, last_error=self._last_error, events=tuple(self._events)))
+
+    @staticmethod
+    def _safety_limits(robot: Robot, config: SessionConfig) -> SafetyLimits:
+        keys = list(robot.action_features)
+        limits = robot.joint_limits if isinstance(robot, HasJointLimits) else {}
+        joint_limits = {k: tuple(limits.get(k, UNBOUNDED)) for k in keys}
+        max_step = {k: config.max_step_overrides.get(k, config.max_step_per_tick) for k in keys}
+        return SafetyLimits(joint_limits, max_step)
+
+    def _default_recorder(self) -> EpisodeRecorder:
+        root = self.config.record_root
+        return EpisodeRecorder(
+            root=root,
+            fps=int(self.config.fps),
+            observation_features=self.robot.observation_features,
+            action_features=self.robot.action_features,
+            resume=root.exists(),
+        )
+
+
+def describe_episode(episode: Any) -> str:
+    parts = [f"seed {episode.seed}"]
+    if hasattr(episode, "belt_speed"):
+        parts.append(f"belt {episode.belt_speed:.3f} m/s")
+    if hasattr(episode, "target_color"):
+        parts.append(f"target {episode.target_color}")
+    return ", ".join(parts)

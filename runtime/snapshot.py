@@ -1,0 +1,49 @@
+"""The immutable picture of a session that the control thread publishes every tick.
+
+The UI only ever reads these; frames are shared read-only arrays, never copied per viewer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+
+from runtime.commands import Mode
+from runtime.loop_timing import LoopStats
+from runtime.recording import RecordingStatus
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tick: int
+    wall_time: float  # time.time() when the observation was taken
+    mode: Mode
+    instruction: str  # the instruction the policy runs (or last ran)
+    scene: str  # what the world is (sim: seed, belt speed, target)
+    scene_instruction: str  # the instruction the scene was built for, "" when none
+    success: bool | None  # the scene's own success detector; None when there is none
+    frames: Mapping[str, np.ndarray]  # camera -> uint8 (H, W, 3), read-only
+    state: Mapping[str, float]
+    action: Mapping[str, float]  # the command sent this tick, after safety
+    action_source: str  # "policy", "operator" or "hold"
+    loop: LoopStats
+    recording: RecordingStatus | None
+    chunk_id: int | None
+    chunk_step: int | None
+    inference_ms: float | None
+    teleop_available: bool
+    last_error: str
+    hint: str
+    events: tuple[str, ...] = field(default=())  # recent events, newest last
+
+
+def freeze_frames(observation: dict, camera_keys: list[str]) -> Mapping[str, np.ndarray]:
+    frames = {}
+    for key in camera_keys:
+        view = np.asarray(observation[key]).view()  # a view, so the owner's buffer stays writable
+        view.flags.writeable = False
+        frames[key] = view
+    return MappingProxyType(frames)

@@ -1,0 +1,110 @@
+"""Our own fake devices for tests: a three-joint robot with two small cameras, and policies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robot_io.policy import Policy, PolicyOutput
+from robot_io.robot import Robot
+
+JOINTS = ["joint_1.pos", "joint_2.pos", "gripper.pos"]
+CAMERAS = ["head", "wrist"]
+FRAME_SHAPE = (32, 48, 3)
+
+
+@dataclass(frozen=True)
+class FakeEpisode:
+    seed: int
+    instruction: str
+
+
+class FakeRobot(Robot):
+    """Joints move instantly to their commands; each camera frame shows the tick number."""
+
+    name = "fake_robot"
+
+    def __init__(self) -> None:
+        self.positions = {k: 0.0 for k in JOINTS}
+        self.sent: list[dict[str, float]] = []
+        self.ticks = 0
+        self.seed: int | None = None
+        self._connected = False
+
+    @property
+    def observation_features(self):
+        return {**{k: float for k in JOINTS}, **{c: FRAME_SHAPE for c in CAMERAS}}
+
+    @property
+    def action_features(self):
+        return {k: float for k in JOINTS}
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    @property
+    def joint_limits(self):
+        return {"joint_1.pos": (-1.0, 1.0), "joint_2.pos": (-1.0, 1.0), "gripper.pos": (0.0, 1.0)}
+
+    def connect(self, calibrate: bool = True) -> None:
+        self._connected = True
+
+    def get_observation(self):
+        frame = np.full(FRAME_SHAPE, self.ticks % 256, dtype=np.uint8)
+        return {**self.positions, **{c: frame.copy() for c in CAMERAS}}
+
+    def send_action(self, action):
+        self.positions = {k: float(action[k]) for k in JOINTS}
+        self.sent.append(dict(self.positions))
+        self.ticks += 1
+        return dict(self.positions)
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    # The sim's extras, so the session's scene and teleop paths run.
+    def reset_scene(self, seed):
+        self.seed = 7 if seed is None else seed
+        self.positions = {k: 0.0 for k in JOINTS}
+        return FakeEpisode(self.seed, "pick up the red block and put it in the bin")
+
+    def is_success(self) -> bool:
+        return self.positions["gripper.pos"] > 0.9
+
+    def ee_delta_action(self, delta, gripper):
+        # x moves joint 1, z moves joint 2: enough to see teleop reach the robot.
+        action = dict(self.positions)
+        action["joint_1.pos"] += float(delta[0])
+        action["joint_2.pos"] += float(delta[2])
+        if gripper is not None:
+            action["gripper.pos"] = float(gripper)
+        return action
+
+
+class ConstantPolicy(Policy):
+    """Returns a chunk that walks joint 1 toward `target` in equal steps."""
+
+    def __init__(self, target: float = 0.5, steps: int = 10, fill: float | None = None) -> None:
+        self.target, self.steps, self.fill = target, steps, fill
+        self.calls = 0
+        self.resets = 0
+        self.instructions: list[str] = []
+
+    def infer(self, observation, instruction):
+        self.calls += 1
+        self.instructions.append(instruction)
+        actions = np.zeros((self.steps, len(JOINTS)), dtype=np.float32)
+        actions[:, 0] = np.linspace(observation["joint_1.pos"], self.target, self.steps + 1)[1:]
+        if self.fill is not None:
+            actions[:] = self.fill
+        return PolicyOutput(actions=actions, timings_ms={"total": 0.1})
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+class FailingPolicy(Policy):
+    def infer(self, observation, instruction):
+        raise ValueError("no colour named in the instruction")

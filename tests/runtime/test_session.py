@@ -1,0 +1,152 @@
+"""The session's control thread with our fake robot and policies (fast rate, bounded waits)."""
+
+import math
+import time
+
+import pytest
+
+from runtime.commands import EStop, Mode, Pause, Release, ResetScene, RunPolicy, TakeOver, TeleopKeys
+from runtime.session import Session, SessionConfig
+from tests.fakes import ConstantPolicy, FailingPolicy, FakeRobot
+
+FPS = 60.0
+
+
+def wait_until(predicate, session, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snapshot = session.snapshot()
+        if snapshot is not None and predicate(snapshot):
+            return snapshot
+        time.sleep(0.005)
+    raise AssertionError(f"condition not met within {timeout_s}s; last snapshot: {session.snapshot()}")
+
+
+@pytest.fixture
+def make_session():
+    sessions = []
+
+    def make(policy=None, **config):
+        robot = FakeRobot()
+        session = Session(robot, policy or ConstantPolicy(), SessionConfig(fps=FPS, **config))
+        session.start()
+        sessions.append(session)
+        return session, robot
+
+    yield make
+    for session in sessions:
+        session.close()
+        assert session.loop_error is None
+
+
+def test_loop_publishes_snapshots_with_frames_and_timing(make_session):
+    session, _ = make_session()
+    snap = wait_until(lambda s: s.tick > 20, session)
+    assert snap.mode is Mode.IDLE and snap.scene.startswith("seed 0")
+    assert set(snap.frames) == {"head", "wrist"} and not snap.frames["head"].flags.writeable
+    assert snap.loop.achieved_hz > FPS / 2
+    assert snap.action_source == "hold"
+
+
+def test_run_policy_moves_the_robot_within_the_step_clamp(make_session):
+    session, robot = make_session(ConstantPolicy(target=0.5), max_step_per_tick=0.02)
+    wait_until(lambda s: s.tick > 2, session)
+    session.submit(RunPolicy("pick up the red block"))
+    snap = wait_until(lambda s: s.state["joint_1.pos"] > 0.45, session)
+    assert snap.mode is Mode.RUNNING and snap.instruction == "pick up the red block"
+    steps = [b["joint_1.pos"] - a["joint_1.pos"] for a, b in zip(robot.sent, robot.sent[1:])]
+    assert max(abs(s) for s in steps) <= 0.02 + 1e-9
+
+
+def test_pause_holds_position(make_session):
+    session, robot = make_session(ConstantPolicy(target=1.0, steps=200), max_step_per_tick=0.005)
+    session.submit(RunPolicy("go"))
+    wait_until(lambda s: s.state["joint_1.pos"] > 0.05, session)
+    session.submit(Pause())
+    held = wait_until(lambda s: s.mode is Mode.PAUSED, session)
+    later = wait_until(lambda s: s.tick > held.tick + 10, session)
+    assert later.state["joint_1.pos"] == pytest.approx(held.action["joint_1.pos"])
+    assert later.action_source == "hold"
+
+
+def test_takeover_starts_where_the_robot_is_and_keys_move_it(make_session):
+    session, robot = make_session(ConstantPolicy(target=1.0, steps=200), max_step_per_tick=0.005)
+    session.submit(RunPolicy("go"))
+    wait_until(lambda s: s.state["joint_1.pos"] > 0.05, session)
+    session.submit(TakeOver())
+    taken = wait_until(lambda s: s.mode is Mode.TAKEOVER, session)
+    idle = wait_until(lambda s: s.tick > taken.tick + 5, session)
+    assert idle.action["joint_1.pos"] == pytest.approx(taken.action["joint_1.pos"])  # no jump, no drift
+    session.submit(TeleopKeys(frozenset({"KeyW"})))
+    moved = wait_until(lambda s: s.action_source == "operator", session)
+    assert moved.action["joint_1.pos"] > taken.action["joint_1.pos"]
+    # Keys the browser stops refreshing count as released: the robot holds again.
+    stale = wait_until(lambda s: s.action_source == "hold" and s.tick > moved.tick + 30, session)
+    assert stale.mode is Mode.TAKEOVER
+
+
+def test_gripper_toggle_in_takeover(make_session):
+    session, _ = make_session(max_step_overrides={"gripper.pos": 1.0})
+    session.submit(TakeOver())
+    wait_until(lambda s: s.mode is Mode.TAKEOVER, session)
+    session.submit(TeleopKeys(frozenset(), toggle_gripper=True))
+    wait_until(lambda s: s.action["gripper.pos"] == 1.0, session)
+
+
+def test_keys_when_not_taken_over_are_ignored_with_a_hint(make_session):
+    session, robot = make_session()
+    first = wait_until(lambda s: s.tick > 2, session)
+    session.submit(TeleopKeys(frozenset({"KeyW"})))
+    snap = wait_until(lambda s: "Take over" in s.hint, session)
+    assert snap.action == first.action
+
+
+def test_release_discards_the_stale_chunk_and_reinfers(make_session):
+    policy = ConstantPolicy(target=0.5)
+    session, _ = make_session(policy)
+    session.submit(RunPolicy("go"))
+    wait_until(lambda s: s.action_source == "policy", session)
+    session.submit(TakeOver())
+    wait_until(lambda s: s.mode is Mode.TAKEOVER, session)
+    calls = policy.calls
+    session.submit(Release())
+    wait_until(lambda s: s.mode is Mode.RUNNING and s.action_source == "policy", session)
+    assert policy.calls > calls
+
+
+def test_nan_chunk_never_reaches_the_robot(make_session):
+    session, robot = make_session(ConstantPolicy(fill=math.nan))
+    session.submit(RunPolicy("go"))
+    snap = wait_until(lambda s: s.mode is Mode.PAUSED, session)
+    assert "NaN" in snap.last_error
+    assert all(math.isfinite(v) for sent in robot.sent for v in sent.values())
+
+
+def test_policy_error_pauses_with_its_message(make_session):
+    session, _ = make_session(FailingPolicy())
+    session.submit(RunPolicy("pick up the purple block"))
+    snap = wait_until(lambda s: s.mode is Mode.PAUSED, session)
+    assert "no colour named" in snap.last_error
+
+
+def test_estop_holds_and_refuses_run_until_reset(make_session):
+    session, robot = make_session(ConstantPolicy(target=1.0, steps=200), max_step_per_tick=0.005)
+    session.submit(RunPolicy("go"))
+    wait_until(lambda s: s.action_source == "policy", session)
+    session.submit(EStop())
+    stopped = wait_until(lambda s: s.mode is Mode.ESTOP, session)
+    session.submit(RunPolicy("go again"))
+    refused = wait_until(lambda s: "reset the scene first" in s.last_error, session)
+    assert refused.mode is Mode.ESTOP
+    assert refused.action["joint_1.pos"] == pytest.approx(stopped.action["joint_1.pos"])
+    session.submit(ResetScene(seed=3))
+    reset = wait_until(lambda s: s.mode is Mode.IDLE and s.scene.startswith("seed 3"), session)
+    assert reset.state["joint_1.pos"] == 0.0
+
+
+def test_bad_instruction_is_refused_before_queueing(make_session):
+    session, _ = make_session()
+    with pytest.raises(ValueError, match="empty"):
+        session.submit(RunPolicy("   "))
+    with pytest.raises(ValueError, match="limit"):
+        session.submit(RunPolicy("x" * 500))

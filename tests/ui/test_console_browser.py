@@ -1,0 +1,83 @@
+"""The real console in headless Chromium: feeds advance, an instruction runs the expert, an
+episode is recorded and found on disk, bad input gets a message."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.browser_support import chromium_page, console_process
+
+pytestmark = pytest.mark.browser
+CAMERAS = ["head", "wrist", "side"]
+SCREENSHOT = Path(os.environ.get("CONSOLE_SCREENSHOT", "/tmp/foresight_console.png"))
+
+
+def status(url: str) -> dict:
+    return json.loads(urllib.request.urlopen(f"{url}/api/status", timeout=5).read())
+
+
+def test_console_end_to_end(tmp_path):
+    dataset = tmp_path / "episodes"
+    with console_process("--record-to", str(dataset), "--seed", "3", log_path=tmp_path / "console.log") as (url, proc):
+        with chromium_page() as page:
+            page.goto(url)
+            page.wait_for_selector("#status-mode", timeout=30_000)
+
+            # Every feed delivers frames to the page and shows them.
+            page.wait_for_function(
+                "cams => cams.every(c => window.feedStats[c] && window.feedStats[c].frames >= 10)",
+                arg=CAMERAS, timeout=30_000,
+            )
+            first = page.evaluate("cams => cams.map(c => window.feedStats[c].frames)", CAMERAS)
+            page.wait_for_timeout(1000)
+            later = page.evaluate("cams => cams.map(c => window.feedStats[c].frames)", CAMERAS)
+            assert all(b > a for a, b in zip(first, later)), (first, later)
+            for camera in CAMERAS:
+                assert page.evaluate(f"document.getElementById('feed-{camera}').naturalWidth") == 224
+
+            # The instruction box is prefilled with the scene's instruction after load.
+            instruction = page.locator("#instruction textarea")
+            page.wait_for_function("() => document.querySelector('#instruction textarea').value.includes('block')")
+
+            # An empty instruction is refused with a message; nothing runs.
+            instruction.fill("   ")
+            page.click("#btn-run")
+            page.get_by_text("The instruction is empty").first.wait_for(timeout=10_000)
+            assert status(url)["mode"] == "idle"
+
+            # Keys while not taken over: ignored, with a hint.
+            page.click("h2")
+            page.keyboard.down("KeyW")
+            page.get_by_text("Keys are ignored").first.wait_for(timeout=10_000)
+            page.keyboard.up("KeyW")
+
+            # Record an episode of the expert picking the named block.
+            scene_status = status(url)
+            page.click("#btn-rec-start")
+            page.wait_for_selector("text=● REC", timeout=10_000)
+            instruction.fill("pick up the red block and put it in the bin")
+            page.click("#btn-run")
+            page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=10_000)
+            page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('inference')", timeout=20_000)
+            page.wait_for_timeout(3000)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            page.click("#btn-rec-stop")
+            page.wait_for_selector("text=1 saved", timeout=60_000)
+            assert status(url)["recording"]["backlog"] == 0
+            assert scene_status["loop"]["achieved_hz"] > 10
+
+    # SIGTERM finalized the dataset: lerobot's own loader reads the episode back.
+    assert proc.returncode == 0, (tmp_path / "console.log").read_text()
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/episodes", root=dataset)
+    assert ds.meta.total_episodes == 1 and ds.num_frames > 30
+    frame = ds[ds.num_frames - 1]
+    for camera in CAMERAS:
+        assert tuple(frame[f"observation.images.{camera}"].shape) == (3, 224, 224)
+    assert "intervention" in ds.features

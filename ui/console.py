@@ -1,0 +1,53 @@
+"""The console page: panels laid out in one Blocks, one timer polling the session snapshot,
+mounted on a FastAPI app beside the feed and teleop routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+from fastapi import FastAPI
+
+from runtime.session import Session
+from ui.control_panel import InstructionHistory, build_control_panel
+from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
+from ui.recording_panel import build_recording_panel
+from ui.routes import add_console_routes
+from ui.status_bar import build_event_log, build_status_bar, render_events, render_status
+
+POLL_S = 0.25  # status refresh; camera feeds do not depend on it
+PAGE_SCRIPTS = "".join(f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "feeds.js"))
+
+
+def build_console(session: Session) -> gr.Blocks:
+    history = InstructionHistory()
+    with gr.Blocks(title="Foresight Console") as console:
+        gr.Markdown("## Foresight Console")
+        status = build_status_bar()
+        build_feeds_panel(session.camera_keys)
+        controls = build_control_panel(session, history)
+        build_recording_panel(session)
+        events = build_event_log()
+
+        def poll():
+            snapshot = session.snapshot()
+            return render_status(snapshot), render_events(snapshot)
+
+        gr.Timer(POLL_S).tick(poll, outputs=[status, events], show_progress="hidden")
+
+        def on_load():
+            snapshot = session.snapshot()
+            text = (snapshot.instruction or snapshot.scene_instruction) if snapshot else ""
+            return text, gr.update(choices=history.items())
+
+        console.load(on_load, outputs=[controls["instruction"], controls["history"]])
+    return console
+
+
+def build_app(session: Session) -> FastAPI:
+    app = FastAPI(title="Foresight Console")
+    add_console_routes(app, session)
+    return gr.mount_gradio_app(
+        app, build_console(session), path="/", css=FEEDS_CSS, head=PAGE_SCRIPTS,
+        footer_links=[],
+    )

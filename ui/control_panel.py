@@ -1,0 +1,70 @@
+"""Instruction box with history, and the run / pause / take over / release / e-stop / reset buttons."""
+
+from __future__ import annotations
+
+import collections
+import threading
+
+import gradio as gr
+
+from runtime.commands import EStop, Pause, Release, ResetScene, RunPolicy, TakeOver, validate_instruction
+from runtime.session import Session
+from runtime.teleop_keys import KEYMAP_HELP
+
+HISTORY_LENGTH = 20
+
+
+class InstructionHistory:
+    """Instructions sent in this console, newest first, shared by every browser."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: collections.deque[str] = collections.deque(maxlen=HISTORY_LENGTH)
+
+    def add(self, text: str) -> None:
+        with self._lock:
+            if text in self._items:
+                self._items.remove(text)
+            self._items.appendleft(text)
+
+    def items(self) -> list[str]:
+        with self._lock:
+            return list(self._items)
+
+
+def build_control_panel(session: Session, history: InstructionHistory) -> dict[str, gr.components.Component]:
+    with gr.Row():
+        instruction = gr.Textbox(label="Instruction", placeholder="pick up the red block and put it in the bin",
+                                 scale=4, elem_id="instruction")
+        past = gr.Dropdown(label="History", choices=history.items(), scale=2, elem_id="history", allow_custom_value=False)
+    with gr.Row():
+        run = gr.Button("▶ Run policy", variant="primary", elem_id="btn-run")
+        pause = gr.Button("⏸ Pause", elem_id="btn-pause")
+        take = gr.Button("✋ Take over", elem_id="btn-takeover")
+        release = gr.Button("↩ Release", elem_id="btn-release")
+        estop = gr.Button("■ E-stop (Esc)", variant="stop", elem_id="btn-estop")
+    with gr.Row():
+        seed = gr.Number(label="Scene seed (empty: random)", precision=0, value=None, scale=1, elem_id="seed")
+        reset = gr.Button("⟲ Reset scene", elem_id="btn-reset", scale=1)
+    gr.Markdown(f"**Keyboard teleop** (after Take over; click the page outside text boxes first): {KEYMAP_HELP}. "
+                "Esc = e-stop.")
+
+    def on_run(text: str):
+        try:
+            cleaned = validate_instruction(text, session.config.max_instruction_chars)
+        except ValueError as err:
+            gr.Warning(str(err))
+            return gr.update(), gr.update()
+        session.submit(RunPolicy(cleaned))
+        history.add(cleaned)
+        return cleaned, gr.update(choices=history.items(), value=None)
+
+    run.click(on_run, inputs=instruction, outputs=[instruction, past])
+    instruction.submit(on_run, inputs=instruction, outputs=[instruction, past])
+    past.select(lambda choice: choice, inputs=past, outputs=instruction)
+    pause.click(lambda: session.submit(Pause()))
+    take.click(lambda: session.submit(TakeOver()))
+    release.click(lambda: session.submit(Release()))
+    estop.click(lambda: session.submit(EStop()))
+    reset.click(lambda value: session.submit(ResetScene(None if value is None else int(value))), inputs=seed)
+    return {"instruction": instruction, "history": past}

@@ -1,0 +1,55 @@
+"""The status bar and event log: mode, loop rate and jitter, scene, episode, recording, errors."""
+
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from runtime.snapshot import Snapshot
+
+MODE_COLOURS = {"idle": "#6b7280", "running": "#16a34a", "paused": "#d97706", "takeover": "#2563eb", "estop": "#dc2626"}
+
+
+def build_status_bar() -> gr.HTML:
+    return gr.HTML(render_status(None), elem_id="status-bar")
+
+
+def build_event_log() -> gr.Textbox:
+    return gr.Textbox(label="Events", lines=6, max_lines=6, interactive=False, elem_id="event-log", autoscroll=True)
+
+
+def render_status(snapshot: Snapshot | None) -> str:
+    if snapshot is None:
+        return "<div class='status'>Starting…</div>"
+    loop = snapshot.loop
+    mode = snapshot.mode.value
+    cells = [
+        f"<b style='color:{MODE_COLOURS[mode]}' id='status-mode'>{mode.upper()}</b>",
+        f"loop <span id='status-hz'>{loop.achieved_hz:.1f}</span> Hz · jitter p50 {loop.period_error_p50_ms:.1f} / "
+        f"p99 {loop.period_error_p99_ms:.1f} ms · missed {loop.missed_ticks}",
+        f"tick {snapshot.tick}",
+        f"scene: {html.escape(snapshot.scene)}",
+    ]
+    if snapshot.success is not None:
+        cells.append("<b style='color:#16a34a'>success</b>" if snapshot.success else "not done")
+    if snapshot.inference_ms is not None:
+        cells.append(f"inference {snapshot.inference_ms:.0f} ms")
+    if snapshot.recording is not None:
+        rec = snapshot.recording
+        state = f"<b style='color:#dc2626' id='status-rec'>● REC {rec.episode_frames} frames</b>" if rec.active else "<span id='status-rec'>not recording</span>"
+        cells.append(f"{state} · {rec.saved_episodes} saved · backlog {rec.backlog}")
+    body = " &nbsp;|&nbsp; ".join(cells)
+    rows = [f"<div class='status'>{body}</div>"]
+    if snapshot.instruction:
+        rows.append(f"<div class='status'>instruction: <i>{html.escape(snapshot.instruction)}</i></div>")
+    if snapshot.hint:
+        rows.append(f"<div class='status hint'>{html.escape(snapshot.hint)}</div>")
+    error = snapshot.last_error or (snapshot.recording.error if snapshot.recording else "")
+    if error:
+        rows.append(f"<div class='status error' id='status-error'>⚠ {html.escape(error)}</div>")
+    return "\n".join(rows)
+
+
+def render_events(snapshot: Snapshot | None) -> str:
+    return "" if snapshot is None else "\n".join(snapshot.events[-20:])
