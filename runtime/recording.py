@@ -13,9 +13,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from robot_io.recorder import EpisodeRecorder
+if TYPE_CHECKING:  # lerobot loads only when a session records
+    from robot_io.recorder import EpisodeRecorder
 
 
 @dataclass(frozen=True)
@@ -46,9 +47,9 @@ def check_writable_dir(path: Path) -> None:
 
 
 class RecordingWorker:
-    def __init__(self, make_recorder: Callable[[], EpisodeRecorder], dataset_name: str) -> None:
+    def __init__(self, make_recorder: Callable[[], "EpisodeRecorder"], dataset_name: str) -> None:
         self._make_recorder = make_recorder
-        self._recorder: EpisodeRecorder | None = None
+        self._recorder: "EpisodeRecorder | None" = None
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._dataset = dataset_name

@@ -14,10 +14,9 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from robot_io.policy import Policy
-from robot_io.recorder import EpisodeRecorder
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
 from runtime.chunk_queue import ChunkQueue
 from runtime.commands import (
@@ -30,7 +29,10 @@ from runtime.recording import RecordingWorker, check_writable_dir
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
 from runtime.step import SOURCE_OPERATOR, choose_command, next_mode
-from runtime.teleop_keys import GRIPPER_TOGGLE_KEY, KEYMAP_HELP, keys_to_delta
+from runtime.teleop_keys import KEYMAP_HELP, keys_to_delta
+
+if TYPE_CHECKING:  # lerobot loads only when a session records
+    from robot_io.recorder import EpisodeRecorder
 
 EVENT_LOG_LENGTH = 50
 UNBOUNDED = (-1e9, 1e9)  # limits for joints a robot does not bound itself
@@ -71,7 +73,7 @@ class Session:
         robot: Robot,
         policy: Policy,
         config: SessionConfig,
-        make_recorder: Callable[[], EpisodeRecorder] | None = None,
+        make_recorder: Callable[[], "EpisodeRecorder"] | None = None,
     ) -> None:
         self.config = config
         self.robot = robot
@@ -349,7 +351,9 @@ class Session:
         max_step = {k: config.max_step_overrides.get(k, config.max_step_per_tick) for k in keys}
         return SafetyLimits(joint_limits, max_step)
 
-    def _default_recorder(self) -> EpisodeRecorder:
+    def _default_recorder(self) -> "EpisodeRecorder":
+        from robot_io.recorder import EpisodeRecorder
+
         root = self.config.record_root
         return EpisodeRecorder(
             root=root,

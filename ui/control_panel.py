@@ -39,12 +39,12 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
         past = gr.Dropdown(label="History", choices=history.items(), scale=2, elem_id="history", allow_custom_value=False)
     with gr.Row():
         run = gr.Button("▶ Run policy", variant="primary", elem_id="btn-run")
-        pause = gr.Button("⏸ Pause", elem_id="btn-pause")
-        take = gr.Button("✋ Take over", elem_id="btn-takeover")
+        pause = gr.Button("❚❚ Pause", elem_id="btn-pause")
+        take = gr.Button("☞ Take over", elem_id="btn-takeover")
         release = gr.Button("↩ Release", elem_id="btn-release")
         estop = gr.Button("■ E-stop (Esc)", variant="stop", elem_id="btn-estop")
     with gr.Row():
-        seed = gr.Number(label="Scene seed (empty: random)", precision=0, value=None, scale=1, elem_id="seed")
+        seed = gr.Textbox(label="Scene seed (empty: random)", value="", scale=1, elem_id="seed")
         reset = gr.Button("⟲ Reset scene", elem_id="btn-reset", scale=1)
     gr.Markdown(f"**Keyboard teleop** (after Take over; click the page outside text boxes first): {KEYMAP_HELP}. "
                 "Esc = e-stop.")
@@ -66,5 +66,12 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
     take.click(lambda: session.submit(TakeOver()))
     release.click(lambda: session.submit(Release()))
     estop.click(lambda: session.submit(EStop()))
-    reset.click(lambda value: session.submit(ResetScene(None if value is None else int(value))), inputs=seed)
+    def on_reset(text: str) -> None:
+        text = text.strip()
+        if text and not text.isdigit():
+            gr.Warning(f"The seed must be a whole number >= 0, got {text!r}.")
+            return
+        session.submit(ResetScene(int(text) if text else None))
+
+    reset.click(on_reset, inputs=seed)
     return {"instruction": instruction, "history": past}
