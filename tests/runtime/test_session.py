@@ -1,25 +1,15 @@
 """The session's control thread with our fake robot and policies (fast rate, bounded waits)."""
 
 import math
-import time
 
 import pytest
 
 from runtime.commands import EStop, Mode, Pause, Release, ResetScene, RunPolicy, TakeOver, TeleopKeys
 from runtime.session import Session, SessionConfig
+from tests.session_support import wait_until
 from tests.fakes import ConstantPolicy, FailingPolicy, FakeRobot
 
 FPS = 60.0
-
-
-def wait_until(predicate, session, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        snapshot = session.snapshot()
-        if snapshot is not None and predicate(snapshot):
-            return snapshot
-        time.sleep(0.005)
-    raise AssertionError(f"condition not met within {timeout_s}s; last snapshot: {session.snapshot()}")
 
 
 @pytest.fixture

@@ -1,23 +1,14 @@
 """Recording through the session: episodes land in a LeRobot dataset that lerobot loads back."""
 
-import time
 
 import pytest
 
 from runtime.commands import DiscardRecording, RunPolicy, StartRecording, StopRecording, TakeOver, TeleopKeys
 from runtime.recording import check_writable_dir
 from runtime.session import Session, SessionConfig
+from tests.session_support import wait_until
 from tests.fakes import ConstantPolicy, FakeRobot
 
-
-def wait_until(predicate, session, timeout_s=30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        snapshot = session.snapshot()
-        if snapshot is not None and predicate(snapshot):
-            return snapshot
-        time.sleep(0.01)
-    raise AssertionError(f"condition not met; last snapshot: {session.snapshot()}")
 
 
 def load(root):
@@ -33,18 +24,18 @@ def test_episodes_saved_discarded_and_saved_at_close(tmp_path):
     try:
         session.submit(RunPolicy("pick up the red block"))
         session.submit(StartRecording())
-        start = wait_until(lambda s: s.recording.active, session)
+        start = wait_until(lambda s: s.recording.active, session, timeout_s=60)
         wait_until(lambda s: s.tick > start.tick + 12, session)
         session.submit(TakeOver())
         session.submit(TeleopKeys(frozenset({"KeyW"})))
         wait_until(lambda s: s.action_source == "operator", session)
         session.submit(StopRecording())
-        wait_until(lambda s: s.recording.saved_episodes == 1 and s.recording.backlog == 0, session)
+        wait_until(lambda s: s.recording.saved_episodes == 1 and s.recording.backlog == 0, session, timeout_s=60)
 
         session.submit(StartRecording())
         wait_until(lambda s: s.recording.episode_frames > 5, session)
         session.submit(DiscardRecording())
-        wait_until(lambda s: not s.recording.active and "Discarded" in s.recording.last_message, session)
+        wait_until(lambda s: not s.recording.active and "Discarded" in s.recording.last_message, session, timeout_s=60)
 
         session.submit(StartRecording())  # left running: close() must save it
         wait_until(lambda s: s.recording.episode_frames > 5, session)

@@ -1,0 +1,15 @@
+"""Waiting on a running session's snapshots with a bound, for tests."""
+
+import time
+
+
+def wait_until(predicate, session, timeout_s=10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snapshot = session.snapshot()
+        if snapshot is not None and predicate(snapshot):
+            return snapshot
+        time.sleep(0.005)
+    last = session.snapshot()
+    brief = None if last is None else (last.tick, last.mode, last.action_source, last.last_error, last.recording)
+    raise AssertionError(f"condition not met within {timeout_s}s; last (tick, mode, source, error, recording): {brief}")
