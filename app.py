@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -56,13 +57,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     session.start()
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; these
+    # handlers turn that into a normal exit so the session below is always closed.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         print(f"Foresight Console on http://{args.host}:{args.port}", flush=True)
         uvicorn.run(build_app(session), host=args.host, port=args.port, log_level="warning")
+    except KeyboardInterrupt:
+        pass
     finally:
+        # A second Ctrl-C must not cut saving the episode or finalizing the dataset short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         session.close()
         print("Session closed: dataset finalized.", flush=True)
     return 0
+
+
+def _exit_quietly(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

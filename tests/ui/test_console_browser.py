@@ -57,7 +57,6 @@ def test_console_end_to_end(tmp_path):
             page.keyboard.up("KeyW")
 
             # Record an episode of the expert picking the named block.
-            scene_status = status(url)
             page.click("#btn-rec-start")
             page.wait_for_selector("text=● REC", timeout=10_000)
             instruction.fill("pick up the red block and put it in the bin")
@@ -69,7 +68,6 @@ def test_console_end_to_end(tmp_path):
             page.click("#btn-rec-stop")
             page.wait_for_selector("text=1 saved", timeout=60_000)
             assert status(url)["recording"]["backlog"] == 0
-            assert scene_status["loop"]["achieved_hz"] > 10
 
     # SIGTERM finalized the dataset: lerobot's own loader reads the episode back.
     assert proc.returncode == 0, (tmp_path / "console.log").read_text()
