@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display; before mujoco loads
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never wait on a model hub
 os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times beside the policy
 
 import uvicorn  # noqa: E402
 
+from robot_io.recorder import RecorderError  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
         session = Session(robot, ScriptedExpert(), session_config)
-    except (ValueError, PermissionError, OSError) as err:
+    except (ValueError, RecorderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     session.start()

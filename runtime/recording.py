@@ -7,16 +7,13 @@ drops a frame. The writer owns the `EpisodeRecorder`; everything it does is in o
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:  # lerobot loads only when a session records
-    from robot_io.recorder import EpisodeRecorder
+from robot_io.recorder import EpisodeRecorder
 
 
 @dataclass(frozen=True)
@@ -31,25 +28,10 @@ class RecordingStatus:
     error: str
 
 
-def check_writable_dir(path: Path) -> None:
-    """Fail before anything starts when datasets cannot be written at `path`."""
-    probe_dir = path if path.exists() else path.parent
-    while not probe_dir.exists():
-        probe_dir = probe_dir.parent
-    if not probe_dir.is_dir():
-        raise PermissionError(f"Recordings folder {path} cannot be created: {probe_dir} is not a folder.")
-    try:
-        probe = probe_dir / f".write_test_{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise PermissionError(f"Recordings folder {path} is not writable ({err.strerror}).") from err
-
-
 class RecordingWorker:
-    def __init__(self, make_recorder: Callable[[], "EpisodeRecorder"], dataset_name: str) -> None:
+    def __init__(self, make_recorder: Callable[[], EpisodeRecorder], dataset_name: str) -> None:
         self._make_recorder = make_recorder
-        self._recorder: "EpisodeRecorder | None" = None
+        self._recorder: EpisodeRecorder | None = None
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._dataset = dataset_name

@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from robot_io.policy import Policy
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
@@ -25,14 +25,13 @@ from runtime.commands import (
 )
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
-from runtime.recording import RecordingWorker, check_writable_dir
+from robot_io.recorder import EpisodeRecorder, check_writable
+from runtime.recording import RecordingWorker
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
 from runtime.step import SOURCE_OPERATOR, choose_command, next_mode
 from runtime.teleop_keys import KEYMAP_HELP, keys_to_delta
 
-if TYPE_CHECKING:  # lerobot loads only when a session records
-    from robot_io.recorder import EpisodeRecorder
 
 EVENT_LOG_LENGTH = 50
 UNBOUNDED = (-1e9, 1e9)  # limits for joints a robot does not bound itself
@@ -73,7 +72,7 @@ class Session:
         robot: Robot,
         policy: Policy,
         config: SessionConfig,
-        make_recorder: Callable[[], "EpisodeRecorder"] | None = None,
+        make_recorder: Callable[[], EpisodeRecorder] | None = None,
     ) -> None:
         self.config = config
         self.robot = robot
@@ -87,7 +86,7 @@ class Session:
         self._runner = PolicyRunner(policy, self._chunks, len(self.action_keys), self._policy_failed)
         self._recording: RecordingWorker | None = None
         if config.record_root is not None:
-            check_writable_dir(config.record_root)
+            check_writable(config.record_root)
             make_recorder = make_recorder or self._default_recorder
             self._recording = RecordingWorker(make_recorder, str(config.record_root))
 
@@ -351,9 +350,7 @@ class Session:
         max_step = {k: config.max_step_overrides.get(k, config.max_step_per_tick) for k in keys}
         return SafetyLimits(joint_limits, max_step)
 
-    def _default_recorder(self) -> "EpisodeRecorder":
-        from robot_io.recorder import EpisodeRecorder
-
+    def _default_recorder(self) -> EpisodeRecorder:
         root = self.config.record_root
         return EpisodeRecorder(
             root=root,

@@ -4,7 +4,7 @@
 import pytest
 
 from runtime.commands import DiscardRecording, RunPolicy, StartRecording, StopRecording, TakeOver, TeleopKeys
-from runtime.recording import check_writable_dir
+from robot_io.recorder import RecorderError, check_writable
 from runtime.session import Session, SessionConfig
 from tests.session_support import wait_until
 from tests.fakes import ConstantPolicy, FakeRobot
@@ -64,7 +64,7 @@ def test_recording_without_a_dataset_folder_says_so():
 def test_unwritable_recordings_folder_fails_before_anything_starts(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    with pytest.raises(PermissionError, match="not a folder"):
-        check_writable_dir(blocker / "episodes")
-    with pytest.raises(PermissionError):
+    with pytest.raises(RecorderError, match="not a folder"):
+        check_writable(blocker / "episodes")
+    with pytest.raises(RecorderError, match="not a folder"):
         Session(FakeRobot(), ConstantPolicy(), SessionConfig(record_root=blocker / "episodes"))
