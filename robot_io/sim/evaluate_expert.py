@@ -1,0 +1,94 @@
+"""Measure the scripted expert on seeded episodes through `SimRobot`, as the console runs it.
+
+    python -m robot_io.sim.evaluate_expert --episodes 50 [--seed 0] [--no-cameras]
+
+Prints the success rate overall, per belt-speed band and per target colour, the episode length,
+and the cost of a control tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
+from robot_io.sim.scripted_expert import ScriptedExpert
+from robot_io.sim.sim_robot import SimRobot
+
+SPEED_BANDS = 3  # equal-width bands over the belt speed range
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--episodes", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0, help="first episode's seed; the others follow")
+    parser.add_argument("--execute-horizon", type=int, default=EXECUTE_HORIZON,
+                        help="chunk steps run before the next inference")
+    parser.add_argument("--no-cameras", action="store_true", help="render nothing (faster; same physics)")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be >= 1")
+    if args.execute_horizon < 1:
+        parser.error("--execute-horizon must be >= 1")
+    return args
+
+
+def _rate(results: list[RolloutResult]) -> str:
+    wins = sum(r.success for r in results)
+    return f"{wins}/{len(results)} ({100 * wins / len(results):.0f}%)"
+
+
+def report(results: list[RolloutResult], config: ConveyorSimConfig) -> str:
+    low, high = config.belt_speed_range
+    edges = np.linspace(low, high, SPEED_BANDS + 1)
+    by_band: dict[str, list[RolloutResult]] = defaultdict(list)
+    by_color: dict[str, list[RolloutResult]] = defaultdict(list)
+    for r in results:
+        band = min(int(np.searchsorted(edges, r.episode.belt_speed, side="right")) - 1, SPEED_BANDS - 1)
+        by_band[f"{edges[band]:.3f}-{edges[band + 1]:.3f} m/s"].append(r)
+        by_color[r.episode.target_color].append(r)
+    wrong = sum(1 for r in results if not r.success and r.in_bin)
+    seconds = np.array([r.seconds for r in results if r.success])
+    lines = [f"success: {_rate(results)}   (wrong block in the bin: {wrong})"]
+    lines += [f"  belt {name}: {_rate(rs)}" for name, rs in sorted(by_band.items())]
+    lines += [f"  target {name}: {_rate(rs)}" for name, rs in sorted(by_color.items())]
+    if len(seconds):
+        lines.append(f"successful episode length: mean {seconds.mean():.1f} s, median {np.median(seconds):.1f} s, "
+                     f"max {seconds.max():.1f} s ({config.fps:g} ticks/s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = ConveyorSimConfig(cameras=()) if args.no_cameras else ConveyorSimConfig()
+    robot = SimRobot(config)
+    robot.connect()
+    expert = ScriptedExpert()
+    results: list[RolloutResult] = []
+    started = time.perf_counter()
+    try:
+        for seed in range(args.seed, args.seed + args.episodes):
+            robot.reset_scene(seed)
+            result = run_episode(robot, expert, execute_horizon=args.execute_horizon)
+            results.append(result)
+            ep = result.episode
+            print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
+                  f"{'ok  ' if result.success else 'FAIL'} {result.ticks} ticks, in bin: {list(result.in_bin)}",
+                  flush=True)
+    finally:
+        robot.disconnect()
+    elapsed = time.perf_counter() - started
+    ticks = sum(r.ticks for r in results)
+    print(report(results, config))
+    print(f"{ticks} ticks in {elapsed:.1f} s: {1e3 * elapsed / ticks:.1f} ms per tick "
+          f"({len(config.cameras)} cameras, {config.image_width}x{config.image_height})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Run one episode of a policy on a `SimRobot` the way the console does, headless and unpaced.
+
+Each tick: observe, send the command chunked for this tick, and when the chunk has had
+`execute_horizon` steps (or runs out) ask the policy for the next one from this tick's
+observation. That chunk starts at the next tick: one tick of inference latency, as in the console.
+Ticks with no command (the very first) hold the current joint positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from robot_io.policy import Policy
+from robot_io.sim.conveyor_env import EpisodeSpec
+from robot_io.sim.sim_robot import SimRobot
+
+EXECUTE_HORIZON = 8  # the console's default number of chunk steps run before the next inference
+SETTLE_TICKS = 8  # the episode ends once a block has stayed in the bin this long
+
+FrameCallback = Callable[[dict[str, Any], dict[str, float], str], None]  # observation, action, source
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    episode: EpisodeSpec
+    success: bool  # the scene's target block is in the bin
+    ticks: int
+    in_bin: tuple[str, ...]  # colours of the blocks in the bin at the end
+    seconds: float  # simulated time
+
+
+def run_episode(
+    robot: SimRobot,
+    policy: Policy,
+    instruction: str | None = None,
+    execute_horizon: int = EXECUTE_HORIZON,
+    on_frame: FrameCallback | None = None,
+) -> RolloutResult:
+    """Run the current scene (call `robot.reset_scene` first) until a block has settled in the
+    bin or the time limit.
+
+    instruction: None follows the scene's own instruction. on_frame gets every tick's
+    observation, the action sent and its source ("policy" or "hold").
+    """
+    episode = robot.episode
+    instruction = episode.instruction if instruction is None else instruction
+    keys = list(robot.action_features)
+    policy.reset()
+    chunk: np.ndarray | None = None
+    chunk_tick = 0  # the tick whose observation produced `chunk`
+    held: dict[str, float] | None = None
+    in_bin_ticks = 0
+    tick = 0
+    while tick < robot.config.max_ticks and in_bin_ticks < SETTLE_TICKS:
+        observation = robot.get_observation()
+        step = tick - chunk_tick - 1
+        if chunk is not None and 0 <= step < len(chunk):
+            action, source = dict(zip(keys, map(float, chunk[step]))), "policy"
+        else:
+            action = held or {key: float(observation[key]) for key in keys}
+            source = "hold"
+        if chunk is None or step + 1 >= min(execute_horizon, len(chunk)):
+            chunk, chunk_tick = policy.infer(observation, instruction).actions, tick
+        if on_frame is not None:
+            on_frame(observation, action, source)
+        held = robot.send_action(action)
+        in_bin_ticks = in_bin_ticks + 1 if robot.env.blocks_in_bin() else 0
+        tick += 1
+    env = robot.env
+    return RolloutResult(episode, env.is_success(), tick, env.blocks_in_bin(), env.time)
+
