@@ -36,10 +36,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "bench_episodes"
-        with console_process("--record-to", str(dataset), "--seed", "11", log_path=Path(tmp) / "console.log") as (url, proc):
+        with console_process("--record-to", str(dataset), "--seed", "11", log_path=Path(tmp) / "console.log") as (url, _proc):
             with chromium_page() as page:
                 page.goto(url)
-                page.wait_for_function("cams => cams.every(c => window.feedStats[c] && window.feedStats[c].frames > 5)",
+                page.wait_for_function("cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames > 5)",
                                        arg=CAMERAS, timeout=60_000)
                 page.click("#btn-rec-start")
                 page.locator("#instruction textarea").fill(INSTRUCTION)

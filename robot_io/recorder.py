@@ -66,6 +66,13 @@ MIN_IMAGE_SIDE = 32
 # metadata table then fails to build at finalize(), taking every buffered episode with it
 # (measured with lerobot 0.6.1). So an episode needs at least 2 frames.
 MIN_EPISODE_FRAMES = 2
+# H.264 (x264 "veryfast") instead of LeRobot's default AV1: measured 1.6 vs 5.1 CPU-ms per
+# 224x224 frame here, which matters when 3 cameras encode beside a 15 Hz loop on 2 cores.
+# Keyframe every 2 frames (LeRobot's default) keeps random access for training cheap.
+VIDEO_CODEC = "h264"  # libx264 in the bundled FFmpeg
+VIDEO_PRESET = "veryfast"
+VIDEO_CRF = 23
+VIDEO_GOP = 2
 # Without streaming encoding, PNGs are written by background threads instead of inside add_frame.
 IMAGE_WRITER_THREADS_PER_CAMERA = 2
 
@@ -373,12 +380,16 @@ class EpisodeRecorder:
         return LeRobotDataset.resume(self.repo_id, root=self.root, **self._writer_options())
 
     def _writer_options(self) -> dict:
+        from lerobot.configs.video import RGBEncoderConfig
+
+        encoder = RGBEncoderConfig(vcodec=VIDEO_CODEC, preset=VIDEO_PRESET, crf=VIDEO_CRF, g=VIDEO_GOP)
         if self.streaming_encoding:
             return {
+                "rgb_encoder": encoder,
                 "streaming_encoding": True,
                 "encoder_queue_maxsize": ENCODER_QUEUE_SECONDS * self.fps,
             }
-        return {"image_writer_threads": IMAGE_WRITER_THREADS_PER_CAMERA * len(self._cameras)}
+        return {"rgb_encoder": encoder, "image_writer_threads": IMAGE_WRITER_THREADS_PER_CAMERA * len(self._cameras)}
 
     def _read_info(self) -> dict:
         return json.loads((self.root / "meta" / "info.json").read_text())

@@ -1,26 +1,49 @@
-"""Recording beside the control loop: frames go through a queue to one writer thread, so
-video encoding and episode saves never delay a control tick.
+"""Recording beside the control loop, in a child process.
 
-The queue is unbounded on purpose: a slow disk makes it grow (visible as `backlog`), it never
-drops a frame. The writer owns the `EpisodeRecorder`; everything it does is in order.
+Video encoding holds Python's GIL for milliseconds at a time; in the control process it made
+ticks late. So one writer process owns the `EpisodeRecorder` and the control thread only puts
+requests on a queue (frames are pickled by the queue's feeder thread, a memcpy). The queue is
+unbounded on purpose: a slow disk makes it grow (visible as `backlog`), it never drops a frame.
+
+The writer ignores SIGINT/SIGTERM so a Ctrl-C in the terminal cannot cut an episode short: the
+parent decides (save or discard) and then asks it to finalize. If the parent dies (SIGKILL), the
+writer discards the episode in progress and finalizes what was saved.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 import queue
+import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 from robot_io.recorder import EpisodeRecorder
+
+PARENT_CHECK_S = 1.0  # how often an idle writer checks that the console is still alive
+CLOSE_TIMEOUT_S = 300.0  # saving a long episode and finalizing can take a while
+
+
+@dataclass(frozen=True)
+class RecorderSpec:
+    """Everything the writer process needs to open the dataset (picklable)."""
+
+    root: Path
+    fps: int
+    observation_features: dict
+    action_features: dict
+    robot_type: str
 
 
 @dataclass(frozen=True)
 class RecordingStatus:
     dataset: str
     active: bool  # an episode is being recorded
-    episode_frames: int  # frames queued for the episode in progress
+    episode_frames: int  # frames queued for the episode in progress (or the last one)
     saved_episodes: int
     backlog: int  # frames queued but not yet written
     frames_written: int
@@ -29,21 +52,28 @@ class RecordingStatus:
 
 
 class RecordingWorker:
-    def __init__(self, make_recorder: Callable[[], EpisodeRecorder], dataset_name: str) -> None:
-        self._make_recorder = make_recorder
-        self._recorder: EpisodeRecorder | None = None
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue()
+    def __init__(self, spec: RecorderSpec) -> None:
+        self._spec = spec
+        self._feature_keys = [*spec.observation_features]
+        context = mp.get_context("spawn")  # no fork: the parent holds EGL contexts and threads
+        self._requests = context.Queue()
+        self._replies = context.Queue()
+        self._process = context.Process(
+            target=_writer_main, args=(spec, self._requests, self._replies), name="recording-writer", daemon=True
+        )
+        self._process.start()
         self._lock = threading.Lock()
-        self._dataset = dataset_name
         self._active = False
         self._episode_frames = 0
         self._saved = 0
-        self._written = 0
         self._queued = 0
+        self._written = 0
+        self._pending = 0  # requests sent and not yet answered
         self._message = ""
         self._error = ""
-        self._thread = threading.Thread(target=self._run, name="recording-writer", daemon=True)
-        self._thread.start()
+        self._closed = threading.Event()
+        self._listener = threading.Thread(target=self._listen, name="recording-replies", daemon=True)
+        self._listener.start()
 
     # --- called from the control thread -------------------------------------------------
     @property
@@ -55,15 +85,16 @@ class RecordingWorker:
             self._active = True
             self._episode_frames = 0
             self._error = ""
-        self._queue.put(("start", task))
+        self._send("start", task)
 
     def add_frame(self, observation: dict, action: dict[str, float], intervention: bool, source: str) -> None:
         if not self._active:
             return
+        features = {k: observation[k] for k in self._feature_keys if k in observation}  # drop privileged extras
         with self._lock:
             self._episode_frames += 1
             self._queued += 1
-        self._queue.put(("frame", (observation, action, intervention, source)))
+        self._send("frame", (features, action, intervention, source))
 
     def save_episode(self) -> None:
         self._end_episode("save")
@@ -71,17 +102,21 @@ class RecordingWorker:
     def discard_episode(self) -> None:
         self._end_episode("discard")
 
-    def close(self, save_in_progress: bool, timeout_s: float = 120.0) -> None:
+    def close(self, save_in_progress: bool, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Save or discard the episode in progress, finalize the dataset, stop the writer."""
         if self._active:
             self._end_episode("save" if save_in_progress else "discard")
-        self._queue.put(("finalize", None))
-        self._thread.join(timeout_s)
+        self._send("finalize", None)
+        self._process.join(timeout_s)
+        if self._process.is_alive():
+            self._process.terminate()
+        self._closed.set()
+        self._listener.join(timeout=5)
 
     def status(self) -> RecordingStatus:
         with self._lock:
             return RecordingStatus(
-                dataset=self._dataset,
+                dataset=str(self._spec.root),
                 active=self._active,
                 episode_frames=self._episode_frames,
                 saved_episodes=self._saved,
@@ -92,62 +127,108 @@ class RecordingWorker:
             )
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """Block until every queued request is written (tests, shutdown)."""
+        """Block until every request sent so far is answered (tests, benchmarks)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
+            with self._lock:
+                if self._pending == 0:
+                    return True
             time.sleep(0.02)
         return False
 
     def _end_episode(self, how: str) -> None:
         with self._lock:
             self._active = False
-        self._queue.put((how, None))
+        self._send(how, None)
 
-    # --- the writer thread ----------------------------------------------------------------
-    def _run(self) -> None:
-        skipping = False  # the episode failed to start or write: drop its frames, keep the rest
-        while True:
-            kind, payload = self._queue.get()
+    def _send(self, kind: str, payload: Any) -> None:
+        with self._lock:
+            self._pending += 1
+        self._requests.put((kind, payload))
+
+    # --- replies from the writer --------------------------------------------------------------
+    def _listen(self) -> None:
+        while not (self._closed.is_set() and self._replies.empty()):
             try:
-                if kind == "start":
-                    skipping = False
-                    if self._recorder is None:
-                        self._recorder = self._make_recorder()
-                        with self._lock:
-                            self._saved = self._recorder.num_episodes
-                    self._recorder.start_episode(payload)
-                elif kind == "frame":
-                    if not skipping:
-                        self._recorder.add_frame(*payload)
-                elif kind == "save" and not skipping and self._recorder is not None:
-                    index = self._recorder.save_episode()
+                kind, ok, info = self._replies.get(timeout=0.2)
+            except queue.Empty:
+                if not self._process.is_alive() and self._replies.empty():
                     with self._lock:
-                        self._saved = self._recorder.num_episodes
-                        self._message = f"Saved episode {index} to {self._dataset}."
-                elif kind == "discard" and self._recorder is not None:
-                    self._recorder.discard_episode()
-                    with self._lock:
-                        self._message = "Discarded the episode in progress."
-                elif kind == "finalize":
-                    if self._recorder is not None:
-                        self._recorder.finalize()
-                    return
-            except Exception as err:  # noqa: BLE001 - any writer failure must reach the operator
-                skipping = True
-                with self._lock:
-                    self._active = False
-                    self._error = f"Recording failed ({kind}): {err}"
-                if self._recorder is not None and kind != "finalize":
-                    try:
-                        self._recorder.discard_episode()
-                    except Exception:  # noqa: BLE001 - the buffer may already be gone
-                        pass
-                if kind == "finalize":
-                    return
-            finally:
+                        if self._pending and not self._closed.is_set():
+                            self._error = f"The recording writer stopped (exit code {self._process.exitcode})."
+                            self._active = False
+                    if self._closed.is_set():
+                        return
+                continue
+            with self._lock:
+                if kind != "open":
+                    self._pending -= 1
                 if kind == "frame":
-                    with self._lock:
-                        self._written += 1
-                self._queue.task_done()
+                    self._written += 1
+                if not ok:
+                    self._active = False
+                    self._error = f"Recording failed ({kind}): {info}"
+                elif kind in ("open", "save"):
+                    self._saved = info["episodes"]
+                    if kind == "save":
+                        self._message = f"Saved episode {info['index']} to {self._spec.root}."
+                elif kind == "discard":
+                    self._message = "Discarded the episode in progress."
+
+
+def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> None:
+    """The writer process: applies requests in order; answers each one (kind, ok, info)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parent = os.getppid()
+    recorder: EpisodeRecorder | None = None
+    skipping = False  # the episode failed to start or write: drop its frames, keep the rest
+    while True:
+        try:
+            kind, payload = requests.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            if os.getppid() != parent:  # the console died: keep what was saved
+                if recorder is not None:
+                    recorder.finalize()
+                return
+            continue
+        info: Any = None
+        try:
+            if kind == "start":
+                skipping = False
+                if recorder is None:
+                    recorder = EpisodeRecorder(
+                        spec.root, spec.fps, spec.observation_features, spec.action_features,
+                        resume=spec.root.exists(), robot_type=spec.robot_type,
+                    )
+                    replies.put(("open", True, {"episodes": recorder.num_episodes}))  # not a request: no pending
+                recorder.start_episode(payload)
+            elif kind == "frame":
+                if not skipping:
+                    recorder.add_frame(*payload)
+            elif kind == "save":
+                if not skipping and recorder is not None:
+                    index = recorder.save_episode()
+                    info = {"index": index, "episodes": recorder.num_episodes}
+                else:
+                    kind = "discard"
+            elif kind == "discard":
+                if recorder is not None:
+                    recorder.discard_episode()
+            elif kind == "finalize":
+                if recorder is not None:
+                    recorder.finalize()
+                replies.put((kind, True, None))
+                return
+            replies.put((kind, True, info))
+        except Exception as err:  # noqa: BLE001 - any writer failure must reach the operator
+            skipping = kind in ("start", "frame")
+            if recorder is not None and kind != "finalize":
+                try:
+                    recorder.discard_episode()
+                except Exception:  # noqa: BLE001 - the buffer may already be gone
+                    pass
+            replies.put((kind, False, f"{type(err).__name__}: {err}"))
+            if kind == "finalize":
+                return

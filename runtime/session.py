@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from robot_io.policy import Policy
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
@@ -25,8 +25,8 @@ from runtime.commands import (
 )
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
-from robot_io.recorder import EpisodeRecorder, check_writable
-from runtime.recording import RecordingWorker
+from robot_io.recorder import check_writable
+from runtime.recording import RecorderSpec, RecordingWorker
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
 from runtime.step import SOURCE_OPERATOR, choose_command, next_mode
@@ -72,7 +72,6 @@ class Session:
         robot: Robot,
         policy: Policy,
         config: SessionConfig,
-        make_recorder: Callable[[], EpisodeRecorder] | None = None,
     ) -> None:
         self.config = config
         self.robot = robot
@@ -87,8 +86,13 @@ class Session:
         self._recording: RecordingWorker | None = None
         if config.record_root is not None:
             check_writable(config.record_root)
-            make_recorder = make_recorder or self._default_recorder
-            self._recording = RecordingWorker(make_recorder, str(config.record_root))
+            self._recording = RecordingWorker(RecorderSpec(
+                root=config.record_root.expanduser().absolute(),
+                fps=int(config.fps),
+                observation_features=robot.observation_features,
+                action_features=robot.action_features,
+                robot_type=robot.name,
+            ))
 
         self._mode = Mode.IDLE
         self._instruction = ""
@@ -349,16 +353,6 @@ class Session:
         joint_limits = {k: tuple(limits.get(k, UNBOUNDED)) for k in keys}
         max_step = {k: config.max_step_overrides.get(k, config.max_step_per_tick) for k in keys}
         return SafetyLimits(joint_limits, max_step)
-
-    def _default_recorder(self) -> EpisodeRecorder:
-        root = self.config.record_root
-        return EpisodeRecorder(
-            root=root,
-            fps=int(self.config.fps),
-            observation_features=self.robot.observation_features,
-            action_features=self.robot.action_features,
-            resume=root.exists(),
-        )
 
 
 def describe_episode(episode: Any) -> str:

@@ -30,7 +30,7 @@ def test_console_end_to_end(tmp_path):
 
             # Every feed delivers frames to the page and shows them.
             page.wait_for_function(
-                "cams => cams.every(c => window.feedStats[c] && window.feedStats[c].frames >= 10)",
+                "cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames >= 10)",
                 arg=CAMERAS, timeout=30_000,
             )
             first = page.evaluate("cams => cams.map(c => window.feedStats[c].frames)", CAMERAS)
