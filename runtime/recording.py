@@ -182,6 +182,7 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     parent = os.getppid()
+    import lerobot.datasets.lerobot_dataset  # noqa: F401 - pay the slow import before the first episode
     recorder: EpisodeRecorder | None = None
     skipping = False  # the episode failed to start or write: drop its frames, keep the rest
     while True:

@@ -1,0 +1,102 @@
+"""Input/output transforms shared by the policy call and training data: letterboxing, mean/std
+normalisation keyed by robot type then feature, and delta actions (joints relative to the state)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+STATE_FEATURE = "observation.state"
+ACTION_FEATURE = "action"
+STD_EPS = 1e-6  # (x - mean) / (std + eps), the released normalisation
+
+
+def letterbox(frame: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (H, W, 3) -> uint8 (size, size, 3): scaled to fit, centred on black."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"camera frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    if h == 0 or w == 0:
+        raise ValueError(f"camera frame is empty: {frame.shape}")
+    if h == size and w == size:
+        return frame
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    image = F.interpolate(image, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
+    out = np.zeros((size, size, 3), dtype=np.uint8)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = image[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+    return out
+
+
+def to_model_images(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+    images = torch.from_numpy(np.ascontiguousarray(frames)).float().div_(127.5).sub_(1.0)
+    return images.movedim(-1, -3).contiguous()  # NCHW memory, which the convs are fastest on
+
+
+def to_uint8_images(images: torch.Tensor) -> np.ndarray:
+    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3)."""
+    pixels = ((images.float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return pixels.movedim(-3, -1).cpu().numpy()
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    mean: np.ndarray  # (D,)
+    std: np.ndarray  # (D,)
+
+    @classmethod
+    def from_stats(cls, stats: dict, robot_type: str, feature: str, dim: int) -> Normalizer:
+        if robot_type not in stats:
+            raise ValueError(f"no normalisation stats for robot type {robot_type!r}; stats hold {sorted(stats)}")
+        if feature not in stats[robot_type]:
+            raise ValueError(f"stats of {robot_type!r} have no {feature!r}; they hold {sorted(stats[robot_type])}")
+        entry = stats[robot_type][feature]
+        mean, std = np.asarray(entry["mean"], dtype=np.float32), np.asarray(entry["std"], dtype=np.float32)
+        if mean.shape != (dim,) or std.shape != (dim,):
+            raise ValueError(f"stats {robot_type!r} / {feature!r} have {mean.shape[0]} dims, expected {dim}")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (std < 0).any():
+            raise ValueError(f"stats {robot_type!r} / {feature!r} hold NaN, infinite or negative values")
+        return cls(mean, std)
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / (self.std + STD_EPS)
+
+    def unnormalize(self, x: np.ndarray) -> np.ndarray:
+        return x * (self.std + STD_EPS) + self.mean
+
+
+@dataclass(frozen=True)
+class DeltaActions:
+    """Which action dims are relative to which state dims (joints), the rest absolute (grippers)."""
+
+    action_index: np.ndarray  # (K,) action dims that are deltas
+    state_index: np.ndarray  # (K,) the state dim each is relative to
+
+    @classmethod
+    def by_name(cls, action_keys: list[str], state_keys: list[str], absolute_word: str = "gripper") -> DeltaActions:
+        """Every action key without `absolute_word` is a delta of the state key of the same name."""
+        pairs = [(i, key) for i, key in enumerate(action_keys) if absolute_word not in key]
+        missing = [key for _, key in pairs if key not in state_keys]
+        if missing:
+            raise ValueError(f"delta actions need a state of the same name for {missing}")
+        return cls(np.array([i for i, _ in pairs], dtype=np.int64), np.array([state_keys.index(k) for _, k in pairs], dtype=np.int64))
+
+    def to_delta(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """actions (..., T, A) absolute -> relative on the delta dims, for state (..., S)."""
+        out = actions.copy()
+        out[..., self.action_index] -= self._reference(state)
+        return out
+
+    def to_absolute(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        out = actions.copy()
+        out[..., self.action_index] += self._reference(state)
+        return out
+
+    def _reference(self, state: np.ndarray) -> np.ndarray:
+        return state[..., None, self.state_index]  # (..., 1, K), broadcast over the chunk

@@ -1,0 +1,131 @@
+"""The understanding expert's inputs: a vision tower and an instruction tokenizer.
+
+Both variants expose the same surface to the policy network:
+`und_expert.image_tokens(images (M, 3, S, S) in [-1, 1]) -> (M, tokens_per_view, D)` and
+`und_expert.model.language_model` holding `embed_tokens`, `layers` and `norm`.
+`tiny` uses our conv encoder and byte-level text; `a1-3b` uses transformers' Qwen3-VL (model/qwen3_vl.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.config import ConvVisionConfig, ModelConfig, TextConfig
+from model.mot import Expert
+
+POSITION_INIT_STD = 0.02  # learned position embeddings start small, as in ViT
+
+
+class ConvVisionEncoder(nn.Module):
+    """Two strided convs: (M, 3, 224, 224) -> 28x28 features -> 4x4 tokens of width D."""
+
+    def __init__(self, c: ConvVisionConfig, width: int) -> None:
+        super().__init__()
+        self.input_size = c.input_size
+        self.stem = nn.Conv2d(3, c.stem_channels, kernel_size=c.stem_patch, stride=c.stem_patch)
+        self.patch = nn.Conv2d(c.stem_channels, width, kernel_size=c.head_patch, stride=c.head_patch)
+        self.pos_embed = nn.Parameter(torch.randn(c.tokens_per_side**2, width) * POSITION_INIT_STD)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = F.gelu(self.stem(images))  # (M, stem_channels, 28, 28)
+        x = self.patch(x)  # (M, D, 4, 4)
+        x = x.flatten(2).transpose(1, 2)  # (M, 16, D), raster order
+        return self.norm(x + self.pos_embed)
+
+
+class TinyVLM(nn.Module):
+    """Our small understanding expert: conv vision encoder + byte embeddings + expert layers."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.model = nn.ModuleDict(
+            {
+                "visual": ConvVisionEncoder(config.vision, config.und.hidden_size),
+                "language_model": Expert(config.und, vocab_size=config.text.vocab_size),
+            }
+        )
+
+    def image_tokens(self, images: Tensor) -> Tensor:
+        return self.model.visual(resize_square(images, self.model.visual.input_size))
+
+
+def resize_square(images: Tensor, size: int) -> Tensor:
+    """(M, 3, S, S) -> (M, 3, size, size), untouched when already that size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resized.to(images.dtype)  # antialiased resizing has no bf16 kernel on every device
+
+
+def build_understanding(config: ModelConfig) -> nn.Module:
+    if config.vision.kind == "conv":
+        return TinyVLM(config)
+    from model.qwen3_vl import (
+        Qwen3VLUnderstanding,  # transformers loads slowly; only a1-3b needs it
+    )
+
+    return Qwen3VLUnderstanding.from_model_config(config)
+
+
+class ByteTokenizer:
+    """Instruction -> UTF-8 bytes, lower-cased with whitespace collapsed, right-padded to max_tokens."""
+
+    def __init__(self, config: TextConfig) -> None:
+        self.config = config
+        self.first_byte_id = max(config.pad_id, config.vision_start_id, config.vision_end_id) + 1
+        if self.first_byte_id + 256 > config.vocab_size:
+            raise ValueError(f"byte vocabulary needs {self.first_byte_id + 256} ids, config has {config.vocab_size}")
+
+    def __call__(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """-> ids (B, max_tokens) long, mask (B, max_tokens) bool."""
+        rows = []
+        for text in texts:
+            data = " ".join(text.lower().split()).encode("utf-8")[: self.config.max_tokens]
+            if not data:
+                raise ValueError("instruction is empty")
+            rows.append([self.first_byte_id + b for b in data])
+        return _pad_right(rows, self.config)
+
+
+class QwenTextTokenizer:
+    """Qwen3-VL's tokenizer from a local folder (tokenizer.json etc.); nothing is downloaded."""
+
+    def __init__(self, folder: str | Path, config: TextConfig) -> None:
+        from transformers import AutoTokenizer
+
+        self.config = config
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as err:
+            raise FileNotFoundError(f"no Qwen3-VL tokenizer files (tokenizer.json, tokenizer_config.json) in {folder}: {err}") from err
+
+    def __call__(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        rows = []
+        for text in texts:
+            ids = self._tokenizer(text.strip(), add_special_tokens=False)["input_ids"][: self.config.max_tokens]
+            if not ids:
+                raise ValueError("instruction is empty")
+            rows.append(ids)
+        return _pad_right(rows, self.config)
+
+
+def _pad_right(rows: list[list[int]], config: TextConfig) -> tuple[Tensor, Tensor]:
+    ids = torch.full((len(rows), config.max_tokens), config.pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), config.max_tokens), dtype=torch.bool)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = True
+    return ids, mask
+
+
+def build_text_tokenizer(config: TextConfig, folder: str | Path | None = None) -> ByteTokenizer | QwenTextTokenizer:
+    if config.kind == "bytes":
+        return ByteTokenizer(config)
+    if folder is None:
+        raise ValueError("the Qwen text tokenizer needs a folder holding its tokenizer files")
+    return QwenTextTokenizer(folder, config)

@@ -1,0 +1,72 @@
+"""Config presets and their validation."""
+
+import dataclasses
+
+import pytest
+
+from model.config import ExpertConfig, ForesightConfig, ModelConfig, a1_3b, preset, tiny
+
+
+def test_a1_3b_has_the_released_shapes():
+    c = a1_3b()
+    assert (c.und.hidden_size, c.und.num_layers, c.und.num_heads, c.und.num_kv_heads, c.und.head_dim, c.und.mlp_size) == (
+        2048, 28, 16, 8, 128, 6144,
+    )
+    for expert in (c.gen, c.act):
+        assert (expert.hidden_size, expert.num_layers, expert.num_heads, expert.num_kv_heads, expert.head_dim, expert.mlp_size) == (
+            1024, 28, 16, 8, 128, 3072,
+        )
+    assert (c.vision.depth, c.vision.hidden_size, c.vision.tokens_per_side) == (24, 1024, 8)
+    assert c.prefix_tokens == 3 * (1 + 64 + 1) + 48
+    assert c.generation_tokens == 96
+    assert (c.foresight.latent_size, c.foresight.token_patch, c.foresight.latent_channels) == (32, 8, 16)
+    assert (c.chunk_size, c.max_state_dim, c.max_action_dim, c.flow.denoise_steps, c.gen_loss_weight) == (50, 32, 32, 10, 0.01)
+    assert (c.optim.lr, c.optim.betas) == (5e-5, (0.9, 0.95))
+
+
+def test_tiny_spends_tokens_sparingly():
+    c = tiny()
+    assert c.image_tokens_per_view == 16 and c.prefix_tokens == 3 * 18 + 48
+    assert c.generation_tokens == 3 * 2 * 16 and c.chunk_size == 50
+
+
+def test_presets_by_name():
+    assert preset("tiny").name == "tiny" and preset("a1-3b").name == "a1-3b"
+    with pytest.raises(ValueError, match="unknown preset 'huge'; known: tiny, a1-3b"):
+        preset("huge")
+
+
+def test_dict_round_trip():
+    for config in (tiny(), a1_3b()):
+        assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("gen", lambda: ExpertConfig(128, 5, 4, 2, 32, 384), "num_layers must agree"),
+        ("mrope_section", lambda: (8, 8, 8), "mrope_section"),
+        ("chunk_size", lambda: 0, "chunk_size must be > 0"),
+    ],
+)
+def test_invalid_configs_say_what_is_wrong(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(tiny(), **{field: value()})
+
+
+def test_expert_and_foresight_checks():
+    with pytest.raises(ValueError, match="multiple of num_kv_heads"):
+        ExpertConfig(128, 2, 4, 3, 32, 256)
+    with pytest.raises(ValueError, match="divisible by downsample"):
+        ForesightConfig(image_size=124)
+    with pytest.raises(ValueError, match="tokens_per_side"):
+        ForesightConfig(image_size=128, tokens_per_side=3)
+    with pytest.raises(ValueError, match="stride-2 stages"):
+        ForesightConfig(conv_channels=(8, 8))
+
+
+def test_unknown_config_keys_are_rejected():
+    data = tiny().to_dict()
+    data["und"]["width"] = 3
+    with pytest.raises(ValueError, match="width"):
+        ModelConfig.from_dict(data)
