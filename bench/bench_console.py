@@ -29,6 +29,16 @@ def get_status(url: str) -> dict:
     return json.loads(urllib.request.urlopen(f"{url}/api/status", timeout=5).read())
 
 
+def wait_for_save(url: str, timeout_s: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        recording = get_status(url)["recording"]
+        if recording["saved_episodes"] >= 1 or recording["error"]:
+            return recording
+        time.sleep(1.0)
+    raise TimeoutError(f"the episode was not saved within {timeout_s:.0f} s: {recording}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -55,11 +65,15 @@ def main() -> None:
                 feeds = page.evaluate("cams => cams.map(c => ({frames: window.feedStats[c].frames - window.feedStats[c].frames0, ages: window.feedStats[c].ages}))", CAMERAS)
                 end = get_status(url)
                 page.click("#btn-rec-stop")
-                page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('1 saved')", timeout=120_000)
-                recorded = get_status(url)["recording"]
+                recorded = wait_for_save(url)
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-        saved_frames = LeRobotDataset("local/bench_episodes", root=dataset).num_frames
+        try:
+            saved_frames = LeRobotDataset("local/bench_episodes", root=dataset).num_frames
+        except Exception:
+            print((Path(tmp) / "console.log").read_text()[-3000:])
+            print(sorted(str(p.relative_to(dataset)) for p in dataset.rglob("*")))
+            raise
 
     loop = end["loop"]
     print(f"control loop over the last {min(args.seconds, 60):.0f} s (browser connected, recording, expert running):")

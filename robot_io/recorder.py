@@ -57,6 +57,14 @@ REPO_ID_PREFIX = "local/"  # repo_id = "local/<folder name>"; it only names the 
 # queue is full (after blocking add_frame 0.1 s), which would leave a video shorter than its
 # parquet; a few seconds of slack absorbs CPU hiccups (3 cams x 224x224 x 60 frames ~ 27 MB).
 ENCODER_QUEUE_SECONDS = 4
+# LeRobot's streaming encoder updates per-channel image statistics (quantile histograms) on every
+# full frame below 300 px: 44 CPU-ms per 3-camera frame here, three times the encoding itself.
+# Statistics from every 4th pixel in each direction are the same estimate for 1/16 of the cost
+# (LeRobot's own offline path subsamples too), so the recorder lowers that threshold.
+STATS_TARGET_SIZE = 56
+STATS_MIN_SIZE_TO_SUBSAMPLE = 112
+ENCODER_POLL_S = 0.005  # how often a full encoder queue is re-checked
+ENCODER_STALL_TIMEOUT_S = 30.0  # an encoder that accepts nothing this long has failed
 # Seconds of recording between checkpoints (see module docstring); 0 checkpoints every episode.
 CHECKPOINT_EVERY_S = 300.0
 # LeRobot's default video codec (libsvtav1 via PyAV 15.1) kills the whole process with SIGFPE for
@@ -81,6 +89,21 @@ IMAGE_WRITER_THREADS_PER_CAMERA = 2
 os.environ.setdefault("SVT_LOG", "1")
 
 _LEROBOT_AUTO_FEATURES = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+
+
+def _subsample_image_stats() -> None:
+    """Make LeRobot compute image statistics on subsampled frames (see STATS_TARGET_SIZE)."""
+    from lerobot.datasets import compute_stats
+
+    original = compute_stats.auto_downsample_height_width
+    if getattr(original, "subsampled_by_recorder", False):
+        return
+
+    def subsampled(img, target_size=STATS_TARGET_SIZE, max_size_threshold=STATS_MIN_SIZE_TO_SUBSAMPLE):
+        return original(img, target_size=target_size, max_size_threshold=max_size_threshold)
+
+    subsampled.subsampled_by_recorder = True
+    compute_stats.auto_downsample_height_width = subsampled
 
 
 class RecorderError(RuntimeError):
@@ -200,6 +223,7 @@ class EpisodeRecorder:
             key.removeprefix(IMAGE_PREFIX): ft["shape"] for key, ft in self.features.items() if key.startswith(IMAGE_PREFIX)
         }
 
+        _subsample_image_stats()
         self._dataset: Any = None  # LeRobotDataset in write mode while an episode is open
         self._task: str | None = None
         self._frames = 0
@@ -252,6 +276,7 @@ class EpisodeRecorder:
         if not self.is_recording:
             raise RecorderError("add_frame called with no episode in progress: call start_episode first.")
         frame = self._build_frame(observation, action, intervention, source)
+        self._wait_for_encoder_room()
         self._dataset.add_frame(frame)
         self._frames += 1
 
@@ -512,6 +537,21 @@ class EpisodeRecorder:
         images = self.root / "images"
         if images.is_dir() and not any(p.is_file() for p in images.rglob("*")):
             shutil.rmtree(images, ignore_errors=True)
+
+    def _wait_for_encoder_room(self) -> None:
+        """Block while a camera's streaming-encoder queue is full.
+
+        LeRobot drops a frame when its queue stays full for 0.1 s; a caller that feeds faster than
+        real time (the writer process draining a backlog) must wait instead. The queues are
+        LeRobot internals, so a LeRobot without them simply skips the wait."""
+        writer = getattr(self._dataset, "writer", None)
+        encoder = getattr(writer, "_streaming_encoder", None)
+        queues = list((getattr(encoder, "_frame_queues", None) or {}).values())
+        deadline = time.monotonic() + ENCODER_STALL_TIMEOUT_S
+        while any(q.maxsize and q.qsize() >= q.maxsize for q in queues):
+            if time.monotonic() > deadline:
+                raise RecorderError(f"The video encoder made no progress for {ENCODER_STALL_TIMEOUT_S:.0f} s.")
+            time.sleep(ENCODER_POLL_S)
 
     def _dropped_video_frames(self) -> dict[str, int]:
         """Frames the streaming encoder dropped this episode (lerobot keeps this count privately)."""

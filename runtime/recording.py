@@ -25,7 +25,8 @@ from typing import Any
 from robot_io.recorder import EpisodeRecorder
 
 PARENT_CHECK_S = 1.0  # how often an idle writer checks that the console is still alive
-CLOSE_TIMEOUT_S = 300.0  # saving a long episode and finalizing can take a while
+CLOSE_TIMEOUT_S = 300.0
+WRITER_NICENESS = 10  # encoding yields the CPU to the control loop; its queue absorbs the delay  # saving a long episode and finalizing can take a while
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.nice(WRITER_NICENESS)
     parent = os.getppid()
     import lerobot.datasets.lerobot_dataset  # noqa: F401 - pay the slow import before the first episode
     recorder: EpisodeRecorder | None = None

@@ -9,6 +9,7 @@ configured and finalizes the dataset.
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
 import time
@@ -50,6 +51,9 @@ class SessionConfig:
     record_root: Path | None = None  # None: recording disabled
     save_on_exit: bool = True  # Ctrl-C / SIGTERM: save (True) or discard the episode in progress
     scene_seed: int | None = 0  # first scene; None for random
+    # Niceness for the control thread (and the render threads it starts). Negative values need
+    # CAP_SYS_NICE; without it the loop runs at normal priority and says so in the event log.
+    control_thread_nice: int = -10
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 1000:
@@ -158,6 +162,7 @@ class Session:
 
     # --- the control thread -----------------------------------------------------------------
     def _loop(self) -> None:
+        self._raise_priority()
         try:
             if isinstance(self.robot, ResettableScene):
                 self._reset_scene(self.config.scene_seed)
@@ -170,6 +175,15 @@ class Session:
             self._last_error = f"Control loop stopped: {type(err).__name__}: {err}"
             self._publish_error_snapshot()
             raise
+
+    def _raise_priority(self) -> None:
+        """Let the control thread win the CPU over the browser, encoders and the UI (best effort)."""
+        if self.config.control_thread_nice == 0:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.config.control_thread_nice)
+        except OSError as err:
+            self._note(f"Control thread runs at normal priority ({err.strerror}).")
 
     def _tick_once(self) -> None:
         self._drain_commands()

@@ -31,7 +31,7 @@ def free_port() -> int:
 def console_process(*args: str, log_path: Path):
     """Run `app.py` on 127.0.0.1 with `args`; yields (base_url, process); SIGTERM at the end."""
     port = free_port()
-    env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "MUJOCO_GL": "egl", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1"}
     log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port), *args],

@@ -18,7 +18,7 @@ from runtime.session import Session
 from ui.frame_encoder import SharedJpegCache
 
 BOUNDARY = "frame"
-FEED_POLL_S = 0.005  # how often a feed checks for a new frame: adds at most this much lag
+FEED_WAIT_S = 1.0  # a feed re-checks that its browser is still there at least this often
 MAX_KEYS = 16  # more simultaneous keys than any keyboard sends
 
 
@@ -43,6 +43,8 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
         jpeg = jpegs.get(camera, snapshot.tick, snapshot.frames[camera])
         return Response(jpeg, media_type="image/jpeg", headers=_frame_headers(snapshot))
 
+    ticks = TickBroadcast(session)
+
     @app.get("/feeds/{camera}.mjpg")
     async def feed_stream(camera: str, request: Request) -> StreamingResponse:
         latest(camera)
@@ -50,9 +52,8 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
         async def parts():
             sent_tick = -1
             while not await request.is_disconnected():
-                snapshot = session.snapshot()
-                if snapshot is None or snapshot.tick == sent_tick:
-                    await asyncio.sleep(FEED_POLL_S)
+                snapshot = await ticks.next_after(sent_tick)
+                if snapshot is None:
                     continue
                 sent_tick = snapshot.tick
                 jpeg = jpegs.get(camera, snapshot.tick, snapshot.frames[camera])
@@ -93,6 +94,44 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
     def estop() -> dict:
         session.submit(EStop())
         return {"ok": True}
+
+
+class TickBroadcast:
+    """Wakes every feed once per control tick.
+
+    One worker thread waits on the session for the next snapshot and notifies the event loop,
+    instead of each feed polling: polling costs GIL hand-offs the control thread pays for.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._condition: asyncio.Condition | None = None
+        self._watcher: asyncio.Task | None = None
+
+    async def next_after(self, tick: int):
+        """The first snapshot newer than `tick`, or None after FEED_WAIT_S (to re-check the client)."""
+        if self._condition is None:
+            self._condition = asyncio.Condition()
+            self._watcher = asyncio.create_task(self._watch())
+        snapshot = self._session.snapshot()
+        if snapshot is not None and snapshot.tick > tick:
+            return snapshot
+        async with self._condition:
+            try:
+                await asyncio.wait_for(self._condition.wait(), FEED_WAIT_S)
+            except TimeoutError:
+                return None
+        return self._session.snapshot()
+
+    async def _watch(self) -> None:
+        tick = -1
+        while True:
+            snapshot = await asyncio.to_thread(self._session.wait_for_tick, tick, FEED_WAIT_S)
+            if snapshot is None or snapshot.tick == tick:
+                continue
+            tick = snapshot.tick
+            async with self._condition:
+                self._condition.notify_all()
 
 
 def _frame_headers(snapshot) -> dict[str, str]:
