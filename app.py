@@ -38,6 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
     parser.add_argument("--no-record", action="store_true", help="disable recording")
+    parser.add_argument("--realtime-priority", type=int, default=10,
+                        help="SCHED_FIFO priority for the control thread when permitted (0: normal scheduling)")
     parser.add_argument("--on-exit", choices=["save", "discard"], default="save",
                         help="what Ctrl-C / SIGTERM does with the episode in progress")
     return parser.parse_args(argv)
@@ -53,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             record_root=None if args.no_record else args.record_to,
             save_on_exit=args.on_exit == "save",
             scene_seed=args.seed,
+            realtime_priority=args.realtime_priority,
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
         session = Session(robot, ScriptedExpert(), session_config)

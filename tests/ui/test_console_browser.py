@@ -69,12 +69,17 @@ def test_console_end_to_end(tmp_path):
             page.wait_for_selector("text=1 saved", timeout=60_000)
             assert status(url)["recording"]["backlog"] == 0
 
-    # SIGTERM finalized the dataset: lerobot's own loader reads the episode back.
+            # An episode still recording when the console gets SIGTERM is saved, not lost.
+            page.click("#btn-rec-start")
+            page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('● REC')", timeout=10_000)
+            page.wait_for_timeout(1500)
+
+    # SIGTERM saved the second episode and finalized the dataset: lerobot's own loader reads both.
     assert proc.returncode == 0, (tmp_path / "console.log").read_text()
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("local/episodes", root=dataset)
-    assert ds.meta.total_episodes == 1 and ds.num_frames > 30
+    assert ds.meta.total_episodes == 2 and ds.num_frames > 30
     frame = ds[ds.num_frames - 1]
     for camera in CAMERAS:
         assert tuple(frame[f"observation.images.{camera}"].shape) == (3, 224, 224)
