@@ -17,7 +17,9 @@ os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times b
 
 import uvicorn  # noqa: E402
 
+from robot_io.policy import Policy  # noqa: E402
 from robot_io.recorder import RecorderError  # noqa: E402
+from robot_io.robot import camera_keys, state_keys  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
@@ -34,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--fps", type=float, default=15.0, help="control rate")
     parser.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
+    parser.add_argument("--checkpoint", type=Path, default=None,
+                        help="InternVLA-A1 checkpoint folder (model.safetensors, config.json, stats.json); "
+                             "default: the scripted expert")
     parser.add_argument("--seed", type=int, default=0, help="first scene's seed")
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
@@ -43,6 +48,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--on-exit", choices=["save", "discard"], default="save",
                         help="what Ctrl-C / SIGTERM does with the episode in progress")
     return parser.parse_args(argv)
+
+
+def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
+    """The scripted expert, or an InternVLA-A1 policy from a local checkpoint folder."""
+    if checkpoint is None:
+        return ScriptedExpert()
+    from model.policy import InternVLAPolicy  # torch loads only when a model is asked for
+
+    return InternVLAPolicy.from_checkpoint(
+        checkpoint,
+        state_keys=state_keys(robot),
+        action_keys=list(robot.action_features),
+        camera_keys=camera_keys(robot),
+        robot_type=robot.name,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             realtime_priority=args.realtime_priority,
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
-        session = Session(robot, ScriptedExpert(), session_config)
+        session = Session(robot, build_policy(args.checkpoint, robot), session_config)
     except (ValueError, RecorderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

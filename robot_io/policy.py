@@ -27,6 +27,13 @@ class Policy(abc.ABC):
     @abc.abstractmethod
     def infer(self, observation: dict[str, Any], instruction: str) -> PolicyOutput: ...
 
+    def observe(self, observation: dict[str, Any]) -> None:
+        """Called with every control tick's observation, in order, before any `infer` on it.
+
+        Policies that condition on past frames (InternVLA-A1 reads frame t-15) keep them here;
+        the default keeps nothing."""
+        return None
+
     def reset(self) -> None:
         """Forget any per-episode state (called at every scene reset)."""
         return None

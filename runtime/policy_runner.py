@@ -8,9 +8,10 @@ stale chunk never moves the robot.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -18,7 +19,19 @@ import numpy as np
 from robot_io.policy import Policy, PolicyOutput
 from runtime.chunk_queue import ChunkQueue
 
+MAX_UNOBSERVED = 64  # ticks of history kept for policy.observe if the runner falls behind
 IDLE_WAIT_S = 0.05  # how often an idle runner re-checks (also bounds shutdown time)
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "observe", "reset" or "infer"
+    policy: Policy
+    epoch: int = 0
+    instruction: str = ""
+    tick: int = -1
+    observation: dict[str, Any] | None = None
+    observations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,7 @@ class PolicyRunner:
         self._last_obs_tick = -1
         self._stop = False
         self._reset_pending = False
+        self._unobserved: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_UNOBSERVED)
         self.last_result: InferenceResult | None = None
         self._thread = threading.Thread(target=self._run, name="policy-runner", daemon=True)
         self._thread.start()
@@ -77,6 +91,7 @@ class PolicyRunner:
     def observe(self, tick: int, observation: dict[str, Any]) -> None:
         with self._cond:
             self._obs = (tick, observation)
+            self._unobserved.append(observation)
             self._cond.notify()
 
     def close(self) -> None:
@@ -85,33 +100,48 @@ class PolicyRunner:
             self._cond.notify()
         self._thread.join(timeout=10)
 
-    def _next_job(self) -> tuple[tuple[int, str, int, dict[str, Any]] | None, Policy] | None:
-        """(inference job, policy); a job of None means reset the policy; None means stop."""
+    def _next_job(self) -> Job | None:
+        """What the runner does next, in priority order; None means stop.
+
+        Every tick's observation goes to `policy.observe` before anything else, on this thread,
+        so a policy that keeps frame history (frame t-15) sees every tick, not only the ones it
+        infers on."""
         with self._cond:
             while not self._stop:
+                if self._unobserved:
+                    observations = list(self._unobserved)
+                    self._unobserved.clear()
+                    return Job("observe", self._policy, observations=observations)
+                if self._reset_pending:
+                    self._reset_pending = False
+                    return Job("reset", self._policy)
                 ready = (
                     self._instruction is not None
                     and self._obs is not None
                     and self._obs[0] > self._last_obs_tick
                     and self._chunks.needs_refill(self._obs[0])
                 )
-                if self._reset_pending:
-                    self._reset_pending = False
-                    return None, self._policy
                 if ready:
                     tick, obs = self._obs
                     self._last_obs_tick = tick
-                    return (self._epoch, self._instruction, tick, obs), self._policy
+                    return Job("infer", self._policy, self._epoch, self._instruction, tick, obs)
                 self._cond.wait(IDLE_WAIT_S)
             return None
 
     def _run(self) -> None:
-        while (next_job := self._next_job()) is not None:
-            job, policy = next_job
-            if job is None:
+        while (job := self._next_job()) is not None:
+            policy = job.policy
+            if job.kind == "observe":
+                try:
+                    for observation in job.observations:
+                        policy.observe(observation)
+                except Exception as err:  # noqa: BLE001 - a bad frame holds the robot and is shown
+                    self._on_failure(f"{type(err).__name__} while observing: {err}")
+                continue
+            if job.kind == "reset":
                 policy.reset()
                 continue
-            epoch, instruction, tick, obs = job
+            epoch, instruction, tick, obs = job.epoch, job.instruction, job.tick, job.observation
             started = time.perf_counter()
             try:
                 output = policy.infer(obs, instruction)

@@ -91,6 +91,10 @@ class ConstantPolicy(Policy):
         self.calls = 0
         self.resets = 0
         self.instructions: list[str] = []
+        self.observed_frames: list[int] = []  # the camera frame value of every observe() call
+
+    def observe(self, observation):
+        self.observed_frames.append(int(observation["head"][0, 0, 0]))
 
     def infer(self, observation, instruction):
         self.calls += 1

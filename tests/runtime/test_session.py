@@ -140,3 +140,13 @@ def test_bad_instruction_is_refused_before_queueing(make_session):
         session.submit(RunPolicy("   "))
     with pytest.raises(ValueError, match="limit"):
         session.submit(RunPolicy("x" * 500))
+
+
+def test_policy_observes_every_tick_in_order(make_session):
+    policy = ConstantPolicy()
+    session, _ = make_session(policy)
+    session.submit(RunPolicy("go"))
+    wait_until(lambda s: s.tick > 40, session)
+    seen = list(policy.observed_frames)
+    assert len(seen) >= 30
+    assert all(b == (a + 1) % 256 for a, b in zip(seen, seen[1:])), seen  # no tick skipped or repeated
