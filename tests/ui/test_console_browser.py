@@ -63,7 +63,15 @@ def test_console_end_to_end(tmp_path):
             page.click("#btn-run")
             page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=10_000)
             page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('inference')", timeout=20_000)
-            page.wait_for_timeout(3000)
+            page.wait_for_timeout(2000)
+
+            # A reload changes nothing about the robot or the recording, and shows the current state.
+            page.reload()
+            page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=30_000)
+            page.wait_for_selector("text=● REC", timeout=10_000)
+            page.wait_for_function("() => document.querySelector('#instruction textarea').value.includes('red block')")
+            page.wait_for_function("cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames >= 3)",
+                                   arg=CAMERAS, timeout=30_000)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             page.click("#btn-rec-stop")
             page.wait_for_selector("text=1 saved", timeout=60_000)
