@@ -27,6 +27,7 @@ from model.preprocess import (
     DeltaActions,
     Normalizer,
     letterbox,
+    pad_last_dim,
     to_model_images,
     to_uint8_images,
 )
@@ -196,8 +197,7 @@ class InternVLAPolicy(Policy):
 
     def _model_state(self, state: np.ndarray) -> torch.Tensor:
         """Normalised and zero-padded to max_state_dim: (1, max_state_dim)."""
-        padded = np.zeros(self.config.max_state_dim, np.float32)
-        padded[: len(state)] = self.state_norm.normalize(state)
+        padded = pad_last_dim(self.state_norm.normalize(state), self.config.max_state_dim)
         return torch.from_numpy(padded)[None].to(device=self.device, dtype=self.dtype)
 
     def _unnormalize(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:

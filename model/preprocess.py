@@ -45,6 +45,13 @@ def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     return pixels.movedim(-3, -1).cpu().numpy()
 
 
+def pad_last_dim(x: np.ndarray, size: int) -> np.ndarray:
+    """float (..., D) -> float32 (..., size), zero-padded (state and actions fill max_state/action_dim)."""
+    out = np.zeros((*x.shape[:-1], size), np.float32)
+    out[..., : x.shape[-1]] = x
+    return out
+
+
 @dataclass(frozen=True)
 class Normalizer:
     mean: np.ndarray  # (D,)

@@ -2,7 +2,9 @@
 
 `CosmosTokenizer` wraps NVIDIA's Cosmos-Tokenizer-CI8x8 TorchScript files when a user has them on
 disk; `ConvAutoencoder` is our own small autoencoder (same 8x reduction and 16 channels) for the
-`tiny` preset, trained on simulator frames.
+`tiny` preset, trained on simulator frames (`python -m model.train_tokenizer`); its weights live in a folder as
+`tokenizer.safetensors` (its own state dict: encoder.*, decoder.*; a model checkpoint holds the same
+tensors under `model.cosmos.*`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,14 @@ import itertools
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from model.config import ForesightConfig
 
 COSMOS_FILES = ("encoder.jit", "decoder.jit")
+CONV_WEIGHTS_FILE = "tokenizer.safetensors"
 
 
 class ImageTokenizer(nn.Module, abc.ABC):
@@ -108,10 +113,38 @@ class ConvAutoencoder(ImageTokenizer):
         return self.decoder(latents)
 
 
+def save_conv_weights(tokenizer: ConvAutoencoder, folder: str | Path) -> Path:
+    """Write folder/tokenizer.safetensors; returns its path."""
+    path = Path(folder) / CONV_WEIGHTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tokenizer.state_dict().items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    return path
+
+
+def load_conv_weights(tokenizer: ConvAutoencoder, folder: str | Path) -> None:
+    """Load folder/tokenizer.safetensors into `tokenizer` (e.g. an InternVLA's `model.cosmos`), strictly."""
+    path = Path(folder) / CONV_WEIGHTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"tokenizer weights not found: {path} (train them with python -m model.train_tokenizer)")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"tokenizer weights are corrupt or unreadable: {path}: {err}") from err
+    try:
+        tokenizer.load_state_dict(tensors)
+    except RuntimeError as err:  # missing, unexpected or mis-shaped keys, each named by torch
+        raise ValueError(f"{path} does not fit this tokenizer (other latent_channels or conv_channels?): {err}") from err
+
+
 def build_tokenizer(config: ForesightConfig, folder: str | Path | None = None) -> ImageTokenizer:
-    """The tokenizer a foresight config names; Cosmos needs the folder holding its TorchScript files."""
+    """The tokenizer a foresight config names. Cosmos needs the folder holding its TorchScript files;
+    the conv autoencoder is freshly initialised, or loaded from the folder's tokenizer.safetensors."""
     if config.tokenizer == "conv":
-        return ConvAutoencoder(config.latent_channels, config.conv_channels)
+        tokenizer = ConvAutoencoder(config.latent_channels, config.conv_channels)
+        if folder is not None:
+            load_conv_weights(tokenizer, folder)
+        return tokenizer
     if folder is None:
         raise ValueError(f"the Cosmos tokenizer needs a folder holding {' and '.join(COSMOS_FILES)}")
     return CosmosTokenizer(folder, config.latent_channels, config.downsample)

@@ -1,0 +1,254 @@
+"""Train InternVLA-A1 on a LeRobot v3.0 dataset: loss = L_act + W * L_gen, AdamW (0.9, 0.95).
+
+    python -m model.train --preset tiny --dataset DIR --out DIR [--steps N] [--batch-size B]
+        [--gen-loss-weight W] [--seed S] [--tokenizer DIR] [--device auto|cpu|cuda]
+        [--lr LR] [--save-every K] [--threads T] [--cameras head,wrist,side]
+
+The dataset is checked before anything else (cameras, dims, tasks, a resumed run's robot type).
+Frames are decoded, letterboxed and encoded by the frozen image tokenizer once, into OUT/cache.
+Checkpoints in the released layout go to OUT/checkpoints/step_NNNNNNN every --save-every steps
+and at the end, with train_config.json and training_state.pt (optimizer, step, RNG, losses);
+rerunning the same command resumes from the latest one. Loss curves: OUT/loss_curves.html.
+
+--tokenizer: the frozen image tokenizer's folder, as build_model takes it: encoder.jit / decoder.jit
+for `cosmos` presets, tokenizer.safetensors (from `python -m model.train_tokenizer`) for `conv` ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.checkpoint import (
+    CheckpointError,
+    Stats,
+    load_checkpoint,
+    load_stats,
+    save_checkpoint,
+)
+from model.config import PRESETS, ModelConfig, preset
+from model.internvla import InternVLA, build_model
+from model.train_data import (
+    DatasetError,
+    TrainingData,
+    build_cache,
+    check_dataset,
+    compute_stats,
+    open_dataset,
+    open_metadata,
+    read_dataset,
+)
+from model.train_step import make_optimizer, train_step
+from robot_io.sim.scene import CAMERA_NAMES
+
+DEVICES = ("auto", "cpu", "cuda")
+TRAIN_CONFIG_FILE = "train_config.json"
+STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it is incomplete
+CHECKPOINTS = "checkpoints"
+# Settings a resumed run must share with the run it continues (steps may grow).
+RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "cameras", "tokenizer")
+
+
+class TrainError(ValueError):
+    """The run folder holds a run with other settings."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: Path
+    out: Path
+    preset: str = "tiny"
+    steps: int = 20_000
+    batch_size: int = 32
+    gen_loss_weight: float = 0.01
+    seed: int = 0
+    lr: float | None = None  # None: the preset's (5e-5, the paper's)
+    save_every: int = 500
+    tokenizer: Path | None = None
+    device: str = "auto"
+    threads: int | None = None  # CPU threads for torch; None: torch's default
+    cameras: tuple[str, ...] = CAMERA_NAMES  # model slot order; the policy's camera_keys
+
+    def __post_init__(self) -> None:
+        self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
+        self.tokenizer = None if self.tokenizer is None else _absolute(self.tokenizer)
+        self.cameras = tuple(self.cameras)
+        problems = []
+        if self.preset not in PRESETS:
+            problems.append(f"unknown preset {self.preset!r}; known: {', '.join(PRESETS)}")
+        for name in ("steps", "batch_size", "save_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.gen_loss_weight < 0:
+            problems.append(f"gen_loss_weight must be >= 0, got {self.gen_loss_weight}")
+        if self.lr is not None and self.lr <= 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.threads is not None and self.threads < 1:
+            problems.append(f"threads must be >= 1, got {self.threads}")
+        if self.device not in DEVICES:
+            problems.append(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            problems.append("device 'cuda' asked for, but torch sees no CUDA device")
+        if self.tokenizer is not None and not self.tokenizer.is_dir():
+            problems.append(f"tokenizer folder {self.tokenizer} does not exist")
+        if not self.cameras or len(set(self.cameras)) != len(self.cameras):
+            problems.append(f"cameras must be distinct names, got {list(self.cameras)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        return {k: str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def _absolute(path: str | Path) -> Path:
+    return Path(path).expanduser().absolute()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) to cfg.steps; returns the latest checkpoint folder."""
+    device = cfg.torch_device
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    if cfg.tokenizer is None and preset(cfg.preset).foresight.tokenizer == "conv":
+        print("warning: no --tokenizer given: foresight latents come from an untrained autoencoder", file=sys.stderr)
+    resume = latest_checkpoint(cfg.out)
+    resumed_stats = load_stats(resume / "stats.json") if resume else None
+    if resume:
+        check_same_run(cfg, json.loads((resume / TRAIN_CONFIG_FILE).read_text())["train"])
+
+    model_config = model_config_for(cfg)
+    info = check_dataset(open_metadata(cfg.dataset), model_config, list(cfg.cameras), resumed_stats)  # before any work
+    dataset = open_dataset(cfg.dataset)
+
+    torch.manual_seed(cfg.seed)
+    model = load_checkpoint(resume, cfg.tokenizer, device)[0] if resume else build_model(model_config, cfg.tokenizer, device)
+    optimizer = make_optimizer(model)
+    arrays = read_dataset(dataset)
+    stats = compute_stats(arrays, info, model_config.chunk_size) if resumed_stats is None else resumed_stats
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2))
+    cache = build_cache(dataset, info, model, cfg.out / "cache")
+    data = TrainingData(info, arrays, cache, stats, model.config)
+
+    step, history = 0, []
+    if resume:
+        state = torch.load(resume / STATE_FILE, map_location="cpu", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        step, history = state["step"], state["history"]
+    extra = {"train": cfg.to_dict(), "dataset": dataclasses.asdict(info), "action_mode": "delta"}
+
+    last = resume
+    progress = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", unit="step")
+    for step in progress:
+        frames = np.random.default_rng([cfg.seed, step]).integers(0, len(data), cfg.batch_size)  # same batches on resume
+        losses = train_step(model, optimizer, data.batch(frames, device))
+        history.append({"step": step + 1, **losses})
+        progress.set_postfix(loss=f"{losses['loss']:.4f}", act=f"{losses['action_loss']:.4f}", gen=f"{losses['gen_loss']:.4f}")
+        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+            last = save_training_checkpoint(cfg.out, model, stats, optimizer, step + 1, history, extra)
+    return last
+
+
+def model_config_for(cfg: TrainConfig) -> ModelConfig:
+    config = dataclasses.replace(preset(cfg.preset), gen_loss_weight=cfg.gen_loss_weight)
+    if cfg.lr is not None:
+        config.optim = dataclasses.replace(config.optim, lr=cfg.lr)
+    return config
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    done = sorted(p.parent for p in (out / CHECKPOINTS).glob(f"step_*/{STATE_FILE}"))
+    return done[-1] if done else None
+
+
+def check_same_run(cfg: TrainConfig, previous: dict[str, Any]) -> None:
+    now = cfg.to_dict()
+    differ = [f"{k}: checkpoint {previous.get(k)!r}, now {now[k]!r}" for k in RESUME_KEYS if previous.get(k) != now[k]]
+    if differ:
+        raise TrainError(f"{cfg.out} holds a run with other settings; use another --out or the same settings:\n  " + "\n  ".join(differ))
+
+
+def save_training_checkpoint(
+    out: Path, model: InternVLA, stats: Stats, optimizer: torch.optim.Optimizer, step: int,
+    history: list[dict[str, float]], extra: dict[str, Any],
+) -> Path:
+    folder = save_checkpoint(out / CHECKPOINTS / f"step_{step:07d}", model, stats)
+    (folder / TRAIN_CONFIG_FILE).write_text(json.dumps(extra | {"step": step}, indent=2))
+    state = {
+        "optimizer": optimizer.state_dict(), "step": step, "history": history,
+        "torch_rng": torch.get_rng_state(),  # flow-matching noise and times: a resumed run draws what it would have
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    torch.save(state, folder / STATE_FILE)
+    write_loss_curves(history, out / "loss_curves.html")
+    return folder
+
+
+def write_loss_curves(history: list[dict[str, float]], path: Path) -> None:
+    import plotly.graph_objects as go
+
+    steps = [h["step"] for h in history]
+    figure = go.Figure([go.Scatter(x=steps, y=[h[name] for h in history], name=name) for name in ("loss", "action_loss", "gen_loss")])
+    figure.update_layout(title="InternVLA-A1 training losses", xaxis_title="step", yaxis_title="loss", yaxis_type="log")
+    figure.write_html(path, include_plotlyjs=True)  # self-contained: opens offline
+
+
+def parse_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    parser.add_argument("--dataset", type=Path, required=True, help="LeRobot v3.0 dataset folder")
+    parser.add_argument("--out", type=Path, required=True, help="run folder: cache, checkpoints, loss curves")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="total optimizer steps (resumed runs count on)")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--gen-loss-weight", type=float, default=TrainConfig.gen_loss_weight, help="W in L_act + W * L_gen")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: the preset's)")
+    parser.add_argument("--save-every", type=int, default=TrainConfig.save_every, help="checkpoint every K steps")
+    parser.add_argument("--tokenizer", type=Path, default=None, help="image tokenizer folder (see above)")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 was ~3x faster per step than 2 on 2 cores shared with other work)")
+    parser.add_argument("--cameras", default=",".join(CAMERA_NAMES), help="comma-separated camera names, in model slot order")
+    args = parser.parse_args(argv)
+    try:
+        return TrainConfig(
+            dataset=args.dataset, out=args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+            gen_loss_weight=args.gen_loss_weight, seed=args.seed, lr=args.lr, save_every=args.save_every,
+            tokenizer=args.tokenizer, device=args.device, threads=args.threads, cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
+        )
+    except ValueError as err:
+        parser.error(str(err))
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    try:
+        folder = train(cfg)
+    except (DatasetError, CheckpointError, TrainError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {folder}\nloss curves: {cfg.out / 'loss_curves.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""model.train / model.train_data on a tiny synthetic LeRobot dataset recorded with EpisodeRecorder."""
+
+import json
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from model.config import tiny
+from model.policy import InternVLAPolicy
+from model.tokenizer import ConvAutoencoder
+from model.train import TrainConfig, main
+from model.train_data import (
+    TrainingData,
+    build_cache,
+    check_dataset,
+    compute_stats,
+    open_dataset,
+    read_dataset,
+)
+from model.train_step import make_optimizer, train_step
+from robot_io.recorder import EpisodeRecorder
+from tests.model.helpers import CAMERAS, STATE_KEYS, small_config, small_model
+
+EPISODES = [("pick the red block", 20), ("pick the blue block", 12)]  # (task, frames)
+SIZE = 32  # the video encoder's smallest side
+
+
+def record(root, action_keys=STATE_KEYS, episodes=EPISODES):
+    """Joints drift per frame, actions lead the state a little; every frame a different picture."""
+    rng = np.random.default_rng(0)
+    features = {key: float for key in STATE_KEYS}
+    cameras = {cam: (SIZE, SIZE, 3) for cam in CAMERAS}
+    recorder = EpisodeRecorder(root, 15, features | cameras, {key: float for key in action_keys})
+    for task, frames in episodes:
+        recorder.start_episode(task)
+        for i in range(frames):
+            state = rng.normal(size=len(STATE_KEYS)) * 0.1 + i * 0.05
+            images = {cam: rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for cam in cameras}
+            action = {key: state[i % len(state)] + 0.02 for i, key in enumerate(action_keys)}
+            recorder.add_frame(dict(zip(STATE_KEYS, state)) | images, action, intervention=False, source="policy")
+        recorder.save_episode()
+    recorder.finalize()
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return record(tmp_path_factory.mktemp("data") / "demos")
+
+
+@pytest.fixture(scope="module")
+def trained(dataset_dir, tmp_path_factory):
+    """A 2-step run, checkpointing every step; returns its --out folder."""
+    out = tmp_path_factory.mktemp("runs") / "run"
+    assert main(cli(dataset_dir, out, steps=2)) == 0
+    return out
+
+
+def cli(dataset, out, steps):
+    return ["--preset", "tiny", "--dataset", str(dataset), "--out", str(out), "--steps", str(steps),
+            "--batch-size", "2", "--save-every", "1", "--device", "cpu", "--threads", "1"]
+
+
+def history(folder):
+    return torch.load(folder / "training_state.pt", weights_only=False)["history"]
+
+
+def test_stats_have_the_released_layout_and_match_numpy(dataset_dir):
+    dataset = open_dataset(dataset_dir)
+    info = check_dataset(dataset.meta, small_config(), CAMERAS)
+    arrays = read_dataset(dataset)
+    stats = compute_stats(arrays, info, chunk=6)
+    assert list(stats) == ["conveyor_sim"]
+    assert set(stats["conveyor_sim"]) == {"observation.state", "action"}
+
+    # Direct computation: every real step k of every chunk from t, joints minus state t, gripper absolute.
+    state, action = arrays.state, arrays.action
+    deltas, start = [], 0
+    for _, frames in EPISODES:
+        for t in range(start, start + frames):
+            for k in range(t, min(t + 6, start + frames)):
+                deltas.append(np.concatenate([action[k, :6] - state[t, :6], action[k, 6:]]))
+        start += frames
+    deltas = np.array(deltas, dtype=np.float64)
+    entry = stats["conveyor_sim"]
+    np.testing.assert_allclose(entry["action"]["mean"], deltas.mean(0), atol=1e-6)
+    np.testing.assert_allclose(entry["action"]["std"], deltas.std(0), atol=1e-6)
+    np.testing.assert_allclose(entry["observation.state"]["mean"], state.mean(0), atol=1e-6)
+    np.testing.assert_allclose(entry["observation.state"]["std"], state.std(0), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def small_data(dataset_dir, tmp_path_factory):
+    dataset = open_dataset(dataset_dir)
+    model, config = small_model(), small_config()
+    info = check_dataset(dataset.meta, config, CAMERAS)
+    arrays = read_dataset(dataset)
+    stats = compute_stats(arrays, info, config.chunk_size)
+    cache = build_cache(dataset, info, model, tmp_path_factory.mktemp("cache"))
+    return model, TrainingData(info, arrays, cache, stats, config), stats, dataset
+
+
+def test_batches_are_built_like_the_policy_inputs(small_data):
+    model, data, stats, dataset = small_data
+    config = model.config
+    policy = InternVLAPolicy(model, stats, state_keys=STATE_KEYS, action_keys=STATE_KEYS, camera_keys=CAMERAS)
+    frames = np.array([3, 25])  # episode 0 is frames [0, 20), episode 1 is [20, 32)
+    batch = data.batch(frames)
+    x = batch.inputs
+
+    # frame t-15 clamped at the episode start, t+15 at its end
+    latents = torch.from_numpy(np.array(data.cache.latents)).float()
+    torch.testing.assert_close(x.history_latents[:, :, 0], latents[[0, 20]])
+    torch.testing.assert_close(x.history_latents[:, :, 1], latents[[3, 25]])
+    torch.testing.assert_close(batch.target_latents, latents[[18, 31]])
+    # frame t as LeRobot reads it, letterboxed by the policy; its latent is the model's encoding of it
+    item = dataset[3]
+    raw = {cam: (item[f"observation.images.{cam}"] * 255).round().byte().permute(1, 2, 0).numpy() for cam in CAMERAS}
+    letterboxed = policy._frames(raw)
+    np.testing.assert_array_equal(np.stack([letterboxed[cam] for cam in CAMERAS]), data.cache.frames[3])
+    policy_images, policy_history, mask = policy._camera_tensors(letterboxed, letterboxed)
+    torch.testing.assert_close(x.images[:1], policy_images)
+    torch.testing.assert_close(latents[3][None], model.encode_frames(policy_history[:, :, 1:])[:, :, 0], atol=1e-2, rtol=1e-2)
+    assert x.camera_mask.all() and mask.all()
+
+    state = data.arrays.state[frames]
+    torch.testing.assert_close(x.state[1:], policy._model_state(state[1]))
+    tokens, text_mask = policy.text_tokenizer(["pick the red block", "pick the blue block"])
+    assert torch.equal(x.text_tokens, tokens) and torch.equal(x.text_mask, text_mask)
+    assert batch.action_mask[:, :7].all() and not batch.action_mask[:, 7:].any()
+
+    # the policy turns the target chunk back into the dataset's absolute actions; past the end it holds the last
+    for row, (t, end) in enumerate([(3, 20), (25, 32)]):
+        absolute = policy._unnormalize(batch.actions[row, :, :7].numpy(), state[row])
+        expected = data.arrays.action[np.minimum(np.arange(t, t + config.chunk_size), end - 1)]
+        np.testing.assert_allclose(absolute, expected, atol=1e-5)
+
+
+def test_steps_on_a_fixed_dataset_batch_reduce_the_loss(small_data):
+    data = small_data[1]
+    model = small_model(seed=1)  # a fresh model: the shared one stays untouched
+    optimizer = make_optimizer(model)
+    for group in optimizer.param_groups:
+        group["lr"] = 3e-3  # the toy model needs a larger step than the real 5e-5 to move within a test
+    batch = data.batch(np.arange(0, 32, 4))
+    fixed = {"noise": torch.zeros_like(batch.actions), "t": torch.full((8,), 0.5)}
+    before = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, **fixed)["loss"].item()
+    torch.manual_seed(0)
+    for _ in range(25):
+        train_step(model, optimizer, batch)
+    after = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, **fixed)["loss"].item()
+    assert after < 0.7 * before
+
+
+def test_cli_trains_saves_and_the_policy_serves_the_checkpoint(trained):
+    steps = sorted(p.name for p in (trained / "checkpoints").iterdir())
+    assert steps == ["step_0000001", "step_0000002"]
+    last = trained / "checkpoints" / "step_0000002"
+    assert {"model.safetensors", "config.json", "stats.json", "train_config.json"} <= {p.name for p in last.iterdir()}
+    losses = history(last)
+    assert [h["step"] for h in losses] == [1, 2]
+    assert all(np.isfinite(h[k]) for h in losses for k in ("loss", "action_loss", "gen_loss"))
+    assert "plotly" in (trained / "loss_curves.html").read_text()[:5000].lower()
+    assert json.loads((trained / "stats.json").read_text()) == json.loads((last / "stats.json").read_text())
+    assert json.loads((last / "config.json").read_text())["gen_loss_weight"] == 0.01
+
+    policy = InternVLAPolicy.from_checkpoint(
+        last, state_keys=STATE_KEYS, action_keys=STATE_KEYS, camera_keys=CAMERAS, robot_type="conveyor_sim", seed=0
+    )
+    rng = np.random.default_rng(0)
+    observation = {key: 0.1 for key in STATE_KEYS} | {cam: rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for cam in CAMERAS}
+    out = policy.infer(observation, "pick the red block")
+    assert out.actions.shape == (50, len(STATE_KEYS)) and np.isfinite(out.actions).all()
+
+
+def test_rerun_resumes_and_matches_an_uninterrupted_run(trained, dataset_dir, tmp_path):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(trained, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "step_0000002")  # interrupted after step 1
+    cache_written = (resumed / "cache" / "meta.json").stat().st_mtime_ns
+    assert main(cli(dataset_dir, resumed, steps=3)) == 0
+    assert (resumed / "cache" / "meta.json").stat().st_mtime_ns == cache_written  # latents not re-encoded
+    resumed_losses = history(resumed / "checkpoints" / "step_0000003")
+    assert [h["step"] for h in resumed_losses] == [1, 2, 3]
+
+    straight = tmp_path / "straight"
+    assert main(cli(dataset_dir, straight, steps=3)) == 0
+    straight_losses = history(straight / "checkpoints" / "step_0000003")
+    for a, b in zip(resumed_losses, straight_losses):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+
+
+def break_cameras(dataset_dir, tmp_path):
+    root = shutil.copytree(dataset_dir, tmp_path / "bad")
+    info = json.loads((root / "meta" / "info.json").read_text())
+    del info["features"]["observation.images.side"]  # what a dataset recorded without it declares
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    return root
+
+
+def wide_actions(dataset_dir, tmp_path):
+    return record(tmp_path / "bad", action_keys=[f"motor_{i}" for i in range(40)], episodes=[("pick", 3)])
+
+
+def break_tasks(dataset_dir, tmp_path):
+    root = shutil.copytree(dataset_dir, tmp_path / "bad")
+    tasks = pd.read_parquet(root / "meta" / "tasks.parquet")
+    tasks.iloc[:0].to_parquet(root / "meta" / "tasks.parquet")
+    return root
+
+
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (break_cameras, r"missing cameras \['side'\]"),
+        (wide_actions, "action dimension 40 exceeds the model's max_action_dim 32"),
+        (break_tasks, "no tasks"),
+    ],
+)
+def test_bad_datasets_fail_before_the_first_step(dataset_dir, tmp_path, capsys, break_it, message):
+    bad = break_it(dataset_dir, tmp_path)
+    out = tmp_path / "run"
+    assert main(cli(bad, out, steps=1)) == 2
+    err = capsys.readouterr().err
+    assert "error: cannot train on" in err
+    assert re.search(message, err), err
+    assert not out.exists()  # no cache, no checkpoint
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda stats: {"other_robot": stats["conveyor_sim"]}, r"robot type mismatch: the dataset is 'conveyor_sim'.*'other_robot'"),
+        (lambda stats: {"conveyor_sim": stats["conveyor_sim"] | {"action": {"mean": [0.0] * 6, "std": [1.0] * 6}}},
+         r"action dimension 7 differs from the checkpoint's stats \(6\)"),
+    ],
+)
+def test_resuming_on_a_dataset_that_does_not_fit_the_checkpoint_is_refused(trained, dataset_dir, tmp_path, capsys, edit, message):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    stats_file = run / "checkpoints" / "step_0000002" / "stats.json"
+    stats_file.write_text(json.dumps(edit(json.loads(stats_file.read_text()))))
+    assert main(cli(dataset_dir, run, steps=3)) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (run / "checkpoints" / "step_0000003").exists()
+
+
+def test_train_config_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        TrainConfig(dataset=tmp_path, out=tmp_path, steps=0)
+    with pytest.raises(ValueError, match="unknown preset"):
+        TrainConfig(dataset=tmp_path, out=tmp_path, preset="huge")
+    with pytest.raises(ValueError, match="gen_loss_weight"):
+        TrainConfig(dataset=tmp_path, out=tmp_path, gen_loss_weight=-1)
+    with pytest.raises(ValueError, match="tokenizer folder"):
+        TrainConfig(dataset=tmp_path, out=tmp_path, tokenizer=tmp_path / "missing")
+
+
+def test_a_trained_tokenizer_folder_encodes_the_latents(dataset_dir, tmp_path):
+    torch.manual_seed(3)
+    trained_tokenizer = ConvAutoencoder(16, tiny().foresight.conv_channels)
+    save_file(trained_tokenizer.state_dict(), str(tmp_path / "tokenizer.safetensors"))
+    out = tmp_path / "run"
+    assert main([*cli(dataset_dir, out, steps=1), "--tokenizer", str(tmp_path)]) == 0
+    weights = load_file(str(out / "checkpoints" / "step_0000001" / "model.safetensors"))
+    for name, tensor in trained_tokenizer.state_dict().items():
+        assert torch.equal(weights[f"model.cosmos.{name}"], tensor)
