@@ -65,11 +65,6 @@ class PolicyRunner:
         self._thread = threading.Thread(target=self._run, name="policy-runner", daemon=True)
         self._thread.start()
 
-    def set_policy(self, policy: Policy) -> None:
-        with self._cond:
-            self._policy = policy
-            self._epoch += 1
-
     def activate(self, instruction: str) -> None:
         with self._cond:
             self._epoch += 1

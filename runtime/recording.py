@@ -17,7 +17,6 @@ import os
 import queue
 import signal
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,16 +125,6 @@ class RecordingWorker:
                 last_message=self._message,
                 error=self._error,
             )
-
-    def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """Block until every request sent so far is answered (tests, benchmarks)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            with self._lock:
-                if self._pending == 0:
-                    return True
-            time.sleep(0.02)
-        return False
 
     def _end_episode(self, how: str) -> None:
         with self._lock:
