@@ -4,6 +4,8 @@
                         `model.cosmos.*`, `model.cosmos_in_proj.*`, `model.state_proj.*`, ...
     config.json         our ModelConfig (a released lerobot config, type "qwena1", maps to a1-3b)
     stats.json          normalisation stats: robot type -> feature -> {"mean": [...], "std": [...]}
+    train_config.json   (ours, from model.train) the run's settings and the robot layout it learned:
+                        robot type, camera slots, state and action names
 
 Loading is strict and explains itself: every missing, unexpected or mis-shaped key is named.
 """
@@ -11,6 +13,7 @@ Loading is strict and explains itself: every missing, unexpected or mis-shaped k
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from model.tokenizer import CosmosTokenizer
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STATS_FILE = "stats.json"
+TRAIN_CONFIG_FILE = "train_config.json"
 KEY_PREFIX = "model."  # the released checkpoint names everything under the policy's `model`
 RELEASED_CONFIG_TYPE = "qwena1"  # lerobot's registered name of the released 3B policy config
 
@@ -59,6 +63,39 @@ def load_checkpoint(
     model = build_model(config, tokenizer_folder, device, dtype)
     load_weights(model, folder / WEIGHTS_FILE)
     return model, stats
+
+
+@dataclass(frozen=True)
+class RobotLayout:
+    """What a policy reads and writes: the robot type, camera slots in order, state and action names."""
+
+    robot_type: str
+    cameras: list[str]
+    state_keys: list[str]
+    action_keys: list[str]
+
+
+def read_layout(folder: str | Path) -> RobotLayout | None:
+    """The layout a checkpoint was trained for (train_config.json), or None when it does not say."""
+    path = Path(folder) / TRAIN_CONFIG_FILE
+    if not path.is_file():
+        return None
+    dataset = _read_json(path).get("dataset") or {}
+    try:
+        return RobotLayout(**{name: dataset[name] for name in RobotLayout.__dataclass_fields__})
+    except KeyError as err:
+        raise CheckpointError(f"{path}: 'dataset' lacks {err}") from err
+
+
+def check_layout(trained: RobotLayout, robot: RobotLayout, folder: str | Path) -> None:
+    """Refuse a checkpoint trained for another robot layout, naming every difference."""
+    differ = [
+        f"{name}: checkpoint {getattr(trained, name)!r}, robot {getattr(robot, name)!r}"
+        for name in RobotLayout.__dataclass_fields__
+        if getattr(trained, name) != getattr(robot, name)
+    ]
+    if differ:
+        raise CheckpointError(f"{folder} was trained for another robot layout:\n  " + "\n  ".join(differ))
 
 
 def load_config(path: Path) -> ModelConfig:

@@ -181,19 +181,22 @@ class InternVLA(nn.Module):
         action_mask: Tensor | None = None,
         noise: Tensor | None = None,
         t: Tensor | None = None,
+        action_is_pad: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Losses for actions (B, chunk, A) and t+15 latents (B, N, C, h, w): loss = L_act + w * L_gen.
 
         action_mask (B, A) bool marks the real action dims (the rest is padding); default all.
+        action_is_pad (B, chunk) bool marks chunk steps past the episode end, left out of L_act; default none.
         """
         noise = torch.randn_like(actions) if noise is None else noise
         t = flow.sample_time(actions.shape[0], self.config.flow, actions.device) if t is None else t
         pred_latents, velocity = self.predict(x, flow.noisy_actions(actions, noise, t), t)
 
         dims = torch.ones_like(actions[:, 0], dtype=torch.bool) if action_mask is None else action_mask  # (B, A)
-        dims = dims[:, None].expand_as(actions).float()  # (B, chunk, A)
+        steps = torch.ones_like(actions[..., 0], dtype=torch.bool) if action_is_pad is None else ~action_is_pad  # (B, chunk)
+        real = (steps[:, :, None] & dims[:, None, :]).float()  # (B, chunk, A)
         action_error = (velocity - flow.velocity_target(actions, noise)).pow(2)
-        action_loss = (action_error * dims).sum() / dims.sum().clamp(min=1)
+        action_loss = (action_error * real).sum() / real.sum().clamp(min=1)
 
         views = x.camera_mask.float()  # (B, N)
         view_error = (pred_latents - target_latents).pow(2).flatten(2).mean(dim=2)  # (B, N)

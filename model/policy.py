@@ -70,6 +70,7 @@ class InternVLAPolicy(Policy):
         if action_mode not in ACTION_MODES:
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         robot_type = _pick_robot_type(stats, robot_type)
+        self.stats = stats
         self.state_norm = Normalizer.from_stats(stats, robot_type, STATE_FEATURE, len(self.state_keys))
         self.action_norm = Normalizer.from_stats(stats, robot_type, ACTION_FEATURE, len(self.action_keys))
         self.delta = DeltaActions.by_name(self.action_keys, self.state_keys) if action_mode == "delta" else None
@@ -77,10 +78,7 @@ class InternVLAPolicy(Policy):
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._generator = torch.Generator(device=self.device)  # the policy's own noise, leaving torch's global RNG alone
-        if seed is None:
-            self._generator.seed()
-        else:
-            self._generator.manual_seed(seed)
+        self.seed(seed)
         self.history = FrameHistory(c.foresight.history_steps)
         self._last_observed: dict[str, Any] | None = None
 
@@ -97,6 +95,13 @@ class InternVLAPolicy(Policy):
         model, stats = load_checkpoint(folder, tokenizer_folder, device, dtype)
         text_tokenizer = build_text_tokenizer(model.config.text, folder)  # the Qwen tokenizer's files sit beside the weights
         return cls(model, stats, text_tokenizer=text_tokenizer, **kwargs)
+
+    def seed(self, seed: int | None) -> None:
+        """Fix the flow-matching noise from here on (None: a fresh random seed)."""
+        if seed is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(seed)
 
     def reset(self) -> None:
         self.history.clear()

@@ -2,10 +2,12 @@
 
     python -m model.train --preset tiny --dataset DIR --out DIR [--steps N] [--batch-size B]
         [--gen-loss-weight W] [--seed S] [--tokenizer DIR] [--device auto|cpu|cuda]
-        [--lr LR] [--save-every K] [--threads T] [--cameras head,wrist,side]
+        [--lr LR] [--warmup-steps W] [--save-every K] [--threads T] [--cameras head,wrist,side] [--cache DIR]
 
 The dataset is checked before anything else (cameras, dims, tasks, a resumed run's robot type).
-Frames are decoded, letterboxed and encoded by the frozen image tokenizer once, into OUT/cache.
+Frames are decoded, letterboxed and encoded by the frozen image tokenizer once, into OUT/cache
+(or --cache DIR, which runs on the same dataset and tokenizer can share: it is rebuilt when they differ).
+The learning rate warms up linearly for --warmup-steps, then follows a cosine to 10% of it at --steps.
 Checkpoints in the released layout go to OUT/checkpoints/step_NNNNNNN every --save-every steps
 and at the end, with train_config.json and training_state.pt (optimizer, step, RNG, losses);
 rerunning the same command resumes from the latest one. Loss curves: OUT/loss_curves.html.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from model.checkpoint import (
+    TRAIN_CONFIG_FILE,
     CheckpointError,
     Stats,
     load_checkpoint,
@@ -51,11 +55,11 @@ from model.train_step import make_optimizer, train_step
 from robot_io.sim.scene import CAMERA_NAMES
 
 DEVICES = ("auto", "cpu", "cuda")
-TRAIN_CONFIG_FILE = "train_config.json"
 STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it is incomplete
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
-RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "cameras", "tokenizer")
+RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer")
+FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 
 
 class TrainError(ValueError):
@@ -72,14 +76,17 @@ class TrainConfig:
     gen_loss_weight: float = 0.01
     seed: int = 0
     lr: float | None = None  # None: the preset's (5e-5, the paper's)
+    warmup_steps: int = 200
     save_every: int = 500
     tokenizer: Path | None = None
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch; None: torch's default
     cameras: tuple[str, ...] = CAMERA_NAMES  # model slot order; the policy's camera_keys
+    cache: Path | None = None  # None: OUT/cache
 
     def __post_init__(self) -> None:
         self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
+        self.cache = self.out / "cache" if self.cache is None else _absolute(self.cache)
         self.tokenizer = None if self.tokenizer is None else _absolute(self.tokenizer)
         self.cameras = tuple(self.cameras)
         problems = []
@@ -90,6 +97,8 @@ class TrainConfig:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.gen_loss_weight < 0:
             problems.append(f"gen_loss_weight must be >= 0, got {self.gen_loss_weight}")
+        if self.warmup_steps < 0:
+            problems.append(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.lr is not None and self.lr <= 0:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.threads is not None and self.threads < 1:
@@ -143,7 +152,7 @@ def train(cfg: TrainConfig) -> Path:
     stats = compute_stats(arrays, info, model_config.chunk_size) if resumed_stats is None else resumed_stats
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2))
-    cache = build_cache(dataset, info, model, cfg.out / "cache")
+    cache = build_cache(dataset, info, model, cfg.cache)
     data = TrainingData(info, arrays, cache, stats, model.config)
 
     step, history = 0, []
@@ -156,16 +165,27 @@ def train(cfg: TrainConfig) -> Path:
         step, history = state["step"], state["history"]
     extra = {"train": cfg.to_dict(), "dataset": dataclasses.asdict(info), "action_mode": "delta"}
 
+    peak_lr = model.config.optim.lr
     last = resume
     progress = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", unit="step")
     for step in progress:
         frames = np.random.default_rng([cfg.seed, step]).integers(0, len(data), cfg.batch_size)  # same batches on resume
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, peak_lr, cfg.warmup_steps, cfg.steps)
         losses = train_step(model, optimizer, data.batch(frames, device))
-        history.append({"step": step + 1, **losses})
+        history.append({"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **losses})
         progress.set_postfix(loss=f"{losses['loss']:.4f}", act=f"{losses['action_loss']:.4f}", gen=f"{losses['gen_loss']:.4f}")
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             last = save_training_checkpoint(cfg.out, model, stats, optimizer, step + 1, history, extra)
     return last
+
+
+def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
+    """Linear warmup to `peak`, then a cosine down to FINAL_LR_FRACTION * peak at `total`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+    return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def model_config_for(cfg: TrainConfig) -> ModelConfig:
@@ -222,18 +242,21 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--gen-loss-weight", type=float, default=TrainConfig.gen_loss_weight, help="W in L_act + W * L_gen")
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--lr", type=float, default=None, help="AdamW learning rate (default: the preset's)")
+    parser.add_argument("--warmup-steps", type=int, default=TrainConfig.warmup_steps, help="linear learning-rate warmup")
     parser.add_argument("--save-every", type=int, default=TrainConfig.save_every, help="checkpoint every K steps")
     parser.add_argument("--tokenizer", type=Path, default=None, help="image tokenizer folder (see above)")
     parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (1 was ~3x faster per step than 2 on 2 cores shared with other work)")
     parser.add_argument("--cameras", default=",".join(CAMERA_NAMES), help="comma-separated camera names, in model slot order")
+    parser.add_argument("--cache", type=Path, default=None, help="frame/latent cache folder (default OUT/cache); runs may share one")
     args = parser.parse_args(argv)
     try:
         return TrainConfig(
             dataset=args.dataset, out=args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
-            gen_loss_weight=args.gen_loss_weight, seed=args.seed, lr=args.lr, save_every=args.save_every,
-            tokenizer=args.tokenizer, device=args.device, threads=args.threads, cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
+            gen_loss_weight=args.gen_loss_weight, seed=args.seed, lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every,
+            tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
+            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
         )
     except ValueError as err:
         parser.error(str(err))

@@ -287,7 +287,7 @@ class TrainingData:
         future = np.minimum(frames + history, end - 1)  # frame t+15, clamped at the episode end
 
         state = a.state[frames]  # (B, S)
-        index, _ = chunk_indices(a.episodes, frames, c.chunk_size)  # (B, chunk); padding holds the last action
+        index, is_pad = chunk_indices(a.episodes, frames, c.chunk_size)  # (B, chunk); padding holds the last action
         actions = self.action_norm.normalize(self.delta.to_delta(a.action[index], state))  # (B, chunk, A)
         images = to_model_images(np.asarray(self.cache.frames[frames]))  # (B, K, 3, S, S)
         history_latents = np.stack([self.cache.latents[past], self.cache.latents[frames]], axis=2)  # (B, K, 2, C, h, w)
@@ -310,6 +310,7 @@ class TrainingData:
             actions=torch.from_numpy(pad_last_dim(actions, c.max_action_dim)),
             target_latents=_pad_slots(torch.from_numpy(target).float(), slots),
             action_mask=(torch.arange(c.max_action_dim) < len(self.info.action_keys)).expand(B, -1),
+            action_is_pad=torch.from_numpy(is_pad),
         )
         return _to_device(batch, device)
 
@@ -323,4 +324,5 @@ def _pad_slots(x: torch.Tensor, slots: int, fill: float = 0.0) -> torch.Tensor:
 
 def _to_device(batch: TrainBatch, device: torch.device | str) -> TrainBatch:
     inputs = ModelInputs(**{name: value.to(device) for name, value in vars(batch.inputs).items()})
-    return TrainBatch(inputs, batch.actions.float().to(device), batch.target_latents.to(device), batch.action_mask.to(device))
+    masks = {name: getattr(batch, name).to(device) for name in ("action_mask", "action_is_pad")}
+    return TrainBatch(inputs, batch.actions.float().to(device), batch.target_latents.to(device), **masks)

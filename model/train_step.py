@@ -20,6 +20,7 @@ class TrainBatch:
     actions: Tensor  # (B, chunk, max_action_dim) normalised, zero-padded
     target_latents: Tensor  # (B, N, C, h, w) tokenizer latents of frame t+15
     action_mask: Tensor | None = None  # (B, max_action_dim) bool, real action dims
+    action_is_pad: Tensor | None = None  # (B, chunk) bool, steps past the episode end (not learned)
 
 
 def trainable_parameters(model: InternVLA) -> list[torch.nn.Parameter]:
@@ -36,7 +37,7 @@ def train_step(model: InternVLA, optimizer: torch.optim.Optimizer, batch: TrainB
     """Forward, backward, clip, step. Returns the losses and the gradient norm before clipping."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    losses = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask)
+    losses = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, action_is_pad=batch.action_is_pad)
     losses["loss"].backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, model.config.optim.grad_clip_norm)

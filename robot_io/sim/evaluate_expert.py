@@ -11,16 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import defaultdict
-
-import numpy as np
 
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
+from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
-
-SPEED_BANDS = 3  # equal-width bands over the belt speed range
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,31 +32,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.execute_horizon < 1:
         parser.error("--execute-horizon must be >= 1")
     return args
-
-
-def _rate(results: list[RolloutResult]) -> str:
-    wins = sum(r.success for r in results)
-    return f"{wins}/{len(results)} ({100 * wins / len(results):.0f}%)"
-
-
-def report(results: list[RolloutResult], config: ConveyorSimConfig) -> str:
-    low, high = config.belt_speed_range
-    edges = np.linspace(low, high, SPEED_BANDS + 1)
-    by_band: dict[str, list[RolloutResult]] = defaultdict(list)
-    by_color: dict[str, list[RolloutResult]] = defaultdict(list)
-    for r in results:
-        band = min(int(np.searchsorted(edges, r.episode.belt_speed, side="right")) - 1, SPEED_BANDS - 1)
-        by_band[f"{edges[band]:.3f}-{edges[band + 1]:.3f} m/s"].append(r)
-        by_color[r.episode.target_color].append(r)
-    wrong = sum(1 for r in results if not r.success and r.in_bin)
-    seconds = np.array([r.seconds for r in results if r.success])
-    lines = [f"success: {_rate(results)}   (wrong block in the bin: {wrong})"]
-    lines += [f"  belt {name}: {_rate(rs)}" for name, rs in sorted(by_band.items())]
-    lines += [f"  target {name}: {_rate(rs)}" for name, rs in sorted(by_color.items())]
-    if len(seconds):
-        lines.append(f"successful episode length: mean {seconds.mean():.1f} s, median {np.median(seconds):.1f} s, "
-                     f"max {seconds.max():.1f} s ({config.fps:g} ticks/s)")
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         robot.disconnect()
     elapsed = time.perf_counter() - started
     ticks = sum(r.ticks for r in results)
-    print(report(results, config))
+    print(format_summary(summarize(results, config)))
     print(f"{ticks} ticks in {elapsed:.1f} s: {1e3 * elapsed / ticks:.1f} ms per tick "
           f"({len(config.cameras)} cameras, {config.image_width}x{config.image_height})")
     return 0

@@ -1,6 +1,6 @@
 """Run one episode of a policy on a `SimRobot` the way the console does, headless and unpaced.
 
-Each tick: observe, send the command chunked for this tick, and when the chunk has had
+Each tick: observe (and show the policy the observation), send the command chunked for this tick, and when the chunk has had
 `execute_horizon` steps (or runs out) ask the policy for the next one from this tick's
 observation. That chunk starts at the next tick: one tick of inference latency, as in the console.
 Ticks with no command (the very first) hold the current joint positions.
@@ -56,6 +56,7 @@ def run_episode(
     tick = 0
     while tick < robot.config.max_ticks and in_bin_ticks < SETTLE_TICKS:
         observation = robot.get_observation()
+        policy.observe(observation)
         step = tick - chunk_tick - 1
         if chunk is not None and 0 <= step < len(chunk):
             action, source = dict(zip(keys, map(float, chunk[step]))), "policy"

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from model.config import tiny
 from model.policy import InternVLAPolicy
 from model.tokenizer import ConvAutoencoder
-from model.train import TrainConfig, main
+from model.train import TrainConfig, learning_rate, main
 from model.train_data import (
     TrainingData,
     build_cache,
@@ -139,6 +139,19 @@ def test_batches_are_built_like_the_policy_inputs(small_data):
         absolute = policy._unnormalize(batch.actions[row, :, :7].numpy(), state[row])
         expected = data.arrays.action[np.minimum(np.arange(t, t + config.chunk_size), end - 1)]
         np.testing.assert_allclose(absolute, expected, atol=1e-5)
+
+
+def test_chunk_steps_past_the_episode_end_are_flagged_as_padding(small_data):
+    _, data, _, _ = small_data
+    batch = data.batch(np.array([10, 17]))  # episode 0 ends at frame 20; chunks of 6
+    assert batch.action_is_pad.tolist() == [[False] * 6, [False] * 3 + [True] * 3]
+
+
+def test_learning_rate_warms_up_then_decays_to_a_tenth():
+    rates = [learning_rate(step, 1e-3, warmup=10, total=110) for step in range(110)]
+    assert rates[0] == pytest.approx(1e-4) and rates[9] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))  # never rises after the warmup
+    assert learning_rate(110, 1e-3, warmup=10, total=110) == pytest.approx(1e-4)
 
 
 def test_steps_on_a_fixed_dataset_batch_reduce_the_loss(small_data):

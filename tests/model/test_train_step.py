@@ -1,7 +1,9 @@
 """One optimisation step on CPU: AdamW (0.9, 0.95) at lr 5e-5, tokenizer frozen, loss goes down."""
 
+import pytest
 import torch
 
+from model import flow
 from model.train_step import TrainBatch, make_optimizer, train_step
 from tests.model.helpers import random_inputs, small_config, small_model
 
@@ -50,3 +52,18 @@ def test_repeated_steps_fit_a_fixed_batch():
         train_step(model, optimizer, batch)
     after = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, **fixed)["loss"].item()
     assert after < 0.7 * before
+
+
+def test_padded_chunk_steps_do_not_count_in_the_action_loss():
+    model, config = small_model(), small_config()
+    batch = make_batch(config, batch=2)
+    is_pad = torch.zeros(2, config.chunk_size, dtype=torch.bool)
+    is_pad[:, -2:] = True  # the last two steps lie past the episode end
+    noise, t = torch.zeros_like(batch.actions), torch.full((2,), 0.5)
+    with torch.no_grad():
+        masked = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, noise=noise, t=t, action_is_pad=is_pad)
+        unmasked = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, noise=noise, t=t)
+        _, velocity = model.predict(batch.inputs, flow.noisy_actions(batch.actions, noise, t), t)
+    error = (velocity - flow.velocity_target(batch.actions, noise)).pow(2)[:, :, :7]  # 7 real action dims
+    assert masked["action_loss"].item() == pytest.approx(error[:, :-2].mean().item(), rel=1e-5)
+    assert unmasked["action_loss"].item() == pytest.approx(error.mean().item(), rel=1e-5)

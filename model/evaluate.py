@@ -1,0 +1,256 @@
+"""Measure an InternVLA-A1 checkpoint on the conveyor task: closed loop in the sim, open loop on demos.
+
+    python -m model.evaluate [--checkpoint DIR] --episodes N [--json OUT] [--seed S]
+        [--demos DIR] [--demo-frames M] [--execute-horizon H] [--workers W]
+
+Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor).
+
+Closed loop: N seeded sim episodes (seeds S, S+1, ...; the training demonstrations use seeds from
+TRAINING_SEED_START up, so the default ones are held out) run as the console runs the policy
+(model/robot_io.sim.expert_rollout): success overall, per belt-speed band and per target colour,
+and whether the block that went into the bin was the named one.
+
+Open loop, on a held-out demonstration dataset (--demos, recorded with
+`python -m robot_io.sim.collect --seed 0`): for M frames t with a real frame t+15, the decoded
+foresight picture against the real frame t+15, per camera, in PSNR and SSIM, beside the
+"nothing moves" baseline (frame t copied) and the tokenizer's own ceiling (frame t+15 encoded
+and decoded); and the mean squared error of the 50-step action chunk against the expert's.
+Pictures are compared at the tokenizer's resolution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from model.checkpoint import (
+    CheckpointError,
+    RobotLayout,
+    check_layout,
+    read_layout,
+)
+from model.image_metrics import psnr, ssim
+from model.internvla import InternVLA
+from model.policy import InternVLAPolicy
+from model.preprocess import to_model_images, to_uint8_images
+from model.train_data import (
+    DatasetError,
+    TrainingData,
+    build_cache,
+    check_dataset,
+    chunk_indices,
+    open_dataset,
+    read_dataset,
+)
+from model.understanding import resize_square
+from robot_io.robot import camera_keys, state_keys
+from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
+from robot_io.sim.rollout_summary import format_summary, summarize
+from robot_io.sim.sim_robot import SimRobot
+
+SHIPPED_CHECKPOINT = Path(__file__).parent / "weights" / "tiny_conveyor"
+DEFAULT_DEMOS = Path("recordings/conveyor_heldout")
+TRAINING_SEED_START = 100_000  # README: demonstrations for training are collected from this seed up
+DEMO_BATCH = 16  # frames per model call in the open-loop part
+NOISE_SEED = 0  # flow-matching noise of the open-loop part: the same figures on every run
+
+
+def sim_layout(robot: SimRobot) -> RobotLayout:
+    return RobotLayout(robot.name, camera_keys(robot), state_keys(robot), list(robot.action_features))
+
+
+def load_policy(checkpoint: Path, robot: SimRobot, seed: int | None = None) -> InternVLAPolicy:
+    """The policy for this robot, or a CheckpointError when the checkpoint was trained for another layout."""
+    layout = sim_layout(robot)
+    trained = read_layout(checkpoint)
+    if trained is not None:
+        check_layout(trained, layout, checkpoint)
+    return InternVLAPolicy.from_checkpoint(
+        checkpoint, state_keys=layout.state_keys, action_keys=layout.action_keys,
+        camera_keys=layout.cameras, robot_type=layout.robot_type, seed=seed,
+    )
+
+
+# ---- closed loop ------------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}  # each worker process's own robot and policy
+
+
+def _start_worker(checkpoint: Path, execute_horizon: int) -> None:
+    torch.set_num_threads(1)  # one core per worker: workers run side by side
+    robot = SimRobot(ConveyorSimConfig())
+    robot.connect()
+    _worker.update(robot=robot, policy=load_policy(checkpoint, robot), horizon=execute_horizon)
+
+
+def _run_seed(seed: int) -> RolloutResult:
+    robot, policy = _worker["robot"], _worker["policy"]
+    robot.reset_scene(seed)
+    policy.seed(seed)  # the same episode draws the same noise on every run
+    return run_episode(robot, policy, execute_horizon=_worker["horizon"])
+
+
+def closed_loop(checkpoint: Path, seeds: list[int], execute_horizon: int, workers: int) -> list[RolloutResult]:
+    """Episodes in seed order, each printed as it finishes."""
+    results = []
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
+                             initargs=(checkpoint, execute_horizon)) as pool:
+        for seed, result in zip(seeds, pool.map(_run_seed, seeds)):
+            ep = result.episode
+            print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
+                  f"{'ok  ' if result.success else 'FAIL'} {result.ticks} ticks, in bin: {list(result.in_bin)}", flush=True)
+            results.append(result)
+    return results
+
+
+# ---- open loop on demonstrations -------------------------------------------------------------
+
+def open_loop(model: InternVLA, stats: dict, layout: RobotLayout, demos: Path, frames: int, seed: int,
+              execute_horizon: int) -> dict[str, Any]:
+    """Foresight picture quality per camera and action-chunk error on held-out demonstrations."""
+    dataset = open_dataset(demos)
+    info = check_dataset(dataset.meta, model.config, layout.cameras, stats)
+    if info.robot_type != layout.robot_type or info.state_keys != layout.state_keys or info.action_keys != layout.action_keys:
+        raise DatasetError(f"{demos} was recorded on another robot layout: {info.robot_type} {info.state_keys} {info.action_keys}")
+    arrays = read_dataset(dataset)
+    history = model.config.foresight.history_steps
+    has_future = np.flatnonzero(np.arange(len(arrays.state)) + history < arrays.episodes[:, 1])  # real frame t+15
+    if len(has_future) == 0:
+        raise DatasetError(f"{demos}: no frame has a frame {history} steps later in its episode")
+    chosen = np.sort(np.random.default_rng(seed).choice(has_future, min(frames, len(has_future)), replace=False))
+
+    with tempfile.TemporaryDirectory(prefix="evaluate_cache_") as folder:
+        cache = build_cache(dataset, info, model, Path(folder))
+        data = TrainingData(info, arrays, cache, stats, model.config)
+        K = len(layout.cameras)
+        pictures = {name: [] for name in ("foresight", "future", "copy", "ceiling")}
+        squared_errors, first_errors = [], []
+        noise_rng = torch.Generator().manual_seed(NOISE_SEED)
+        for start in range(0, len(chosen), DEMO_BATCH):
+            batch_frames = chosen[start : start + DEMO_BATCH]
+            batch = data.batch(batch_frames)
+            c = model.config
+            noise = torch.randn(len(batch_frames), c.chunk_size, c.max_action_dim, generator=noise_rng)
+            with torch.inference_mode():
+                actions, latents = model.sample(batch.inputs, noise)  # (B, chunk, A) normalised, (B, N, C, h, w)
+                pictures["foresight"].append(to_uint8_images(model.decode_latents(latents[:, :K])))
+                pictures["ceiling"].append(to_uint8_images(model.decode_latents(batch.target_latents[:, :K])))
+            pictures["future"].append(_tokenizer_sized(cache.frames[batch_frames + history], model))
+            pictures["copy"].append(_tokenizer_sized(cache.frames[batch_frames], model))
+            error, first = _action_errors(data, batch_frames, actions[:, :, : len(layout.action_keys)].numpy(), execute_horizon)
+            squared_errors.append(error)
+            first_errors.append(first)
+
+    stacked = {name: np.concatenate(p) for name, p in pictures.items()}  # (M, K, H, W, 3) uint8
+    foresight = {}
+    for k, cam in enumerate(layout.cameras):
+        future = stacked["future"][:, k]
+        foresight[cam] = {
+            f"{name}_{metric.__name__}": float(metric(stacked[name][:, k], future).mean())
+            for name in ("foresight", "copy", "ceiling") for metric in (psnr, ssim)
+        }
+    return {
+        "demos": str(demos), "frames": len(chosen), "episodes": int(len(np.unique(arrays.episodes[chosen, 0]))),
+        "picture_size": int(model.config.foresight.image_size), "foresight": foresight,
+        "action_mse": float(np.concatenate(squared_errors).mean()),
+        f"action_mse_first_{execute_horizon}": float(np.concatenate(first_errors).mean()),
+    }
+
+
+def _tokenizer_sized(frames: np.ndarray, model: InternVLA) -> np.ndarray:
+    """Letterboxed uint8 frames (B, K, S, S, 3) -> the tokenizer's size, resized as encode_frames does."""
+    images = to_model_images(np.asarray(frames))  # (B, K, 3, S, S)
+    resized = resize_square(images.flatten(0, 1), model.config.foresight.image_size)
+    return to_uint8_images(resized.view(*images.shape[:2], *resized.shape[1:]))
+
+
+def _action_errors(data: TrainingData, frames: np.ndarray, normalised: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Squared errors of the real (not padded) chunk steps, all and the first `horizon`, in action units."""
+    state = data.arrays.state[frames]  # (B, S)
+    predicted = data.delta.to_absolute(data.action_norm.unnormalize(normalised), state)  # (B, chunk, A)
+    index, is_pad = chunk_indices(data.arrays.episodes, frames, len(normalised[0]))
+    errors = (predicted - data.arrays.action[index]) ** 2  # (B, chunk, A)
+    real = ~is_pad
+    return errors[real].ravel(), errors[:, :horizon][real[:, :horizon]].ravel()
+
+
+# ---- report ----------------------------------------------------------------------------------
+
+def format_open_loop(result: dict[str, Any], horizon: int) -> str:
+    lines = [f"open loop on {result['demos']}: {result['frames']} frames from {result['episodes']} episodes, "
+             f"pictures at {result['picture_size']}x{result['picture_size']}",
+             f"  {'camera':<8} {'foresight PSNR / SSIM':>24} {'copy frame t PSNR / SSIM':>26} {'tokenizer ceiling':>20}"]
+    for cam, m in result["foresight"].items():
+        lines.append(f"  {cam:<8} {m['foresight_psnr']:>15.2f} dB / {m['foresight_ssim']:.3f} "
+                     f"{m['copy_psnr']:>17.2f} dB / {m['copy_ssim']:.3f} {m['ceiling_psnr']:>12.2f} dB / {m['ceiling_ssim']:.3f}")
+    lines.append(f"  action MSE against the expert: {result['action_mse']:.5f} (all 50 steps), "
+                 f"{result[f'action_mse_first_{horizon}']:.5f} (first {horizon} steps)")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT, help="checkpoint folder (default: the shipped model)")
+    parser.add_argument("--episodes", type=int, required=True, help="closed-loop sim episodes (0: skip)")
+    parser.add_argument("--json", type=Path, default=None, help="write every figure and episode here")
+    parser.add_argument("--seed", type=int, default=0, help="first closed-loop seed; the others follow")
+    parser.add_argument("--demos", type=Path, default=DEFAULT_DEMOS, help="held-out demonstrations for the open-loop part")
+    parser.add_argument("--demo-frames", type=int, default=320, help="frames sampled from --demos (0: skip the open loop)")
+    parser.add_argument("--execute-horizon", type=int, default=EXECUTE_HORIZON, help="chunk steps run before the next inference")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="closed-loop episodes run side by side")
+    args = parser.parse_args(argv)
+    for name in ("episodes", "demo_frames"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    for name in ("execute_horizon", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.episodes and args.seed + args.episodes > TRAINING_SEED_START:
+        parser.error(f"seeds from {TRAINING_SEED_START} up are the training demonstrations'; evaluate below them")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.execute_horizon}
+    try:
+        robot = SimRobot(ConveyorSimConfig())
+        layout = sim_layout(robot)
+        policy = load_policy(args.checkpoint, robot)  # refuses another layout before any long work
+        if args.demo_frames:
+            started = time.perf_counter()
+            report["open_loop"] = open_loop(policy.model, policy.stats, layout, args.demos,
+                                            args.demo_frames, args.seed, args.execute_horizon)
+            print(format_open_loop(report["open_loop"], args.execute_horizon), f"\n  ({time.perf_counter() - started:.0f} s)", flush=True)
+        if args.episodes:
+            started = time.perf_counter()
+            seeds = list(range(args.seed, args.seed + args.episodes))
+            results = closed_loop(args.checkpoint, seeds, args.execute_horizon, args.workers)
+            report["closed_loop"] = summarize(results, robot.config) | {"seeds": [seeds[0], seeds[-1]]}
+            print(f"closed loop, seeds {seeds[0]}-{seeds[-1]} ({time.perf_counter() - started:.0f} s):")
+            print(format_summary(report["closed_loop"]))
+    except (CheckpointError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

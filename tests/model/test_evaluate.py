@@ -1,0 +1,108 @@
+"""model.evaluate end to end on a tiny checkpoint trained for two steps on recorded sim demonstrations:
+the report's structure, figures checked against direct computations, and refusals."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model import evaluate
+from model.checkpoint import TRAIN_CONFIG_FILE
+from model.image_metrics import psnr
+from model.train import main as train_main
+from model.train_data import TrainingData, build_cache, check_dataset, open_dataset, read_dataset
+from robot_io.sim import collect
+
+EPISODES = 2
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demos") / "heldout"
+    assert collect.main(["--episodes", str(EPISODES), "--out", str(root), "--seed", "0", "--image-size", "64"]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(demos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    argv = ["--preset", "tiny", "--dataset", str(demos), "--out", str(out), "--steps", "2", "--batch-size", "2", "--threads", "1"]
+    assert train_main(argv) == 0
+    return sorted((out / "checkpoints").iterdir())[-1]
+
+
+def test_report_has_closed_and_open_loop_figures(checkpoint, demos, tmp_path, capsys):
+    out = tmp_path / "report.json"
+    argv = ["--checkpoint", str(checkpoint), "--episodes", "2", "--seed", "7", "--demos", str(demos),
+            "--demo-frames", "12", "--workers", "1", "--json", str(out)]
+    assert evaluate.main(argv) == 0
+    report = json.loads(out.read_text())
+    closed = report["closed_loop"]
+    assert closed["episodes"] == 2 and [e["seed"] for e in closed["per_episode"]] == [7, 8]
+    assert sum(r["episodes"] for r in closed["by_speed"].values()) == 2
+    assert sum(r["episodes"] for r in closed["by_color"].values()) == 2
+    assert 0 <= closed["success_rate"] <= 1
+
+    opened = report["open_loop"]
+    assert opened["frames"] == 12 and set(opened["foresight"]) == {"head", "wrist", "side"}
+    for cam, m in opened["foresight"].items():
+        assert set(m) == {f"{n}_{k}" for n in ("foresight", "copy", "ceiling") for k in ("psnr", "ssim")}
+        assert 0 < m["copy_psnr"] < 100 and -1 <= m["foresight_ssim"] <= 1
+    assert opened["action_mse"] > 0 and np.isfinite(opened["action_mse"])
+    printed = capsys.readouterr().out
+    assert "copy frame t" in printed and "success:" in printed
+
+
+def test_copy_baseline_and_action_error_match_direct_computations(checkpoint, demos, tmp_path):
+    """The copy-frame-t PSNR is that of frame t against frame t+15 at the tokenizer's size, and the
+    training target chunk, scored as a prediction, has zero error on its real steps."""
+    robot = evaluate.SimRobot(evaluate.ConveyorSimConfig())
+    policy = evaluate.load_policy(checkpoint, robot)
+    model, layout = policy.model, evaluate.sim_layout(robot)
+    result = evaluate.open_loop(model, policy.stats, layout, demos, frames=24, seed=3, execute_horizon=8)
+
+    dataset = open_dataset(demos)
+    info = check_dataset(dataset.meta, model.config, layout.cameras, policy.stats)
+    arrays = read_dataset(dataset)
+    cache = build_cache(dataset, info, model, tmp_path / "cache")
+    has_future = np.flatnonzero(np.arange(len(arrays.state)) + 15 < arrays.episodes[:, 1])
+    frames = np.sort(np.random.default_rng(3).choice(has_future, 24, replace=False))  # the documented draw
+    assert result["frames"] == 24
+    size = model.config.foresight.image_size
+    head_t = torch.nn.functional.interpolate(torch.from_numpy(np.asarray(cache.frames[frames, 0])).permute(0, 3, 1, 2).float(),
+                                             size=(size, size), mode="bilinear", antialias=True)
+    head_future = torch.nn.functional.interpolate(torch.from_numpy(np.asarray(cache.frames[frames + 15, 0])).permute(0, 3, 1, 2).float(),
+                                                  size=(size, size), mode="bilinear", antialias=True)
+    as_uint8 = lambda x: x.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    direct = psnr(as_uint8(head_t), as_uint8(head_future)).mean()
+    assert result["foresight"]["head"]["copy_psnr"] == pytest.approx(direct, abs=0.3)  # [-1, 1] round trip rounding
+
+    data = TrainingData(info, arrays, cache, policy.stats, model.config)
+    chosen = frames[:6]
+    target = data.batch(chosen).actions[:, :, : len(layout.action_keys)].numpy()
+    errors, first = evaluate._action_errors(data, chosen, target, 8)
+    assert errors.max() < 1e-8 and first.max() < 1e-8
+    errors, _ = evaluate._action_errors(data, chosen, target + 0.5, 8)
+    assert errors.mean() > 1e-4
+
+
+def test_a_checkpoint_for_another_robot_layout_is_refused(checkpoint, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in checkpoint.iterdir():
+        if f.is_file():
+            (other / f.name).write_bytes(f.read_bytes())
+    config = json.loads((other / TRAIN_CONFIG_FILE).read_text())
+    config["dataset"]["action_keys"] = config["dataset"]["action_keys"][:-1]
+    config["dataset"]["robot_type"] = "so101_follower"
+    (other / TRAIN_CONFIG_FILE).write_text(json.dumps(config))
+    assert evaluate.main(["--checkpoint", str(other), "--episodes", "1", "--demo-frames", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "another robot layout" in err and "robot_type" in err and "action_keys" in err
+
+
+def test_training_seeds_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        evaluate.main(["--episodes", "5", "--seed", str(evaluate.TRAINING_SEED_START - 2)])
+    assert "training demonstrations" in capsys.readouterr().err
