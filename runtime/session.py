@@ -17,8 +17,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from robot_io.policy import Policy
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
+from runtime.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import ChunkQueue
 from runtime.commands import (
     Command, DiscardRecording, Mode, PolicyFailed, Release, ResetScene, RunPolicy, StartRecording,
@@ -44,6 +47,9 @@ FALLBACK_NICENESS = -10  # limits for joints a robot does not bound itself
 class SessionConfig:
     fps: float = 15.0
     execute_horizon: int = 8  # chunk steps executed before the next inference is requested
+    # How a new chunk takes over from the running one (runtime/chunk_blending.py): a linear
+    # cross-fade over 8 ticks by default; BlendConfig(mode="none") switches at once.
+    blend: BlendConfig = field(default_factory=BlendConfig)
     max_instruction_chars: int = 200
     max_step_per_tick: float = 0.2  # rad (or gripper units) a command may change per tick
     max_step_overrides: dict[str, float] = field(default_factory=dict)
@@ -73,6 +79,8 @@ class SessionConfig:
             raise ValueError(f"realtime_priority must be between 0 and {REALTIME_PRIORITY_MAX}, got {self.realtime_priority}")
         if self.key_timeout_s <= 0:
             raise ValueError("key_timeout_s must be > 0")
+        if not isinstance(self.blend, BlendConfig):
+            raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
         if self.record_root is not None:
             self.record_root = Path(self.record_root)
 
@@ -92,7 +100,8 @@ class Session:
         self.safety = self._safety_limits(robot, config)
 
         self._commands: queue.Queue[Command] = queue.Queue()
-        self._chunks = ChunkQueue(config.execute_horizon)
+        self._chunks = ChunkQueue(config.execute_horizon, config.blend)
+        self._seams = SeamMeter()
         self._runner = PolicyRunner(policy, self._chunks, len(self.action_keys), self._policy_failed)
         self._recording: RecordingWorker | None = None
         if config.record_root is not None:
@@ -209,6 +218,11 @@ class Session:
         self._runner.observe(self._tick, observation)
 
         queued, chunk = self._chunks.pop(self._tick) if self._mode is Mode.RUNNING else (None, None)
+        switch = self._chunks.take_switch()
+        if switch is not None:
+            # The seam is the jump from the command sent last tick, before safety clamps it.
+            last_sent = np.array([self._previous[k] for k in self.action_keys], dtype=np.float32)  # (action_dim,)
+            self._seams.record(switch, last_sent)
         proposed, source = choose_command(self._mode, queued, self._operator_command(now), self.action_keys)
         safe = make_safe(proposed, self._previous, self.safety)
         if safe.held and proposed is not None:
@@ -238,6 +252,7 @@ class Session:
             chunk_id=chunk.chunk_id if chunk else None,
             chunk_step=chunk.step_for(self._tick) if chunk else None,
             inference_ms=result.latency_ms if result else None,
+            seams=self._seams.stats(),
             teleop_available=isinstance(self.robot, CartesianControl),
             last_error=self._last_error,
             hint=self._hint,

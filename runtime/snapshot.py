@@ -11,6 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
+from runtime.chunk_blending import SeamStats
 from runtime.commands import Mode
 from runtime.loop_timing import LoopStats
 from runtime.recording import RecordingStatus
@@ -34,6 +35,7 @@ class Snapshot:
     chunk_id: int | None
     chunk_step: int | None
     inference_ms: float | None
+    seams: SeamStats  # jumps at recent chunk switches, raw and after blending
     teleop_available: bool
     last_error: str
     hint: str

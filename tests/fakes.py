@@ -112,3 +112,21 @@ class ConstantPolicy(Policy):
 class FailingPolicy(Policy):
     def infer(self, observation, instruction):
         raise ValueError("no colour named in the instruction")
+
+
+class OffsetPolicy(Policy):
+    """Flat chunks whose joint 1 alternates between `low` and `high`: every switch is a jump.
+
+    From call `nan_from_call` on (1-based; None: never) the chunks are NaN."""
+
+    def __init__(self, low: float = 0.0, high: float = 0.3, steps: int = 20, nan_from_call: int | None = None) -> None:
+        self.low, self.high, self.steps, self.nan_from_call = low, high, steps, nan_from_call
+        self.calls = 0
+
+    def infer(self, observation, instruction):
+        self.calls += 1
+        actions = np.zeros((self.steps, len(JOINTS)), dtype=np.float32)  # (steps, joints)
+        actions[:, 0] = self.high if self.calls % 2 == 0 else self.low
+        if self.nan_from_call is not None and self.calls >= self.nan_from_call:
+            actions[:] = np.nan
+        return PolicyOutput(actions=actions, timings_ms={"total": 0.1})

@@ -81,6 +81,7 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
             "loop": dataclasses.asdict(snapshot.loop),
             "recording": dataclasses.asdict(snapshot.recording) if snapshot.recording else None,
             "last_error": snapshot.last_error,
+            "seams": dataclasses.asdict(snapshot.seams),
         }
 
     @app.post("/api/teleop")

@@ -1,13 +1,15 @@
 """The session's control thread with our fake robot and policies (fast rate, bounded waits)."""
 
+import itertools
 import math
 
 import pytest
 
+from runtime.chunk_blending import BlendConfig
 from runtime.commands import EStop, Mode, Pause, Release, ResetScene, RunPolicy, TakeOver, TeleopKeys
 from runtime.session import Session, SessionConfig
 from tests.session_support import wait_until
-from tests.fakes import ConstantPolicy, FailingPolicy, FakeRobot
+from tests.fakes import ConstantPolicy, FailingPolicy, FakeRobot, OffsetPolicy
 
 FPS = 60.0
 
@@ -150,3 +152,60 @@ def test_policy_observes_every_tick_in_order(make_session):
     seen = list(policy.observed_frames)
     assert len(seen) >= 30
     assert all(b == (a + 1) % 256 for a, b in zip(seen, seen[1:])), seen  # no tick skipped or repeated
+
+
+OFFSET = 0.3  # how far consecutive OffsetPolicy chunks disagree about joint 1
+BLENDED_SWITCHES = 4  # chunk switches with an overlap to look at
+
+
+def blended_seams(snap):
+    return [seam for seam in snap.seams.history if seam.overlap > 0]
+
+
+def joint_1_steps(robot):
+    return [abs(b["joint_1.pos"] - a["joint_1.pos"]) for a, b in itertools.pairwise(robot.sent)]
+
+
+def test_blending_makes_the_executed_seam_smaller_than_the_raw_one(make_session):
+    # A step clamp wider than the offset, so any smoothing seen here is the blend's, not safety's.
+    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0)
+    session.submit(RunPolicy("go"))
+    snap = wait_until(lambda s: len(blended_seams(s)) >= BLENDED_SWITCHES, session)
+    seams = blended_seams(snap)
+    assert snap.seams.last == snap.seams.history[-1]
+    assert all(seam.blended < seam.raw for seam in seams), seams
+    assert max(seam.raw for seam in seams) == pytest.approx(OFFSET)
+    assert max(seam.blended for seam in seams) < OFFSET / 2
+    assert max(joint_1_steps(robot)) < OFFSET / 2  # what the robot was sent, not only the measure
+
+
+def test_blend_none_switches_at_once(make_session):
+    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0, blend=BlendConfig(mode="none"))
+    session.submit(RunPolicy("go"))
+    snap = wait_until(lambda s: len(blended_seams(s)) >= BLENDED_SWITCHES, session)
+    assert all(seam.blended == seam.raw for seam in snap.seams.history)
+    assert max(joint_1_steps(robot)) == pytest.approx(OFFSET)
+
+
+def test_safety_still_applies_after_blending(make_session):
+    # Chunks reach for 1.5 (beyond joint 1's limit of 1.0) in steps wider than the step clamp,
+    # and the fourth chunk is NaN: the blended commands are clamped, then the NaN holds.
+    max_step = 0.05
+    session, robot = make_session(
+        OffsetPolicy(high=1.5, nan_from_call=4), max_step_per_tick=max_step, blend=BlendConfig(mode="exponential")
+    )
+    session.submit(RunPolicy("go"))
+    paused = wait_until(lambda s: s.mode is Mode.PAUSED, session)
+    assert "NaN" in paused.last_error
+    later = wait_until(lambda s: s.tick > paused.tick + 5, session)
+    assert later.action_source == "hold" and later.action == paused.action
+    assert len(blended_seams(paused)) >= 1  # blending did take place before the failure
+    sent = [v for command in robot.sent for v in command.values()]
+    assert all(math.isfinite(v) for v in sent)
+    assert max(command["joint_1.pos"] for command in robot.sent) <= 1.0
+    assert max(joint_1_steps(robot)) == pytest.approx(max_step)  # the step clamp was active
+
+
+def test_blend_config_is_validated_on_the_session_config():
+    with pytest.raises(TypeError, match="blend must be a BlendConfig"):
+        SessionConfig(blend="linear")

@@ -60,3 +60,9 @@ def test_teleop_keys_reach_the_session_and_oversized_bodies_are_refused(client_a
     assert session.snapshot().action_source == "operator"
     too_many = client.post("/api/teleop", json={"keys": [f"Key{i}" for i in range(MAX_KEYS + 1)]})
     assert too_many.status_code == 400
+
+
+def test_status_reports_chunk_seams(client_and_session):
+    client, _ = client_and_session
+    seams = client.get("/api/status").json()["seams"]
+    assert seams == {"last": None, "history": []}  # idle: no chunk has switched yet
