@@ -37,13 +37,12 @@ import torch
 from model.checkpoint import (
     CheckpointError,
     RobotLayout,
-    check_layout,
-    read_layout,
 )
 from model.image_metrics import psnr, ssim
 from model.internvla import InternVLA
-from model.policy import InternVLAPolicy
+from model.policy import policy_for_robot, robot_layout
 from model.preprocess import to_model_images, to_uint8_images
+from model.shipped import SHIPPED_CHECKPOINT
 from model.train_data import (
     DatasetError,
     TrainingData,
@@ -54,33 +53,15 @@ from model.train_data import (
     read_dataset,
 )
 from model.understanding import resize_square
-from robot_io.robot import camera_keys, state_keys
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SimRobot
 
-SHIPPED_CHECKPOINT = Path(__file__).parent / "weights" / "tiny_conveyor"
 DEFAULT_DEMOS = Path("recordings/conveyor_heldout")
 TRAINING_SEED_START = 100_000  # README: demonstrations for training are collected from this seed up
 DEMO_BATCH = 16  # frames per model call in the open-loop part
 NOISE_SEED = 0  # flow-matching noise of the open-loop part: the same figures on every run
-
-
-def sim_layout(robot: SimRobot) -> RobotLayout:
-    return RobotLayout(robot.name, camera_keys(robot), state_keys(robot), list(robot.action_features))
-
-
-def load_policy(checkpoint: Path, robot: SimRobot, seed: int | None = None) -> InternVLAPolicy:
-    """The policy for this robot, or a CheckpointError when the checkpoint was trained for another layout."""
-    layout = sim_layout(robot)
-    trained = read_layout(checkpoint)
-    if trained is not None:
-        check_layout(trained, layout, checkpoint)
-    return InternVLAPolicy.from_checkpoint(
-        checkpoint, state_keys=layout.state_keys, action_keys=layout.action_keys,
-        camera_keys=layout.cameras, robot_type=layout.robot_type, seed=seed,
-    )
 
 
 # ---- closed loop ------------------------------------------------------------------------------
@@ -92,7 +73,7 @@ def _start_worker(checkpoint: Path, execute_horizon: int) -> None:
     torch.set_num_threads(1)  # one core per worker: workers run side by side
     robot = SimRobot(ConveyorSimConfig())
     robot.connect()
-    _worker.update(robot=robot, policy=load_policy(checkpoint, robot), horizon=execute_horizon)
+    _worker.update(robot=robot, policy=policy_for_robot(checkpoint, robot), horizon=execute_horizon)
 
 
 def _run_seed(seed: int) -> RolloutResult:
@@ -228,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.execute_horizon}
     try:
         robot = SimRobot(ConveyorSimConfig())
-        layout = sim_layout(robot)
-        policy = load_policy(args.checkpoint, robot)  # refuses another layout before any long work
+        layout = robot_layout(robot)
+        policy = policy_for_robot(args.checkpoint, robot)  # refuses another layout before any long work
         if args.demo_frames:
             started = time.perf_counter()
             report["open_loop"] = open_loop(policy.model, policy.stats, layout, args.demos,

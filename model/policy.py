@@ -13,13 +13,20 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from model.checkpoint import Stats, load_checkpoint
+from model.checkpoint import (
+    RobotLayout,
+    Stats,
+    check_layout,
+    load_checkpoint,
+    read_layout,
+)
 from model.internvla import InternVLA, ModelInputs
 from model.preprocess import (
     ACTION_FEATURE,
@@ -33,9 +40,25 @@ from model.preprocess import (
 )
 from model.understanding import build_text_tokenizer
 from robot_io.policy import Policy, PolicyOutput
+from robot_io.robot import Robot, camera_keys, state_keys
 
 ACTION_MODES = ("delta", "absolute")
 Frames = dict[str, np.ndarray | None]  # camera -> letterboxed uint8 frame, None when the camera gave none
+
+
+@dataclass
+class Prepared:
+    """One request's model inputs (batch of 1), before the batched call."""
+
+    state: np.ndarray  # (S,) raw state, for the action post-processing
+    text_tokens: torch.Tensor  # (1, T) long
+    text_mask: torch.Tensor  # (1, T) bool
+    images: torch.Tensor  # (1, N, 3, I, I) frame t
+    history_frames: torch.Tensor  # (1, N, 2, 3, I, I) frames t-15 and t
+    camera_mask: torch.Tensor  # (1, N) bool
+    model_state: torch.Tensor  # (1, max_state_dim) normalised, padded
+    noise: torch.Tensor  # (1, chunk, max_action_dim), from this client's generator
+    present: list[int]  # camera slots with a frame t
 
 
 class InternVLAPolicy(Policy):
@@ -116,50 +139,44 @@ class InternVLAPolicy(Policy):
 
     def infer(self, observation: dict[str, Any], instruction: str) -> PolicyOutput:
         started = time.perf_counter()
+        output = infer_batch(self.model, [(self, self.prepare(observation, instruction))])[0]
+        if isinstance(output, Exception):
+            raise output
+        output.timings_ms["total"] = (time.perf_counter() - started) * 1e3  # with this request's preprocessing
+        return output
+
+    # ---- infer, split so that several requests can share one model call (model.serve) --------
+
+    def prepare(self, observation: dict[str, Any], instruction: str) -> Prepared:
         text_tokens, text_mask = self.text_tokenizer([_check_instruction(instruction)])
         state = self._state(observation)
         self.observe(observation)
         now, past = self.history.now, self.history.past
-        present = [i for i, key in enumerate(self.camera_keys) if now[key] is not None]  # slots with a frame t
         images, history_frames, camera_mask = self._camera_tensors(now, past)
+        noise = torch.randn(
+            1, self.config.chunk_size, self.config.max_action_dim, generator=self._generator, device=self.device
+        ).to(self.dtype)
+        return Prepared(
+            state=state,
+            text_tokens=text_tokens.to(self.device),
+            text_mask=text_mask.to(self.device),
+            images=images,
+            history_frames=history_frames,
+            camera_mask=camera_mask,
+            model_state=self._model_state(state),
+            noise=noise,
+            present=[i for i, key in enumerate(self.camera_keys) if now[key] is not None],
+        )
 
-        with torch.inference_mode():
-            stage = _StageClock(self.device)
-            history_latents = self.model.encode_frames(history_frames)
-            encode_ms = stage.lap()
-            inputs = ModelInputs(
-                images=images,
-                camera_mask=camera_mask,
-                text_tokens=text_tokens.to(self.device),
-                text_mask=text_mask.to(self.device),
-                history_latents=history_latents,
-                state=self._model_state(state),
-            )
-            layout, cache = self.model.prefill_prefix(inputs)
-            prefix_ms = stage.lap()
-            cache, latents = self.model.prefill_generation(inputs, layout, cache)
-            generation_ms = stage.lap()
-            noise = torch.randn(
-                1, self.config.chunk_size, self.config.max_action_dim, generator=self._generator, device=self.device
-            ).to(self.dtype)
-            actions = self.model.denoise(inputs.state, layout, cache, noise)
-            denoise_ms = stage.lap()
-            latents = latents[:, present]  # (1, P, C, h, w)
-            pictures = self.model.decode_latents(latents)
-            decode_ms = stage.lap()
-
-        actions = self._unnormalize(actions[0, :, : len(self.action_keys)].float().cpu().numpy(), state)
-        keys = [self.camera_keys[i] for i in present]
+    def finish(self, prepared: Prepared, actions: torch.Tensor, latents: torch.Tensor, pictures: torch.Tensor, timings_ms: dict[str, float]) -> PolicyOutput:
+        """actions (chunk, max_action_dim), latents (P, C, h, w) and pictures (P, 3, H, W) of the present cameras."""
+        absolute = self._unnormalize(actions[:, : len(self.action_keys)].float().cpu().numpy(), prepared.state)
+        keys = [self.camera_keys[i] for i in prepared.present]
         return PolicyOutput(
-            actions=actions,
-            foresight=dict(zip(keys, to_uint8_images(pictures[0]))),
-            foresight_latents=dict(zip(keys, latents[0].float().cpu().numpy())),
-            timings_ms={
-                "prefix": prefix_ms,
-                "generation_decode": encode_ms + generation_ms + decode_ms,
-                "denoise": denoise_ms,
-                "total": (time.perf_counter() - started) * 1e3,
-            },
+            actions=absolute,
+            foresight=dict(zip(keys, to_uint8_images(pictures))),
+            foresight_latents=dict(zip(keys, latents.float().cpu().numpy())),
+            timings_ms=dict(timings_ms),
         )
 
     # ---- observation -> model inputs -> actions ---------------------------------------------
@@ -212,6 +229,72 @@ class InternVLAPolicy(Policy):
         if not np.isfinite(actions).all():
             raise RuntimeError("the model produced NaN or infinite actions; refusing to send them")
         return actions.astype(np.float32)
+
+
+def robot_layout(robot: Robot) -> RobotLayout:
+    return RobotLayout(robot.name, camera_keys(robot), state_keys(robot), list(robot.action_features))
+
+
+def policy_for_robot(checkpoint: str | Path, robot: Robot, seed: int | None = None) -> InternVLAPolicy:
+    """The checkpoint's policy wired to this robot's keys; a CheckpointError names every difference
+    when the checkpoint was trained for another layout (robot type, cameras, state or action names)."""
+    layout = robot_layout(robot)
+    trained = read_layout(checkpoint)
+    if trained is not None:
+        check_layout(trained, layout, checkpoint)
+    return InternVLAPolicy.from_checkpoint(
+        checkpoint, state_keys=layout.state_keys, action_keys=layout.action_keys,
+        camera_keys=layout.cameras, robot_type=layout.robot_type, seed=seed,
+    )
+
+
+def infer_batch(model: InternVLA, jobs: Sequence[tuple[InternVLAPolicy, Prepared]]) -> list[PolicyOutput | Exception]:
+    """B prepared requests -> one model call -> B outputs (or the error of the one that failed)."""
+    started = time.perf_counter()
+    device = jobs[0][1].images.device
+
+    def cat(name: str) -> torch.Tensor:
+        return torch.cat([getattr(prepared, name) for _, prepared in jobs])  # (B, ...)
+
+    with torch.inference_mode():
+        clock = _StageClock(device)
+        history_latents = model.encode_frames(cat("history_frames"))  # (B, N, 2, C, h, w)
+        encode_ms = clock.lap()
+        inputs = ModelInputs(
+            images=cat("images"),  # (B, N, 3, I, I)
+            camera_mask=cat("camera_mask"),  # (B, N)
+            text_tokens=cat("text_tokens"),  # (B, T)
+            text_mask=cat("text_mask"),  # (B, T)
+            history_latents=history_latents,
+            state=cat("model_state"),  # (B, max_state_dim)
+        )
+        layout, cache = model.prefill_prefix(inputs)
+        prefix_ms = clock.lap()
+        cache, latents = model.prefill_generation(inputs, layout, cache)  # latents (B, N, C, h, w)
+        generation_ms = clock.lap()
+        actions = model.denoise(inputs.state, layout, cache, cat("noise"))  # (B, chunk, max_action_dim)
+        denoise_ms = clock.lap()
+        chosen = [latents[b, prepared.present] for b, (_, prepared) in enumerate(jobs)]  # each (P_b, C, h, w)
+        flat = torch.cat(chosen)  # (sum P_b, C, h, w)
+        pictures = model.decode_latents(flat[None])[0] if len(flat) else flat.new_zeros(0, 3, 1, 1)  # (sum P_b, 3, H, W)
+        decode_ms = clock.lap()
+
+    timings = {
+        "prefix": prefix_ms,
+        "generation_decode": encode_ms + generation_ms + decode_ms,
+        "denoise": denoise_ms,
+        "total": (time.perf_counter() - started) * 1e3,
+    }
+    outputs: list[PolicyOutput | Exception] = []
+    for (policy, prepared), latent, picture, action in zip(
+        jobs, chosen, pictures.split([len(c) for c in chosen]), actions
+    ):
+        try:
+            outputs.append(policy.finish(prepared, action, latent, picture, timings))
+        except Exception as err:  # noqa: BLE001 - e.g. non-finite actions: this request fails, the others stand
+            outputs.append(err)
+    return outputs
+
 
 
 class FrameHistory:

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WITH_BROWSER=0
+WITH_BROWSER=0  # --browser: also what the tests need (chromium, and openpi-client in .venv-openpi)
 [[ "${1:-}" == "--browser" ]] && WITH_BROWSER=1
 
 # EGL/OSMesa for MuJoCo offscreen rendering, ffmpeg for video encoding.
@@ -54,4 +54,16 @@ if [[ ! -f $STAMP || $(cat "$STAMP") != "$WANT" ]]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
   echo "$WANT" > "$STAMP"
+fi
+
+# The tests drive the policy server with the public openpi-client, which pins numpy < 2: own venv.
+if (( WITH_BROWSER )); then
+  OPENPI_STAMP=.venv-openpi/.requirements.sha256
+  OPENPI_WANT=$(sha256sum requirements-openpi-client.txt | cut -d' ' -f1)
+  if [[ ! -f $OPENPI_STAMP || $(cat "$OPENPI_STAMP") != "$OPENPI_WANT" ]]; then
+    echo "setup: installing openpi-client into .venv-openpi (for the policy-server tests)"
+    [[ -x .venv-openpi/bin/python ]] || "$(.venv/bin/python -c 'import sys; print(sys._base_executable)')" -m venv .venv-openpi
+    .venv-openpi/bin/python -m pip install -q -r requirements-openpi-client.txt
+    echo "$OPENPI_WANT" > "$OPENPI_STAMP"
+  fi
 fi

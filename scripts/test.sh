@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --browser
 export MUJOCO_GL=egl
+export OPENPI_CLIENT_PYTHON="$PWD/.venv-openpi/bin/python"  # tests/model/test_serve.py drives the server with it
 status=0
 .venv/bin/python -m pytest "$@" || status=$?
 # pytest exits 5 when it collected no tests: that is not a failure of the code under test.

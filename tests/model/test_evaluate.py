@@ -11,7 +11,13 @@ from model import evaluate
 from model.checkpoint import TRAIN_CONFIG_FILE
 from model.image_metrics import psnr
 from model.train import main as train_main
-from model.train_data import TrainingData, build_cache, check_dataset, open_dataset, read_dataset
+from model.train_data import (
+    TrainingData,
+    build_cache,
+    check_dataset,
+    open_dataset,
+    read_dataset,
+)
 from robot_io.sim import collect
 
 EPISODES = 2
@@ -58,8 +64,8 @@ def test_copy_baseline_and_action_error_match_direct_computations(checkpoint, de
     """The copy-frame-t PSNR is that of frame t against frame t+15 at the tokenizer's size, and the
     training target chunk, scored as a prediction, has zero error on its real steps."""
     robot = evaluate.SimRobot(evaluate.ConveyorSimConfig())
-    policy = evaluate.load_policy(checkpoint, robot)
-    model, layout = policy.model, evaluate.sim_layout(robot)
+    policy = evaluate.policy_for_robot(checkpoint, robot)
+    model, layout = policy.model, evaluate.robot_layout(robot)
     result = evaluate.open_loop(model, policy.stats, layout, demos, frames=24, seed=3, execute_horizon=8)
 
     dataset = open_dataset(demos)
