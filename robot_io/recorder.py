@@ -12,16 +12,19 @@ One `EpisodeRecorder` owns one dataset folder. Per frame it stores
                               feature's `names` in meta/info.json so the codes explain themselves.
 - `task`                      the instruction, as LeRobot's `add_frame` expects it.
 
-Durability: LeRobot keeps its parquet writers open across episodes and only writes their footers
-in `finalize()`; a killed process would leave every episode since the last finalize unreadable.
-So `save_episode` also checkpoints (finalize now, reopen with `LeRobotDataset.resume` at the next
-`start_episode`) once `CHECKPOINT_EVERY_S` has passed since the last checkpoint. A checkpoint
-starts new data/video files, and reopening costs time that grows with the number of files
-(measured ~50 ms per file set on 2 busy cores), hence by time and not after every episode: a crash
-loses at most the episodes of the last few minutes, and the file count stays modest. Reopening a
-dataset left by a killed process (resume=True) keeps every checkpointed episode, moves the files
-written after the last checkpoint to a folder beside the dataset, and fixes the counts in
-meta/info.json (see `_recover_unfinalized`).
+Durability (a SIGKILL at any moment loses at most the episode in progress): LeRobot keeps its
+data and episode-metadata parquet writers open across episodes (footers only at rotation or
+`finalize()`), buffers up to 10 episodes' metadata in memory, and writes info.json, stats.json and
+tasks.parquet in place (a kill mid-write truncates them). So every `save_episode` *seals* the
+episode before returning: it closes both parquet writers (footers written), then points LeRobot
+at fresh files for the next episode exactly as `LeRobotDataset.resume` would, but from memory
+(reloading the metadata from disk costs ~25 ms per episode already saved), and finally records
+the dataset's metadata in a journal, `meta/recorder_journal.json`, replaced atomically. Each
+episode thus has its own data, video and metadata files, all closed once it is saved; videos are
+never concatenated into an older file, so a kill cannot damage an earlier episode's video. The
+cost is one small file set per episode. Reopening a dataset (resume=True) restores the metadata
+files from the journal and moves every file no journaled episode refers to (the killed
+episode's half-written files) to a folder beside the dataset (see `_repair_from_journal`).
 
 Nothing here talks to the Hugging Face Hub: `repo_id` is a local name, nothing is pushed, and
 the recorder checks the folder itself before LeRobot gets a chance to "download" missing files.
@@ -31,6 +34,8 @@ Not thread-safe: one thread (runtime/recording.py's writer) calls it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import logging
 import math
@@ -65,8 +70,9 @@ STATS_TARGET_SIZE = 56
 STATS_MIN_SIZE_TO_SUBSAMPLE = 112
 ENCODER_POLL_S = 0.005  # how often a full encoder queue is re-checked
 ENCODER_STALL_TIMEOUT_S = 30.0  # an encoder that accepts nothing this long has failed
-# Seconds of recording between checkpoints (see module docstring); 0 checkpoints every episode.
-CHECKPOINT_EVERY_S = 300.0
+# The last durable state of the dataset (see module docstring), replaced atomically after each save.
+JOURNAL_PATH = "meta/recorder_journal.json"
+JOURNAL_VERSION = 1
 # LeRobot's default video codec (libsvtav1 via PyAV 15.1) kills the whole process with SIGFPE for
 # frames 24 pixels wide or less (measured); refuse such cameras up front instead.
 MIN_IMAGE_SIDE = 32
@@ -192,6 +198,43 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
+TASKS_PATH = "meta/tasks.parquet"
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` so a kill leaves either the old or the new content, never a mix.
+    (Survives a killed process; surviving a power cut would also need fsync.)"""
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def _write_tasks_atomically(path: Path, tasks: list[str]) -> None:
+    """meta/tasks.parquet as LeRobot's `write_tasks` lays it out: index "task", column task_index."""
+    import pandas as pd
+
+    temporary = path.with_name(path.name + ".partial")
+    pd.DataFrame({"task_index": range(len(tasks))}, index=pd.Index(tasks, name="task")).to_parquet(temporary)
+    os.replace(temporary, path)
+
+
+def _json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _parquet_readable(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+        return True
+    except Exception:  # noqa: BLE001 - ArrowInvalid / OSError: no footer, truncated
+        return False
+
+
 class EpisodeRecorder:
     """Writes episodes of (observation, action, intervention, source) to a LeRobot dataset.
 
@@ -228,7 +271,6 @@ class EpisodeRecorder:
         self._task: str | None = None
         self._frames = 0
         self._finalized = False
-        self._last_checkpoint = time.monotonic()
 
         check_writable(self.root)
         exists = self.root.exists() and not _is_empty_dir(self.root)
@@ -237,12 +279,17 @@ class EpisodeRecorder:
                 f"{self.root} already exists and is not empty. Pass resume=True to append episodes "
                 "to the dataset there, or choose another folder."
             )
+        if exists and resume and self._creation_was_interrupted():
+            logger.warning("%s holds a dataset whose creation was interrupted; creating it again.", self.root)
+            shutil.rmtree(self.root)
+            exists = False
         if exists:
             self._check_existing_dataset(recover=True)
             self._remove_stale_temporaries()
             self._num_episodes = self._read_info()["total_episodes"]
         else:
             self._create()
+            self._write_journal()
             self._num_episodes = 0
 
     # --- properties -------------------------------------------------------------------------
@@ -299,22 +346,39 @@ class EpisodeRecorder:
         index = self._num_episodes
         try:
             self._dataset.save_episode()
-            if time.monotonic() - self._last_checkpoint >= CHECKPOINT_EVERY_S:
-                self._checkpoint()
+            self._seal_saved_episode()
+            self._write_journal()
         except Exception as err:
             self._abandon_writer()
-            raise RecorderError(f"Saving episode {index} to {self.root} failed: {err}") from err
+            reason = "the disk is full" if getattr(err, "errno", None) == errno.ENOSPC else str(err)
+            raise RecorderError(
+                f"Saving episode {index} to {self.root} failed ({reason}). That episode was dropped; "
+                f"the {self._num_episodes} episodes saved before it are intact."
+            ) from err
         finally:
             self._task = None
             self._frames = 0
         self._num_episodes = index + 1
         return index
 
-    def _checkpoint(self) -> None:
-        """Write footers and close files so everything saved so far survives a crash."""
-        self._dataset.finalize()
-        self._dataset = None  # reopened by the next start_episode
-        self._last_checkpoint = time.monotonic()
+    def _seal_saved_episode(self) -> None:
+        """Close the files of the episode LeRobot just saved and start the next one in new files.
+
+        LeRobot 0.6.1 internals (checked against dataset_writer.py / dataset_metadata.py):
+        `DatasetWriter._pq_writer` holds the data file open, `LeRobotDatasetMetadata._close_writer`
+        flushes the buffered episode rows and closes meta/episodes/. Both would *overwrite* their
+        file if reopened at the same path, so the next episode must go to the next file. LeRobot
+        does exactly that after `resume()`, where `latest_episode` is None and `meta.episodes[-1]`
+        names the last files; we set up that state from memory instead of reloading from disk.
+        Videos follow the same rule (`_save_episode_video` starts a new file, no concatenation).
+        """
+        writer, meta = self._dataset.writer, self._dataset.meta
+        writer.close_writer()
+        meta._close_writer()
+        last = {key: value[0] if isinstance(value, list) else value for key, value in meta.latest_episode.items()}
+        meta.episodes = [last]  # only [-1] is read while writing (see docstring)
+        meta.latest_episode = None
+        writer._latest_episode = None
 
     def discard_episode(self) -> None:
         """Drop the episode in progress (frames and temporary video files). No-op when idle."""
@@ -423,14 +487,18 @@ class EpisodeRecorder:
         """The folder holds a LeRobot dataset with all its metadata and this robot's features.
         recover: also repair what a killed process left (only when this process opens the folder)."""
         info_path = self.root / "meta" / "info.json"
-        if not info_path.is_file():
+        journal = self._read_journal()
+        if not info_path.is_file() and journal is None:
             raise RecorderError(f"{self.root} is not empty and holds no LeRobot dataset (no meta/info.json).")
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise RecorderError(f"Cannot record to {self.root}: it is not writable.")
-        try:
-            info = self._read_info()
-        except ValueError as err:
-            raise RecorderError(f"{info_path} is not valid JSON: {err}") from err
+        if journal is not None:
+            info = journal["info"]  # info.json itself may be half-written by a killed process
+        else:
+            try:
+                info = self._read_info()
+            except ValueError as err:
+                raise RecorderError(f"{info_path} is not valid JSON: {err}") from err
         diffs = feature_differences(self.features, info.get("features", {}))
         if info.get("fps") != self.fps:
             diffs.append(f"fps: dataset has {info.get('fps')}, recorder has {self.fps}")
@@ -439,8 +507,12 @@ class EpisodeRecorder:
                 f"The dataset at {self.root} was recorded with different features; nothing was "
                 "written. Differences:\n  " + "\n  ".join(diffs)
             )
-        if recover:
+        if recover and journal is not None:
+            self._repair_from_journal(journal)
+            info = self._read_info()
+        elif recover:  # a dataset from before the journal, or from another tool
             self._recover_unfinalized()
+            self._write_journal()
             info = self._read_info()
         # LeRobot treats any missing metadata file as "download it from the Hub".
         if info.get("total_episodes", 0) > 0:
@@ -450,63 +522,149 @@ class EpisodeRecorder:
             if missing:
                 raise RecorderError(f"The dataset at {self.root} is damaged: missing {missing}.")
 
-    def _recover_unfinalized(self) -> None:
-        """Repair a dataset whose writer never finalized (killed process, power cut).
+    # --- durability: journal and repair ---------------------------------------------------
+    def _read_journal(self) -> dict | None:
+        path = self.root / JOURNAL_PATH
+        if not path.is_file():
+            return None
+        try:
+            journal = json.loads(path.read_text())
+        except ValueError as err:  # cannot happen by a kill (atomic replace); someone edited it
+            raise RecorderError(f"{path} is not valid JSON: {err}") from err
+        if journal.get("version") != JOURNAL_VERSION:
+            raise RecorderError(f"{path} has version {journal.get('version')}, expected {JOURNAL_VERSION}.")
+        return journal
 
-        Since the last checkpoint, LeRobot has written data parquet files without footers,
-        buffered episode metadata in memory only, appended videos to new files, and counted those
-        episodes in meta/info.json. Every episode whose metadata row is readable on disk is
-        complete (checkpoints close all its files); the rest cannot be read. So: keep those,
-        move every file they do not reference to `<root>.unfinalized-<time>/` beside the dataset
-        (never delete), and set info.json's counts to the kept episodes. stats.json keeps the lost
-        episodes' contribution (it is a running aggregate), a small bias in normalisation stats.
+    def _write_journal(self) -> None:
+        """Record the dataset's metadata files as they are now, all of its episodes being complete."""
+        info = self._read_info()
+        stats_path = self.root / "meta" / "stats.json"
+        journal = {
+            "version": JOURNAL_VERSION,
+            "episodes": info["total_episodes"],
+            "info": info,
+            "stats": json.loads(stats_path.read_text()) if stats_path.is_file() else None,
+            "tasks": self._read_tasks() or [],
+        }
+        _write_atomically(self.root / JOURNAL_PATH, json.dumps(journal).encode())
+
+    def _read_tasks(self) -> list[str] | None:
+        """Tasks in task_index order; None when meta/tasks.parquet is missing or unreadable."""
+        import pandas as pd
+
+        try:
+            tasks = pd.read_parquet(self.root / TASKS_PATH)
+        except Exception:  # noqa: BLE001 - missing, or half-written by a killed process
+            return None
+        return [str(task) for task in tasks.sort_values("task_index").index]
+
+    def _creation_was_interrupted(self) -> bool:
+        """A kill during `_create` leaves meta/ with no journal, maybe a half-written info.json,
+        and no episode files. Such a folder holds nothing worth keeping."""
+        if (self.root / JOURNAL_PATH).exists() or not (self.root / "meta").is_dir():
+            return False
+        with contextlib.suppress(OSError, ValueError):
+            self._read_info()
+            return False  # a readable info.json: the ordinary path handles it
+        lerobot_entries = all(p.name in ("meta", "data", "videos", "images") or p.name.startswith("tmp")
+                              for p in self.root.iterdir())
+        episode_files = any(p.suffix in (".parquet", ".mp4") for p in self.root.rglob("*") if p.is_file())
+        return lerobot_entries and not episode_files
+
+    def _repair_from_journal(self, journal: dict) -> None:
+        """Bring the folder back to the journal's state: the metadata files as journaled, the
+        journaled episodes' files, nothing else.
+
+        A kill mid-save can leave: info.json/stats.json/tasks.parquet half-written or counting
+        the killed episode; a data or metadata parquet file without footer; finished or partial
+        mp4s of the killed episode. Files no journaled episode refers to are moved to a folder
+        beside the dataset (never deleted: a bug here must not destroy data). Idempotent, so a
+        kill during the repair is repaired by the next open.
         """
+        meta = self.root / "meta"
+        restored = []
+        if _json_or_none(meta / "info.json") != journal["info"]:
+            _write_atomically(meta / "info.json", json.dumps(journal["info"], indent=4).encode())
+            restored.append("info.json")
+        stats_path = meta / "stats.json"
+        if journal["stats"] is None and stats_path.exists():
+            stats_path.unlink()
+            restored.append("stats.json")
+        elif journal["stats"] is not None and _json_or_none(stats_path) != journal["stats"]:
+            _write_atomically(stats_path, json.dumps(journal["stats"], indent=4).encode())
+            restored.append("stats.json")
+        tasks_path = self.root / TASKS_PATH
+        if not journal["tasks"] and tasks_path.exists():
+            tasks_path.unlink()
+            restored.append("tasks.parquet")
+        elif journal["tasks"] and self._read_tasks() != journal["tasks"]:
+            _write_tasks_atomically(tasks_path, journal["tasks"])
+            restored.append("tasks.parquet")
+
+        count, info = journal["episodes"], journal["info"]
+        keep = {tasks_path} if journal["tasks"] else set()
+        kept_rows = []
+        for path, rows in self._episode_rows(info).items():
+            durable = [row for row in rows or [] if row["episode_index"] < count]
+            if durable and len(durable) != len(rows):  # sealing never mixes them in one file
+                raise RecorderError(f"The dataset at {self.root} is damaged: {path} mixes saved and unsaved episodes.")
+            if durable:
+                keep.add(path)
+                kept_rows += durable
+        if sorted(row["episode_index"] for row in kept_rows) != list(range(count)):
+            raise RecorderError(
+                f"The dataset at {self.root} is damaged: the journal lists {count} episodes but "
+                f"meta/episodes holds {sorted(row['episode_index'] for row in kept_rows)}."
+            )
+        keep |= self._check_referenced_files(info, kept_rows)
+        moved, aside = self._move_aside(keep)
+        if restored or moved:
+            logger.warning(
+                "%s was not closed cleanly (the recorder was killed?): kept its %d saved episodes, "
+                "restored %s from the journal, moved %d unusable files to %s.",
+                self.root, count, restored or "nothing", moved, aside,
+            )
+
+    def _episode_rows(self, info: dict) -> dict[Path, list[dict] | None]:
+        """The rows of each meta/episodes parquet file (file references only); None: unreadable."""
         import pyarrow.parquet as pq
 
-        def readable(path: Path) -> bool:
-            try:
-                pq.read_metadata(path)
-                return True
-            except Exception:  # noqa: BLE001 - ArrowInvalid / OSError: no footer, truncated
-                return False
-
-        info = self._read_info()
         video_keys = [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]
         columns = ["episode_index", "length", "data/chunk_index", "data/file_index"]
         columns += [f"videos/{k}/{c}" for k in video_keys for c in ("chunk_index", "file_index")]
-        meta_files = sorted((self.root / "meta" / "episodes").glob("*/*.parquet"))
-        rows: list[dict] = []
-        for path in meta_files:
-            if readable(path):
-                rows += pq.read_table(path, columns=columns).to_pylist()
-        rows.sort(key=lambda row: row["episode_index"])
-        broken = [p for p in meta_files if not readable(p)]
-        broken += [p for p in (self.root / "data").glob("*/*.parquet") if not readable(p)]
-        if not broken and len(rows) == info["total_episodes"]:
-            return  # finalized cleanly
+        rows: dict[Path, list[dict] | None] = {}
+        for path in sorted((self.root / "meta" / "episodes").glob("*/*.parquet")):
+            try:
+                rows[path] = pq.read_table(path, columns=columns).to_pylist()
+            except Exception:  # noqa: BLE001 - ArrowInvalid / OSError: no footer, truncated
+                rows[path] = None
+        return rows
 
-        if [row["episode_index"] for row in rows] != list(range(len(rows))):
-            raise RecorderError(f"The dataset at {self.root} is damaged beyond automatic repair (episode gaps).")
-        keep = {self.root / "meta" / "tasks.parquet"}
-        keep |= {p for p in meta_files if readable(p)}
+    def _check_referenced_files(self, info: dict, rows: list[dict]) -> set[Path]:
+        """The data and video files `rows` refer to; all must exist and data files be readable."""
+        video_keys = [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]
+        files = set()
         for row in rows:
-            data_file = info["data_path"].format(chunk_index=row["data/chunk_index"], file_index=row["data/file_index"])
-            keep.add(self.root / data_file)
+            files.add(self.root / info["data_path"].format(
+                chunk_index=row["data/chunk_index"], file_index=row["data/file_index"]))
             for key in video_keys:
-                keep.add(self.root / info["video_path"].format(
+                files.add(self.root / info["video_path"].format(
                     video_key=key,
                     chunk_index=row[f"videos/{key}/chunk_index"],
                     file_index=row[f"videos/{key}/file_index"],
                 ))
-        unusable = [p for p in keep if p.suffix == ".parquet" and p.exists() and not readable(p)]
-        missing = [p for p in keep if not p.exists() and p.name != "tasks.parquet"]
-        if unusable or missing:
+        missing = sorted(str(p) for p in files if not p.exists())
+        unreadable = sorted(str(p) for p in files if p.suffix == ".parquet" and p.exists() and not _parquet_readable(p))
+        if missing or unreadable:
             raise RecorderError(
                 f"The dataset at {self.root} is damaged beyond automatic repair: "
-                f"unreadable {sorted(map(str, unusable))}, missing {sorted(map(str, missing))}."
+                f"unreadable {unreadable}, missing {missing}."
             )
+        return files
 
-        aside = self.root.with_name(f"{self.root.name}.unfinalized-{time.strftime('%Y%m%d-%H%M%S')}")
+    def _move_aside(self, keep: set[Path]) -> tuple[int, Path]:
+        """Move every episode file not in `keep` to `<root>.unfinalized-<time>-<pid>/`."""
+        aside = self.root.with_name(f"{self.root.name}.unfinalized-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
         moved = 0
         for folder in ("data", "videos", "meta/episodes"):
             for path in sorted((self.root / folder).rglob("*")):
@@ -515,11 +673,36 @@ class EpisodeRecorder:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.move(str(path), str(target))
                     moved += 1
+        return moved, aside
+
+    def _recover_unfinalized(self) -> None:
+        """Repair a dataset without journal (recorded before it existed, or by another tool)
+        whose writer never finalized.
+
+        Every episode whose metadata row is readable on disk is complete; the rest cannot be
+        read. So: keep those, move every file they do not reference aside (never delete), and
+        set info.json's counts to the kept episodes. stats.json keeps the lost episodes'
+        contribution (it is a running aggregate), a small bias in normalisation stats.
+        """
+        info = self._read_info()
+        by_file = self._episode_rows(info)
+        rows = sorted((row for file_rows in by_file.values() for row in file_rows or []),
+                      key=lambda row: row["episode_index"])
+        broken = [p for p, file_rows in by_file.items() if file_rows is None]
+        broken += [p for p in (self.root / "data").glob("*/*.parquet") if not _parquet_readable(p)]
+        if not broken and len(rows) == info["total_episodes"]:
+            return  # finalized cleanly
+
+        if [row["episode_index"] for row in rows] != list(range(len(rows))):
+            raise RecorderError(f"The dataset at {self.root} is damaged beyond automatic repair (episode gaps).")
+        keep = {self.root / TASKS_PATH} | {p for p, file_rows in by_file.items() if file_rows is not None}
+        keep |= self._check_referenced_files(info, rows)
+        moved, aside = self._move_aside(keep)
         lost = info["total_episodes"] - len(rows)
         info["total_episodes"] = len(rows)
         info["total_frames"] = int(sum(row["length"] for row in rows))
         info["splits"] = {"train": f"0:{len(rows)}"}
-        (self.root / "meta" / "info.json").write_text(json.dumps(info, indent=4, ensure_ascii=False))
+        _write_atomically(self.root / "meta" / "info.json", json.dumps(info, indent=4, ensure_ascii=False).encode())
         logger.warning(
             "%s was not finalized (the recorder was killed?): kept %d episodes, %d unreadable episodes "
             "lost; %d unusable files moved to %s.", self.root, len(rows), lost, moved, aside,
@@ -533,6 +716,8 @@ class EpisodeRecorder:
             if folder.is_dir() and all(f.is_file() and f.suffix == ".mp4" for f in folder.iterdir()):
                 logger.info("Removing leftover temporary folder %s", folder)
                 shutil.rmtree(folder, ignore_errors=True)
+        for partial in (self.root / "meta").glob("*.partial"):  # see _write_atomically
+            partial.unlink()
         # Without streaming encoding, PNGs are staged under root/images; LeRobot leaves the folders.
         images = self.root / "images"
         if images.is_dir() and not any(p.is_file() for p in images.rglob("*")):
@@ -561,17 +746,27 @@ class EpisodeRecorder:
         return {k: n for k, n in counts.items() if n > 0}
 
     def _abandon_writer(self) -> None:
-        """After a failed save: release LeRobot's writer so the next episode starts clean."""
+        """After a failed save (disk full, ...): drop the episode and go back to the journal.
+
+        LeRobot's buffered metadata row for the failed episode is thrown away first, so closing
+        its writers cannot publish that episode; then the dataset is repaired exactly as after a
+        kill. The next start_episode reopens it."""
+        dataset, self._dataset = self._dataset, None
+        with contextlib.suppress(Exception):
+            dataset.writer.cancel_pending_videos()
+        with contextlib.suppress(Exception):
+            dataset.meta._metadata_buffer.clear()
         try:
-            self._dataset.clear_episode_buffer()
-        except Exception:  # noqa: BLE001 - the buffer may already be half-consumed
-            pass
-        try:
-            self._dataset.finalize()
+            dataset.finalize()
         except Exception:  # noqa: BLE001 - best effort; the error that matters is re-raised
             logger.exception("Closing the dataset writer after a failed save")
-        self._dataset = None
-        self._num_episodes = self._read_info()["total_episodes"]  # whatever LeRobot got to write
+        journal = self._read_journal()
+        try:
+            self._repair_from_journal(journal)
+        except Exception:  # noqa: BLE001 - repaired again when the dataset is next opened
+            logger.exception("Repairing %s after a failed save", self.root)
+        self._remove_stale_temporaries()
+        self._num_episodes = journal["episodes"]
 
     def __repr__(self) -> str:
         return (

@@ -185,31 +185,35 @@ def test_discard_leaves_no_trace(tmp_path):
     assert leftover_temporaries(root) == []
 
 
-def test_checkpoint_makes_saved_episodes_loadable_before_finalize(tmp_path, monkeypatch):
-    monkeypatch.setattr(rec, "CHECKPOINT_EVERY_S", 0.0)  # checkpoint after every episode
+def test_saved_episodes_are_loadable_before_finalize(tmp_path):
     root = tmp_path / "ds"
     recorder = EpisodeRecorder(root, FPS, OBS_FEATURES, ACT_FEATURES)
     record_episode(recorder, 0, TASKS[0], frames=3)
     assert load(root).num_episodes == 1  # complete on disk while the recorder is still open
     assert record_episode(recorder, 1, TASKS[1], frames=3) == 1
+    assert load(root).num_episodes == 2
     recorder.finalize()
     ds = load(root)
     assert ds.num_episodes == 2 and list(ds.hf_dataset["index"]) == list(range(6))
 
 
-def test_resume_after_a_crash_keeps_checkpointed_episodes(tmp_path, monkeypatch):
+def test_resume_after_a_kill_mid_save_keeps_saved_episodes(tmp_path, monkeypatch):
     root, crashed = tmp_path / "ds", tmp_path / "crashed"
-    monkeypatch.setattr(rec, "CHECKPOINT_EVERY_S", 0.0)
     recorder = EpisodeRecorder(root, FPS, OBS_FEATURES, ACT_FEATURES)
-    record_episode(recorder, 0, TASKS[0], frames=3)  # checkpointed: complete on disk
-    monkeypatch.setattr(rec, "CHECKPOINT_EVERY_S", 1e9)
-    record_episode(recorder, 1, TASKS[1], frames=3)  # saved, but its files are still open
-    shutil.copytree(root, crashed)  # the disk as a killed process would leave it
+    record_episode(recorder, 0, TASKS[0], frames=3)  # saved: complete on disk
+    # The disk as a kill inside the next save leaves it: LeRobot wrote the episode (files open,
+    # info.json counting it), the recorder had not sealed nor journaled it yet.
+    monkeypatch.setattr(EpisodeRecorder, "_seal_saved_episode", lambda self: None)
+    monkeypatch.setattr(EpisodeRecorder, "_write_journal", lambda self: None)
+    record_episode(recorder, 1, TASKS[1], frames=3)
+    shutil.copytree(root, crashed)
+    (crashed / "meta" / "stats.json").write_text('{"truncated": ')  # killed mid-write
+    monkeypatch.undo()
     recorder.finalize()
     assert json.loads((crashed / "meta" / "info.json").read_text())["total_episodes"] == 2
 
     resumed = EpisodeRecorder(crashed, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
-    assert resumed.num_episodes == 1  # episode 1 never reached disk in readable form
+    assert resumed.num_episodes == 1  # episode 1 was in progress when "killed"
     assert record_episode(resumed, 2, "after the crash", frames=4) == 1
     resumed.finalize()
 
