@@ -179,6 +179,18 @@ class InternVLAPolicy(Policy):
             timings_ms=dict(timings_ms),
         )
 
+    def encode_foresight_frames(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Camera frames uint8 (H, W, 3) -> their tokenizer latents (C, h, w), prepared exactly as
+        the generation expert's inputs are: what a foresight latent is compared against."""
+        keys = [key for key in self.camera_keys if frames.get(key) is not None]
+        if not keys:
+            return {}
+        letterboxed = np.stack([letterbox(frames[key], self.config.image_size) for key in keys])  # (K, S, S, 3)
+        images = to_model_images(letterboxed)[None, :, None].to(device=self.device, dtype=self.dtype)  # (1, K, 1, 3, S, S)
+        with torch.inference_mode():
+            latents = self.model.encode_frames(images)[0, :, 0]  # (K, C, h, w)
+        return dict(zip(keys, latents.float().cpu().numpy()))
+
     # ---- observation -> model inputs -> actions ---------------------------------------------
 
     def _frames(self, observation: dict[str, Any]) -> Frames:

@@ -48,11 +48,13 @@ class PolicyRunner:
         chunks: ChunkQueue,
         action_dim: int,
         on_failure: Callable[[str], None],
+        on_result: Callable[[InferenceResult], None] | None = None,
     ) -> None:
         self._policy = policy
         self._chunks = chunks
         self._action_dim = action_dim
         self._on_failure = on_failure
+        self._on_result = on_result  # called on this thread with every accepted result, outside the lock
         self._cond = threading.Condition()
         self._epoch = 0
         self._instruction: str | None = None
@@ -156,4 +158,6 @@ class PolicyRunner:
                 if epoch != self._epoch:
                     continue
                 self._chunks.push(actions, obs_tick=tick, latency_ms=latency_ms)
-                self.last_result = InferenceResult(output, tick, latency_ms)
+                result = self.last_result = InferenceResult(output, tick, latency_ms)
+            if self._on_result is not None:
+                self._on_result(result)

@@ -23,6 +23,7 @@ from robot_io.policy import Policy
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
 from runtime.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import ChunkQueue
+from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
     Command, DiscardRecording, Mode, PolicyFailed, Release, ResetScene, RunPolicy, StartRecording,
     StopRecording, TakeOver, TeleopKeys, validate_instruction,
@@ -102,7 +103,12 @@ class Session:
         self._commands: queue.Queue[Command] = queue.Queue()
         self._chunks = ChunkQueue(config.execute_horizon, config.blend)
         self._seams = SeamMeter()
-        self._runner = PolicyRunner(policy, self._chunks, len(self.action_keys), self._policy_failed)
+        # Foresight is judged against reality here; the runner hands each result over the moment
+        # it lands, so a new foresight picture does not wait for the next tick.
+        self._foresight = ForesightReckoner(self.camera_keys, foresight_horizon(policy), frame_encoder(policy))
+        self._runner = PolicyRunner(
+            policy, self._chunks, len(self.action_keys), self._policy_failed, on_result=self._on_inference,
+        )
         self._recording: RecordingWorker | None = None
         if config.record_root is not None:
             check_writable(config.record_root)
@@ -161,6 +167,12 @@ class Session:
     def last_inference(self):
         return self._runner.last_result
 
+    @property
+    def foresight(self) -> ForesightReckoner:
+        """Latest foresight pictures, their reckonings against reality and the metric history
+        (its read methods are thread-safe)."""
+        return self._foresight
+
     def close(self) -> None:
         """Stop the loop, then the runner; save or discard the episode; finalize the dataset."""
         self._stop.set()
@@ -215,6 +227,7 @@ class Session:
         now = time.time()
         if self._previous is None:
             self._previous = self._current_positions(observation)
+        frames = freeze_frames(observation, self.camera_keys)  # camera -> read-only uint8 (H, W, 3)
         self._runner.observe(self._tick, observation)
 
         queued, chunk = self._chunks.pop(self._tick) if self._mode is Mode.RUNNING else (None, None)
@@ -243,7 +256,7 @@ class Session:
             scene=self._scene,
             scene_instruction=self._scene_instruction,
             success=self.robot.is_success() if isinstance(self.robot, ResettableScene) else None,
-            frames=freeze_frames(observation, self.camera_keys),
+            frames=frames,
             state={k: float(observation[k]) for k in self.state_keys},
             action=dict(self._previous),
             action_source=source,
@@ -258,6 +271,9 @@ class Session:
             hint=self._hint,
             events=tuple(self._events),
         ))
+        # After the action is sent and the snapshot published: judging a prediction (a few ms,
+        # once per inference) must not delay either.
+        self._observe_foresight(frames)
         self._tick += 1
 
     def _drain_commands(self) -> None:
@@ -360,6 +376,7 @@ class Session:
         episode = self.robot.reset_scene(seed)
         self._runner.deactivate()
         self._runner.reset_policy()
+        self._foresight.reset()
         self._previous = None
         self._instruction = ""
         self._last_error = ""
@@ -372,6 +389,19 @@ class Session:
         if missing:
             raise KeyError(f"the robot's observation lacks the positions of action keys {missing}")
         return {k: float(observation[k]) for k in self.action_keys}
+
+    def _observe_foresight(self, frames) -> None:
+        try:
+            self._foresight.observe_tick(self._tick, frames)
+        except Exception as err:  # noqa: BLE001 - judging foresight must never stop the control loop
+            self._note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
+
+    def _on_inference(self, result) -> None:
+        """Runner thread: a bug in judging foresight must cost the foresight view, not the robot."""
+        try:
+            self._foresight.add_inference(result)
+        except Exception as err:  # noqa: BLE001
+            self._note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
 
     def _policy_failed(self, message: str) -> None:
         self._commands.put(PolicyFailed(message))

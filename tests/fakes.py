@@ -130,3 +130,23 @@ class OffsetPolicy(Policy):
         if self.nan_from_call is not None and self.calls >= self.nan_from_call:
             actions[:] = np.nan
         return PolicyOutput(actions=actions, timings_ms={"total": 0.1})
+
+
+class ForesightPolicy(ConstantPolicy):
+    """ConstantPolicy that also predicts every camera's frame t+15, as a world model does: a
+    uniform picture of the value that frame will show (FakeRobot's frames show the tick) plus
+    `error`, and a small latent of the same value."""
+
+    foresight_horizon = 15
+
+    def __init__(self, picture_size: tuple[int, int] = (16, 24), error: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.picture_size, self.error = picture_size, error
+
+    def infer(self, observation, instruction):
+        chunk = super().infer(observation, instruction)
+        value = (int(observation["head"][0, 0, 0]) + self.foresight_horizon + self.error) % 256
+        pictures = {c: np.full((*self.picture_size, 3), value, dtype=np.uint8) for c in CAMERAS}  # (h, w, 3)
+        latents = {c: np.full((4, 2, 2), value / 255.0, dtype=np.float32) for c in CAMERAS}  # (C, h/8, w/8)
+        return PolicyOutput(actions=chunk.actions, foresight=pictures, foresight_latents=latents,
+                            timings_ms=chunk.timings_ms)

@@ -11,12 +11,13 @@ from fastapi import FastAPI
 from runtime.session import Session
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
+from ui.foresight_panel import FORESIGHT_CSS, build_foresight_panel
 from ui.recording_panel import build_recording_panel
 from ui.routes import add_console_routes
 from ui.status_bar import build_event_log, build_status_bar, render_events, render_status
 
 POLL_S = 0.25  # status refresh; camera feeds do not depend on it
-PAGE_SCRIPTS = "".join(f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "feeds.js"))
+PAGE_SCRIPTS = "".join(f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "feeds.js", "foresight.js"))
 
 
 def build_console(session: Session) -> gr.Blocks:
@@ -27,6 +28,7 @@ def build_console(session: Session) -> gr.Blocks:
         build_feeds_panel(session.camera_keys)
         controls = build_control_panel(session, history)
         build_recording_panel(session)
+        build_foresight_panel(session.camera_keys, session.foresight.horizon)
         events = build_event_log()
 
         def poll():
@@ -48,6 +50,6 @@ def build_app(session: Session) -> FastAPI:
     app = FastAPI(title="Foresight Console")
     add_console_routes(app, session)
     return gr.mount_gradio_app(
-        app, build_console(session), path="/", css=FEEDS_CSS, head=PAGE_SCRIPTS,
+        app, build_console(session), path="/", css=FEEDS_CSS + FORESIGHT_CSS, head=PAGE_SCRIPTS,
         footer_links=[],
     )

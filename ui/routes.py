@@ -1,4 +1,5 @@
-"""Plain HTTP routes beside the Gradio app: MJPEG camera feeds, keyboard teleop and e-stop.
+"""Plain HTTP routes beside the Gradio app: MJPEG camera feeds, foresight pictures and metrics,
+keyboard teleop and e-stop.
 
 They bypass Gradio's event queue on purpose: feeds need full frame rate, and the e-stop must
 work however busy the UI is.
@@ -8,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
+from importlib import resources
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
 from runtime.commands import EStop, TeleopKeys
@@ -20,6 +23,11 @@ from ui.frame_encoder import SharedJpegCache
 BOUNDARY = "frame"
 FEED_WAIT_S = 1.0  # a feed re-checks that its browser is still there at least this often
 MAX_KEYS = 16  # more simultaneous keys than any keyboard sends
+# A foresight long-poll answers at once when a change lands, else after this long (the page asks
+# again); short enough that a closed tab's request does not linger.
+FORESIGHT_WAIT_S = 10.0
+PLOTLY_JS = resources.files("plotly") / "package_data" / "plotly.min.js"  # plotly.js, served to the page once
+STATIC_MAX_AGE_S = 86400
 
 
 class KeysBody(BaseModel):
@@ -67,6 +75,56 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
+
+    foresight = session.foresight
+    foresight_jpegs = SharedJpegCache()
+    reckoning_jpegs = SharedJpegCache()
+    foresight_changes = ThreadWake(foresight.wait_for_version)
+
+    @app.get("/foresight/{camera}.jpg")
+    def foresight_frame(camera: str) -> Response:
+        """The latest inference's predicted picture of `camera` (frame t + horizon)."""
+        latest(camera)
+        found = foresight.foresight_picture(camera)
+        if found is None:
+            raise HTTPException(404, foresight.state().message or f"the latest inference has no foresight of {camera!r}")
+        version, obs_tick, picture = found
+        jpeg = foresight_jpegs.get(camera, version, picture)
+        return Response(jpeg, media_type="image/jpeg", headers={
+            "Cache-Control": "no-store", "X-Foresight-Version": str(version), "X-Foresight-Tick": str(obs_tick),
+        })
+
+    @app.get("/foresight/{camera}/reckoning.jpg")
+    def reckoning_frame(camera: str) -> Response:
+        """prediction made at t | actual frame t+H | difference heat map, for `camera`'s latest reckoning."""
+        latest(camera)
+        found = foresight.reckoning_picture(camera)
+        if found is None:
+            raise HTTPException(404, f"no reckoning of {camera!r} yet: a prediction is judged {foresight.horizon} ticks after it is made")
+        reckoning, picture = found
+        jpeg = reckoning_jpegs.get(camera, reckoning.id, picture)
+        return Response(jpeg, media_type="image/jpeg", headers={
+            "Cache-Control": "no-store", "X-Reckoning-Id": str(reckoning.id),
+            "X-Foresight-Tick": str(reckoning.point.obs_tick), "X-Target-Tick": str(reckoning.point.target_tick),
+        })
+
+    @app.get("/api/foresight")
+    async def foresight_state(after: int | None = None) -> dict:
+        """What the foresight panel shows. With `after`, waits (up to FORESIGHT_WAIT_S) until the
+        version passes it: the page learns of a new foresight the moment the inference lands."""
+        if after is not None:
+            await foresight_changes.wait_past(after, FORESIGHT_WAIT_S)
+        return _foresight_json(foresight.state())
+
+    @app.get("/api/foresight/history")
+    def foresight_history() -> dict:
+        """Per camera, PSNR (and latent L2) of each judged prediction and of the copy baseline."""
+        return {**foresight.history(), "latent_note": foresight.state().latent_note}
+
+    @app.get("/foresight/plotly.min.js")
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                            headers={"Cache-Control": f"public, max-age={STATIC_MAX_AGE_S}"})
 
     @app.get("/api/status")
     def status() -> dict:
@@ -133,6 +191,57 @@ class TickBroadcast:
             tick = snapshot.tick
             async with self._condition:
                 self._condition.notify_all()
+
+
+class ThreadWake:
+    """Lets any number of requests await a change that a blocking `wait(after, timeout_s) -> version`
+    reports, with one worker thread for all of them (as TickBroadcast does for ticks)."""
+
+    def __init__(self, wait: Callable[[int, float], int]) -> None:
+        self._wait = wait
+        self._version = -1
+        self._condition: asyncio.Condition | None = None
+        self._watcher: asyncio.Task | None = None
+
+    async def wait_past(self, after: int, timeout_s: float) -> int:
+        if self._condition is None:
+            self._condition = asyncio.Condition()
+            self._version = self._wait(-1, 0.0)
+            self._watcher = asyncio.create_task(self._watch())
+        async with self._condition:
+            try:
+                await asyncio.wait_for(self._condition.wait_for(lambda: self._version > after), timeout_s)
+            except TimeoutError:
+                pass
+            return self._version
+
+    async def _watch(self) -> None:
+        while True:
+            version = await asyncio.to_thread(self._wait, self._version, FEED_WAIT_S)
+            if version == self._version:
+                continue
+            async with self._condition:
+                self._version = version
+                self._condition.notify_all()
+
+
+def _foresight_json(state) -> dict:
+    return {
+        "version": state.version,
+        "foresight_version": state.foresight_version,
+        "available": state.available,
+        "message": state.message,
+        "horizon": state.horizon,
+        "obs_tick": state.obs_tick,
+        "done_time": state.done_time,
+        "cameras": list(state.cameras),
+        "reckonings": {
+            camera: {**dataclasses.asdict(point), "id": state.reckoning_ids[camera]}
+            for camera, point in state.reckonings.items()
+        },
+        "latent_note": state.latent_note,
+        "problem": state.problem,
+    }
 
 
 def _frame_headers(snapshot) -> dict[str, str]:

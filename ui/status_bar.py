@@ -35,6 +35,10 @@ def render_status(snapshot: Snapshot | None) -> str:
         cells.append("<b style='color:#16a34a'>success</b>" if snapshot.success else "not done")
     if snapshot.inference_ms is not None:
         cells.append(f"inference {snapshot.inference_ms:.0f} ms")
+    if snapshot.seams.last is not None:
+        seam = snapshot.seams.last
+        cells.append(f"<span id='status-seam' title='largest joint jump at the last chunk switch'>"
+                     f"seam {seam.raw:.3f} → {seam.blended:.3f} blended</span>")
     if snapshot.recording is not None:
         rec = snapshot.recording
         state = f"<b style='color:#dc2626' id='status-rec'>● REC {rec.episode_frames} frames</b>" if rec.active else "<span id='status-rec'>not recording</span>"

@@ -132,3 +132,20 @@ def test_observe_then_infer_on_the_same_tick_records_one_frame(model):
     policy.reset()
     policy.infer(first, INSTRUCTION)
     assert policy.history.past is policy.history.now  # the first call uses frame t for both
+
+
+def test_encode_foresight_frames_gives_latents_comparable_to_the_foresight(model):
+    """The console's reckoning compares foresight latents with these: same shape, and the
+    encoding the generation expert reads for frame t."""
+    from model.preprocess import letterbox, to_model_images
+
+    policy = make_policy(model)
+    obs = observation(size=(480, 640), cameras=["head", "wrist"])
+    out = policy.infer(obs, INSTRUCTION)
+    latents = policy.encode_foresight_frames({cam: obs[cam] for cam in ("head", "wrist")} | {"side": None})
+    assert set(latents) == {"head", "wrist"}
+    assert all(latents[cam].shape == out.foresight_latents[cam].shape for cam in latents)
+    with torch.inference_mode():
+        expected = model.encode_frames(to_model_images(letterbox(obs["head"], 224)[None, None])[:, :, None])[0, 0, 0]
+    np.testing.assert_allclose(latents["head"], expected.numpy(), atol=1e-5)
+    assert policy.encode_foresight_frames({}) == {}

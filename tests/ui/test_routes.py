@@ -8,9 +8,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from runtime.commands import Mode, TakeOver
+from runtime.commands import Mode, RunPolicy, TakeOver
+from runtime.foresight_reckoning import NO_FORESIGHT_MESSAGE
 from runtime.session import Session, SessionConfig
-from tests.fakes import ConstantPolicy, FakeRobot
+from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy
 from ui.routes import MAX_KEYS, add_console_routes
 
 
@@ -66,3 +67,84 @@ def test_status_reports_chunk_seams(client_and_session):
     client, _ = client_and_session
     seams = client.get("/api/status").json()["seams"]
     assert seams == {"last": None, "history": []}  # idle: no chunk has switched yet
+
+
+def running_client(policy):
+    session = Session(FakeRobot(), policy, SessionConfig(fps=30))
+    session.start()
+    session.wait_for_tick(2)
+    session.submit(RunPolicy("pick up the red block"))
+    app = FastAPI()
+    add_console_routes(app, session)
+    return TestClient(app), session
+
+
+def wait_for_state(client, predicate, timeout_s=10.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    state = client.get("/api/foresight").json()
+    while not predicate(state) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        state = client.get("/api/foresight").json()
+    assert predicate(state), state
+    return state
+
+
+def decode(response) -> np.ndarray:
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg", response.text
+    return cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_COLOR)
+
+
+@pytest.fixture
+def foresight_client():
+    client, session = running_client(ForesightPolicy())
+    yield client, session
+    session.close()
+
+
+def test_foresight_pictures_reckonings_and_history(foresight_client):
+    client, _ = foresight_client
+    state = wait_for_state(client, lambda s: s["available"] and s["reckonings"].get("head"))
+    assert state["horizon"] == 15 and state["message"] == "" and set(state["cameras"]) == {"head", "wrist"}
+    picture = client.get("/foresight/head.jpg")
+    assert decode(picture).shape == (16, 24, 3) and int(picture.headers["X-Foresight-Version"]) >= 1
+    reckoning = client.get("/foresight/head/reckoning.jpg")
+    assert decode(reckoning).shape[1] > 3 * 24  # prediction | actual | heat map
+    point = state["reckonings"]["head"]
+    assert point["target_tick"] == point["obs_tick"] + 15 and point["psnr_db"] > point["baseline_psnr_db"]
+    history = client.get("/api/foresight/history").json()
+    assert history["horizon"] == 15 and history["inference_ticks"]
+    head = history["cameras"]["head"]
+    assert len(head["psnr_db"]) == len(head["baseline_psnr_db"]) == len(head["target_tick"]) >= 1
+    assert "encoder" in history["latent_note"]  # the fake policy exposes no encoder
+    assert client.get("/foresight/side.jpg").status_code == 404
+    assert client.get("/foresight/side/reckoning.jpg").status_code == 404
+
+
+def test_foresight_long_poll_answers_when_the_next_inference_lands(foresight_client):
+    client, _ = foresight_client
+    first = wait_for_state(client, lambda s: s["available"])
+    started = time.monotonic()
+    later = client.get(f"/api/foresight?after={first['version']}").json()
+    assert later["version"] > first["version"]
+    assert time.monotonic() - started < 5
+
+
+def test_a_policy_without_foresight_is_said_so_and_the_rest_works():
+    client, session = running_client(ConstantPolicy())
+    try:
+        state = wait_for_state(client, lambda s: s["available"] is not None)
+        assert state["available"] is False and state["message"] == NO_FORESIGHT_MESSAGE
+        missing = client.get("/foresight/head.jpg")
+        assert missing.status_code == 404 and "no foresight" in missing.text
+        assert client.get("/foresight/head/reckoning.jpg").status_code == 404
+        assert client.get("/api/foresight/history").json()["cameras"]["head"]["psnr_db"] == []
+        assert client.get("/feeds/head.jpg").status_code == 200
+        assert client.get("/api/status").json()["mode"] == "running"
+    finally:
+        session.close()
+
+
+def test_plotly_js_is_served_for_the_chart(client_and_session):
+    client, _ = client_and_session
+    response = client.get("/foresight/plotly.min.js")
+    assert response.status_code == 200 and b"plotly" in response.content[:2000].lower()
