@@ -49,13 +49,15 @@ class ExpertConfig:
 
 @dataclass
 class ConvVisionConfig:
-    """Our small vision encoder for `tiny`: two strided convs -> tokens_per_side^2 tokens per view."""
+    """Our small vision encoder for `tiny`: a strided stem conv, `stem_blocks` residual 3x3 conv
+    blocks at the stem's resolution, and a strided patch conv -> tokens_per_side^2 tokens per view."""
 
     kind: str = "conv"
     input_size: int = 224
     stem_channels: int = 32
     stem_patch: int = 8  # first conv: kernel = stride = stem_patch
     tokens_per_side: int = 4
+    stem_blocks: int = 0  # 0: the stem feeds the patch conv directly (one nonlinearity in all)
 
     def __post_init__(self) -> None:
         _check(self.kind == "conv", f"ConvVisionConfig.kind must be 'conv', got {self.kind!r}")
@@ -63,6 +65,7 @@ class ConvVisionConfig:
             "ConvVisionConfig", input_size=self.input_size, stem_channels=self.stem_channels,
             stem_patch=self.stem_patch, tokens_per_side=self.tokens_per_side,
         )
+        _check(self.stem_blocks >= 0, f"ConvVisionConfig.stem_blocks must be >= 0, got {self.stem_blocks}")
         _check(
             self.input_size % (self.stem_patch * self.tokens_per_side) == 0,
             f"ConvVisionConfig.input_size ({self.input_size}) must be divisible by "
@@ -316,7 +319,9 @@ def tiny() -> ModelConfig:
         und=ExpertConfig(hidden_size=192, mlp_size=512, **attention),
         gen=ExpertConfig(hidden_size=128, mlp_size=384, **attention),
         act=ExpertConfig(hidden_size=128, mlp_size=256, **attention),  # runs 10x per call: the narrowest MLP
-        vision=ConvVisionConfig(),
+        # Blocks are ~8 px in the head camera, one stem cell: the residual blocks let the encoder
+        # tell a block's colour and place from its neighbours before 56 px patches pool them.
+        vision=ConvVisionConfig(stem_blocks=2),
         text=TextConfig(),
         foresight=ForesightConfig(tokenizer="conv", image_size=128),
         rope_theta=10_000.0,

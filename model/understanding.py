@@ -20,19 +20,32 @@ from model.mot import Expert
 POSITION_INIT_STD = 0.02  # learned position embeddings start small, as in ViT
 
 
+class ResidualConvBlock(nn.Module):
+    """x + conv3x3(gelu(conv3x3(x))), same size and width."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(F.gelu(self.conv1(x)))
+
+
 class ConvVisionEncoder(nn.Module):
-    """Two strided convs: (M, 3, 224, 224) -> 28x28 features -> 4x4 tokens of width D."""
+    """Strided stem, residual conv blocks, strided patch conv: (M, 3, 224, 224) -> 28x28 features -> 4x4 tokens of width D."""
 
     def __init__(self, c: ConvVisionConfig, width: int) -> None:
         super().__init__()
         self.input_size = c.input_size
         self.stem = nn.Conv2d(3, c.stem_channels, kernel_size=c.stem_patch, stride=c.stem_patch)
+        self.blocks = nn.Sequential(*(ResidualConvBlock(c.stem_channels) for _ in range(c.stem_blocks)))
         self.patch = nn.Conv2d(c.stem_channels, width, kernel_size=c.head_patch, stride=c.head_patch)
         self.pos_embed = nn.Parameter(torch.randn(c.tokens_per_side**2, width) * POSITION_INIT_STD)
         self.norm = nn.LayerNorm(width)
 
     def forward(self, images: Tensor) -> Tensor:
-        x = F.gelu(self.stem(images))  # (M, stem_channels, 28, 28)
+        x = F.gelu(self.blocks(self.stem(images)))  # (M, stem_channels, 28, 28)
         x = self.patch(x)  # (M, D, 4, 4)
         x = x.flatten(2).transpose(1, 2)  # (M, 16, D), raster order
         return self.norm(x + self.pos_embed)

@@ -70,3 +70,22 @@ def test_unknown_config_keys_are_rejected():
     data["und"]["width"] = 3
     with pytest.raises(ValueError, match="width"):
         ModelConfig.from_dict(data)
+
+
+def test_conv_vision_stem_blocks_keep_the_token_grid():
+    import torch
+
+    from model.config import ConvVisionConfig
+    from model.understanding import ConvVisionEncoder
+
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    plain = ConvVisionEncoder(ConvVisionConfig(input_size=32, stem_channels=8, stem_patch=8, tokens_per_side=2), width=16)
+    deep = ConvVisionEncoder(ConvVisionConfig(input_size=32, stem_channels=8, stem_patch=8, tokens_per_side=2, stem_blocks=2), width=16)
+    assert plain(images).shape == deep(images).shape == (2, 4, 16)
+    assert len(deep.blocks) == 2 and len(plain.blocks) == 0
+    with pytest.raises(ValueError, match="stem_blocks must be >= 0"):
+        ConvVisionConfig(stem_blocks=-1)
+    # A config written before stem_blocks existed still loads, as the plain encoder.
+    data = tiny().to_dict()
+    del data["vision"]["stem_blocks"]
+    assert ModelConfig.from_dict(data).vision.stem_blocks == 0
