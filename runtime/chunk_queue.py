@@ -47,7 +47,9 @@ class ChunkQueue:
     def push(self, actions: np.ndarray, obs_tick: int, latency_ms: float) -> Chunk:
         with self._lock:
             self._next_id += 1
-            self._chunk = Chunk(self._next_id, obs_tick, np.asarray(actions, dtype=np.float32), latency_ms)
+            frozen = np.array(actions, dtype=np.float32)  # (steps, action_dim), our own copy
+            frozen.flags.writeable = False  # snapshots share it with every viewer
+            self._chunk = Chunk(self._next_id, obs_tick, frozen, latency_ms)
             self._pending = True
             self._executed = 0
             return self._chunk

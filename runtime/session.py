@@ -22,7 +22,7 @@ import numpy as np
 from robot_io.policy import Policy
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
 from runtime.chunk_blending import BlendConfig, SeamMeter
-from runtime.chunk_queue import ChunkQueue
+from runtime.chunk_queue import Chunk, ChunkQueue
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
     Command, DiscardRecording, Mode, PolicyFailed, Release, ResetScene, RunPolicy, StartRecording,
@@ -128,6 +128,8 @@ class Session:
         self._keys_at = 0.0
         self._gripper_closed = False
         self._previous: dict[str, float] | None = None
+        self._current_chunk: Chunk | None = None  # the chunk the snapshot shows, and the one before it
+        self._previous_chunk: Chunk | None = None
         self._last_error = ""
         self._hint = ""
         self._events: collections.deque[str] = collections.deque(maxlen=EVENT_LOG_LENGTH)
@@ -236,6 +238,8 @@ class Session:
             # The seam is the jump from the command sent last tick, before safety clamps it.
             last_sent = np.array([self._previous[k] for k in self.action_keys], dtype=np.float32)  # (action_dim,)
             self._seams.record(switch, last_sent)
+        if chunk is not None and chunk is not self._current_chunk:
+            self._previous_chunk, self._current_chunk = self._current_chunk, chunk
         proposed, source = choose_command(self._mode, queued, self._operator_command(now), self.action_keys)
         safe = make_safe(proposed, self._previous, self.safety)
         if safe.held and proposed is not None:
@@ -264,6 +268,9 @@ class Session:
             recording=self._recording.status() if self._recording else None,
             chunk_id=chunk.chunk_id if chunk else None,
             chunk_step=chunk.step_for(self._tick) if chunk else None,
+            chunk=chunk,
+            previous_chunk=self._previous_chunk if chunk else None,
+            queue_depth=self._chunks.remaining(self._tick) if chunk else 0,
             inference_ms=result.latency_ms if result else None,
             seams=self._seams.stats(),
             teleop_available=isinstance(self.robot, CartesianControl),

@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from runtime.chunk_blending import SeamStats
+from runtime.chunk_queue import Chunk
 from runtime.commands import Mode
 from runtime.loop_timing import LoopStats
 from runtime.recording import RecordingStatus
@@ -34,6 +35,9 @@ class Snapshot:
     recording: RecordingStatus | None
     chunk_id: int | None
     chunk_step: int | None
+    chunk: Chunk | None  # the chunk the plan runs (raw policy output, read-only actions), None when holding
+    previous_chunk: Chunk | None  # the one it replaced, for "planned before" views
+    queue_depth: int  # steps of the current chunk left after this tick
     inference_ms: float | None
     seams: SeamStats  # jumps at recent chunk switches, raw and after blending
     teleop_available: bool

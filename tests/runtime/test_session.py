@@ -209,3 +209,16 @@ def test_safety_still_applies_after_blending(make_session):
 def test_blend_config_is_validated_on_the_session_config():
     with pytest.raises(TypeError, match="blend must be a BlendConfig"):
         SessionConfig(blend="linear")
+
+
+def test_snapshot_carries_the_running_chunk_the_one_before_and_the_queue_depth(make_session):
+    session, _ = make_session(ConstantPolicy(target=0.5, steps=50), execute_horizon=4)
+    session.submit(RunPolicy("go"))
+    first = wait_until(lambda s: s.chunk is not None, session)
+    assert first.chunk.actions.shape == (50, len(session.action_keys)) and not first.chunk.actions.flags.writeable
+    assert first.queue_depth == 50 - first.chunk.step_for(first.tick) - 1
+    later = wait_until(lambda s: s.chunk is not None and s.chunk.chunk_id > first.chunk.chunk_id, session)
+    assert later.previous_chunk is not None and later.previous_chunk.chunk_id < later.chunk.chunk_id
+    session.submit(Pause())
+    held = wait_until(lambda s: s.mode is Mode.PAUSED, session)
+    assert held.chunk is None and held.previous_chunk is None and held.queue_depth == 0
