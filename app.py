@@ -19,7 +19,7 @@ import uvicorn  # noqa: E402
 
 from robot_io.policy import Policy  # noqa: E402
 from robot_io.recorder import RecorderError  # noqa: E402
-from robot_io.robot import camera_keys, state_keys  # noqa: E402
+from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
@@ -28,6 +28,7 @@ from ui.console import build_app  # noqa: E402
 
 GIL_SWITCH_INTERVAL_S = 0.001  # the control thread gets the GIL back within 1 ms (default 5 ms)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+POLICIES = ("model", "expert")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,9 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--fps", type=float, default=15.0, help="control rate")
     parser.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
-    parser.add_argument("--checkpoint", type=Path, default=None,
+    parser.add_argument("--policy", choices=POLICIES, default="model",
+                        help="model: the InternVLA-A1 checkpoint of --checkpoint; expert: the sim's scripted expert")
+    parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
                         help="InternVLA-A1 checkpoint folder (model.safetensors, config.json, stats.json); "
-                             "default: the scripted expert")
+                             "default: the shipped tiny model trained on the conveyor sim")
     parser.add_argument("--seed", type=int, default=0, help="first scene's seed")
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
@@ -51,18 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
-    """The scripted expert, or an InternVLA-A1 policy from a local checkpoint folder."""
+    """The scripted expert (checkpoint None), or an InternVLA-A1 policy from a local checkpoint folder
+    trained for this robot's layout."""
     if checkpoint is None:
         return ScriptedExpert()
-    from model.policy import InternVLAPolicy  # torch loads only when a model is asked for
+    from model.policy import policy_for_robot  # torch loads only when a model is asked for
 
-    return InternVLAPolicy.from_checkpoint(
-        checkpoint,
-        state_keys=state_keys(robot),
-        action_keys=list(robot.action_features),
-        camera_keys=camera_keys(robot),
-        robot_type=robot.name,
-    )
+    return policy_for_robot(checkpoint, robot)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             realtime_priority=args.realtime_priority,
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
-        session = Session(robot, build_policy(args.checkpoint, robot), session_config)
+        session = Session(robot, build_policy(args.checkpoint if args.policy == "model" else None, robot), session_config)
     except (ValueError, RecorderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -1,11 +1,12 @@
 """Console benchmark (prints figures; not a test): the real app with 3 cameras, a browser
-connected and an episode recording while the scripted expert runs.
+connected and an episode recording while the policy runs (default: the shipped tiny model, its
+inference beside the loop; --policy expert: the scripted expert).
 
 Reports control-loop Hz and period error p50/p99 and missed ticks over the run (the session's
 own window: the last 900 ticks), frames/s and frame age each feed delivers in the browser, and
 recording backlog and dropped frames.
 
-    .venv/bin/python -m bench.bench_console --seconds 60
+    .venv/bin/python -m bench.bench_console --seconds 60 [--policy model|expert]
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ def wait_for_save(url: str, timeout_s: float = 300.0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--policy", choices=["model", "expert"], default="model")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "bench_episodes"
-        with console_process("--record-to", str(dataset), "--seed", "11", log_path=Path(tmp) / "console.log") as (url, _proc):
+        with console_process("--record-to", str(dataset), "--seed", "11", "--policy", args.policy, log_path=Path(tmp) / "console.log") as (url, _proc):
             with chromium_page() as page:
                 page.goto(url)
                 page.wait_for_function("cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames > 5)",
@@ -77,7 +79,7 @@ def main() -> None:
             raise
 
     loop = end["loop"]
-    print(f"control loop over the last {min(args.seconds, 60):.0f} s (browser connected, recording, expert running):")
+    print(f"control loop over the last {min(args.seconds, 60):.0f} s (browser connected, recording, {args.policy} running):")
     print(f"  achieved {loop['achieved_hz']:.2f} Hz; period error p50 {loop['period_error_p50_ms']:.2f} ms, "
           f"p99 {loop['period_error_p99_ms']:.2f} ms; missed ticks {loop['missed_ticks'] - missed_before} "
           f"({loop['missed_ticks']} since start-up); "

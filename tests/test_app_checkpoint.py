@@ -2,14 +2,17 @@
 through the session (untrained, so only the plumbing is judged: chunks arrive, stay finite,
 respect the safety clamp)."""
 
+import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app import build_policy
-from model.checkpoint import CheckpointError, save_checkpoint
+from app import build_policy, parse_args
+from model.checkpoint import TRAIN_CONFIG_FILE, CheckpointError, save_checkpoint
+from model.policy import InternVLAPolicy
+from model.shipped import SHIPPED_CHECKPOINT
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 from runtime.commands import RunPolicy
@@ -18,6 +21,7 @@ from tests.model.helpers import small_model
 from tests.session_support import wait_until
 
 IMAGE = 64
+MAX_SHIPPED_BYTES = 50 * 2**20  # issue 4: the shipped model is at most 50 MB
 
 
 def write_checkpoint(folder: Path, robot: SimRobot) -> None:
@@ -49,3 +53,23 @@ def test_checkpoint_policy_drives_the_sim(tmp_path):
 def test_missing_checkpoint_names_the_file(tmp_path):
     with pytest.raises(CheckpointError, match="config.json"):
         build_policy(tmp_path / "nothing_here", SimRobot(ConveyorSimConfig(image_height=IMAGE, image_width=IMAGE)))
+
+
+def test_the_console_runs_the_shipped_model_by_default():
+    args = parse_args([])
+    assert args.policy == "model" and args.checkpoint == SHIPPED_CHECKPOINT
+    policy = build_policy(args.checkpoint, SimRobot(ConveyorSimConfig()))
+    assert isinstance(policy, InternVLAPolicy) and policy.config.name == "tiny"
+    shipped = sum(f.stat().st_size for f in SHIPPED_CHECKPOINT.iterdir())
+    assert shipped <= MAX_SHIPPED_BYTES
+    assert {"MODEL_CARD.md", "stats.json", "config.json", "model.safetensors"} <= {f.name for f in SHIPPED_CHECKPOINT.iterdir()}
+
+
+def test_a_checkpoint_for_another_robot_is_refused_with_the_differences(tmp_path):
+    robot = SimRobot(ConveyorSimConfig(image_height=IMAGE, image_width=IMAGE))
+    write_checkpoint(tmp_path / "ckpt", robot)
+    layout = {"robot_type": "koch_follower", "cameras": ["top"], "state_keys": ["a.pos"], "action_keys": ["a.pos"]}
+    (tmp_path / "ckpt" / TRAIN_CONFIG_FILE).write_text(json.dumps({"dataset": layout}))
+    with pytest.raises(CheckpointError, match="another robot layout") as err:
+        build_policy(tmp_path / "ckpt", robot)
+    assert all(name in str(err.value) for name in layout)

@@ -56,13 +56,14 @@ def test_console_end_to_end(tmp_path):
             page.get_by_text("Keys are ignored").first.wait_for(timeout=10_000)
             page.keyboard.up("KeyW")
 
-            # Record an episode of the expert picking the named block.
+            # Record an episode of the default policy (the shipped model) given the named block.
             page.click("#btn-rec-start")
             page.wait_for_selector("text=● REC", timeout=10_000)
             instruction.fill("pick up the red block and put it in the bin")
             page.click("#btn-run")
             page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=10_000)
             page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('inference')", timeout=20_000)
+            page.wait_for_selector("#status-seam", timeout=20_000)  # chunk switches, blended
             page.wait_for_timeout(2000)
 
             # A reload changes nothing about the robot or the recording, and shows the current state.
