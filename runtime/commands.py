@@ -72,6 +72,18 @@ class DiscardRecording:
 
 
 @dataclass(frozen=True)
+class DryRun:
+    """Show what the policy would do for `instruction` (plan and foresight) while the robot holds."""
+
+    instruction: str
+
+
+@dataclass(frozen=True)
+class DiscardDryRuns:
+    pass
+
+
+@dataclass(frozen=True)
 class PolicyFailed:
     """Sent by the inference thread: the policy raised or returned an unusable chunk."""
 
@@ -80,7 +92,7 @@ class PolicyFailed:
 
 Command = (
     RunPolicy | Pause | TakeOver | Release | EStop | ResetScene | TeleopKeys
-    | StartRecording | StopRecording | DiscardRecording | PolicyFailed
+    | StartRecording | StopRecording | DiscardRecording | PolicyFailed | DryRun | DiscardDryRuns
 )
 
 

@@ -25,7 +25,7 @@ IDLE_WAIT_S = 0.05  # how often an idle runner re-checks (also bounds shutdown t
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # "observe", "reset" or "infer"
+    kind: str  # "observe", "reset", "infer" or "preview" (a dry run: computed, never pushed)
     policy: Policy
     epoch: int = 0
     instruction: str = ""
@@ -49,12 +49,16 @@ class PolicyRunner:
         action_dim: int,
         on_failure: Callable[[str], None],
         on_result: Callable[[InferenceResult], None] | None = None,
+        on_preview: Callable[[str, int, dict[str, Any], InferenceResult | None, str], None] | None = None,
     ) -> None:
         self._policy = policy
         self._chunks = chunks
         self._action_dim = action_dim
         self._on_failure = on_failure
         self._on_result = on_result  # called on this thread with every accepted result, outside the lock
+        # called on this thread for every dry run: (instruction, obs tick, observation, result or None, error)
+        self._on_preview = on_preview
+        self._preview: str | None = None  # instruction of the dry run asked for, until it runs
         self._cond = threading.Condition()
         self._epoch = 0
         self._instruction: str | None = None
@@ -79,6 +83,13 @@ class PolicyRunner:
             self._epoch += 1
             self._instruction = None
             self._chunks.clear()
+
+    def preview(self, instruction: str) -> None:
+        """Compute one chunk for `instruction` on the next observation and hand it to on_preview
+        only: the chunk queue never sees it. A newer request replaces one not yet started."""
+        with self._cond:
+            self._preview = instruction
+            self._cond.notify()
 
     def reset_policy(self) -> None:
         """Ask for `policy.reset()` before the next inference, on the runner's own thread."""
@@ -112,6 +123,10 @@ class PolicyRunner:
                 if self._reset_pending:
                     self._reset_pending = False
                     return Job("reset", self._policy)
+                if self._preview is not None and self._obs is not None:
+                    instruction, self._preview = self._preview, None
+                    tick, obs = self._obs
+                    return Job("preview", self._policy, self._epoch, instruction, tick, obs)
                 ready = (
                     self._instruction is not None
                     and self._obs is not None
@@ -142,18 +157,20 @@ class PolicyRunner:
             started = time.perf_counter()
             try:
                 output = policy.infer(obs, instruction)
-                actions = np.asarray(output.actions, dtype=np.float32)
-                if actions.ndim != 2 or actions.shape[1] != self._action_dim or len(actions) == 0:
-                    raise ValueError(f"policy returned actions of shape {actions.shape}, expected (steps, {self._action_dim})")
-                if not np.isfinite(actions).all():
-                    raise ValueError("policy returned NaN or infinite actions")
+                actions = self._checked_actions(output)
             except Exception as err:  # noqa: BLE001 - any policy failure holds the robot and is shown
+                if job.kind == "preview":
+                    self._preview_done(instruction, tick, obs, None, f"{type(err).__name__}: {err}")
+                    continue
                 with self._cond:
                     stale = epoch != self._epoch
                 if not stale:
                     self._on_failure(f"{type(err).__name__}: {err}")
                 continue
             latency_ms = (time.perf_counter() - started) * 1e3
+            if job.kind == "preview":
+                self._preview_done(instruction, tick, obs, InferenceResult(output, tick, latency_ms), "")
+                continue
             with self._cond:
                 if epoch != self._epoch:
                     continue
@@ -161,3 +178,15 @@ class PolicyRunner:
                 result = self.last_result = InferenceResult(output, tick, latency_ms)
             if self._on_result is not None:
                 self._on_result(result)
+
+    def _checked_actions(self, output: PolicyOutput) -> np.ndarray:
+        actions = np.asarray(output.actions, dtype=np.float32)
+        if actions.ndim != 2 or actions.shape[1] != self._action_dim or len(actions) == 0:
+            raise ValueError(f"policy returned actions of shape {actions.shape}, expected (steps, {self._action_dim})")
+        if not np.isfinite(actions).all():
+            raise ValueError("policy returned NaN or infinite actions")
+        return actions
+
+    def _preview_done(self, instruction: str, tick: int, observation: dict[str, Any], result: InferenceResult | None, error: str) -> None:
+        if self._on_preview is not None:
+            self._on_preview(instruction, tick, observation, result, error)

@@ -23,11 +23,13 @@ from robot_io.policy import Policy
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
 from runtime.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import Chunk, ChunkQueue
+from runtime.command_history import CommandHistory
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
-    Command, DiscardRecording, Mode, PolicyFailed, Release, ResetScene, RunPolicy, StartRecording,
-    StopRecording, TakeOver, TeleopKeys, validate_instruction,
+    Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, PolicyFailed, Release, ResetScene, RunPolicy,
+    StartRecording, StopRecording, TakeOver, TeleopKeys, validate_instruction,
 )
+from runtime.dry_run import DryRunBoard, Preview
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
 from robot_io.recorder import check_writable
@@ -106,8 +108,11 @@ class Session:
         # Foresight is judged against reality here; the runner hands each result over the moment
         # it lands, so a new foresight picture does not wait for the next tick.
         self._foresight = ForesightReckoner(self.camera_keys, foresight_horizon(policy), frame_encoder(policy))
+        self._dry_runs = DryRunBoard()
+        self._sent = CommandHistory(self.action_keys)
         self._runner = PolicyRunner(
             policy, self._chunks, len(self.action_keys), self._policy_failed, on_result=self._on_inference,
+            on_preview=self._on_preview,
         )
         self._recording: RecordingWorker | None = None
         if config.record_root is not None:
@@ -150,8 +155,8 @@ class Session:
 
     def submit(self, command: Command) -> None:
         """Queue a request; RunPolicy instructions are validated here so bad ones never queue."""
-        if isinstance(command, RunPolicy):
-            command = RunPolicy(validate_instruction(command.instruction, self.config.max_instruction_chars))
+        if isinstance(command, (RunPolicy, DryRun)):
+            command = type(command)(validate_instruction(command.instruction, self.config.max_instruction_chars))
         self._commands.put(command)
 
     def snapshot(self) -> Snapshot | None:
@@ -168,6 +173,16 @@ class Session:
     @property
     def last_inference(self):
         return self._runner.last_result
+
+    @property
+    def sent_commands(self) -> CommandHistory:
+        """What was sent to the robot over the last ticks, and by whom (thread-safe reads)."""
+        return self._sent
+
+    @property
+    def dry_runs(self) -> DryRunBoard:
+        """Dry-run previews (plan + foresight computed while holding), for side-by-side views."""
+        return self._dry_runs
 
     @property
     def foresight(self) -> ForesightReckoner:
@@ -248,6 +263,7 @@ class Session:
         self._previous = {k: float(sent[k]) for k in self.action_keys}
         if safe.held:
             source = "hold"
+        self._sent.append(self._tick, source, self._previous)
 
         if self._recording is not None:
             self._recording.add_frame(observation, self._previous, source == SOURCE_OPERATOR, source)
@@ -298,12 +314,17 @@ class Session:
         if isinstance(command, (StartRecording, StopRecording, DiscardRecording)):
             self._apply_recording(command)
             return
+        if isinstance(command, (DryRun, DiscardDryRuns)):
+            self._apply_dry_run(command)
+            return
         transition = next_mode(self._mode, command, has_instruction=bool(self._instruction))
         if transition.message:
             self._note(transition.message, error=transition.refused or isinstance(command, PolicyFailed))
         if transition.refused:
             return
         previous_mode, self._mode = self._mode, transition.mode
+        if self._mode in (Mode.RUNNING, Mode.TAKEOVER, Mode.ESTOP):
+            self._dry_runs.clear()  # the robot moves (or stopped hard): a preview no longer shows its future
         if isinstance(command, RunPolicy):
             self._instruction = command.instruction
             self._last_error = ""
@@ -318,6 +339,17 @@ class Session:
         elif self._mode is not Mode.RUNNING:
             self._runner.deactivate()
         self._hint = KEYMAP_HELP if self._mode is Mode.TAKEOVER else ""
+
+    def _apply_dry_run(self, command: DryRun | DiscardDryRuns) -> None:
+        if isinstance(command, DiscardDryRuns):
+            self._dry_runs.clear()
+            return
+        if self._mode not in (Mode.IDLE, Mode.PAUSED):
+            self._note(f"Dry runs need a robot that holds still ({self._mode.value} now): pause first.", error=True)
+            return
+        self._dry_runs.set_pending(command.instruction)
+        self._runner.preview(command.instruction)
+        self._note(f"Dry run: {command.instruction}")
 
     def _apply_keys(self, command: TeleopKeys) -> None:
         if self._mode is not Mode.TAKEOVER:
@@ -384,6 +416,7 @@ class Session:
         self._runner.deactivate()
         self._runner.reset_policy()
         self._foresight.reset()
+        self._dry_runs.clear()
         self._previous = None
         self._instruction = ""
         self._last_error = ""
@@ -409,6 +442,26 @@ class Session:
             self._foresight.add_inference(result)
         except Exception as err:  # noqa: BLE001
             self._note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
+
+    def _on_preview(self, instruction: str, tick: int, observation: dict[str, Any], result, error: str) -> None:
+        """Runner thread: a dry run finished (result None when the policy failed: `error` says why)."""
+        output = result.output if result is not None else None
+        actions = None
+        if output is not None:
+            actions = np.array(output.actions, dtype=np.float32)  # (steps, action_dim)
+            actions.flags.writeable = False
+        self._dry_runs.add(Preview(
+            preview_id=self._dry_runs.next_id(),
+            instruction=instruction,
+            obs_tick=tick,
+            actions=actions,
+            foresight=dict(output.foresight or {}) if output is not None else {},
+            frames=freeze_frames(observation, self.camera_keys),
+            latency_ms=result.latency_ms if result is not None else 0.0,
+            error=error,
+        ))
+        if error:
+            self._note(f"Dry run failed: {error}", error=True)
 
     def _policy_failed(self, message: str) -> None:
         self._commands.put(PolicyFailed(message))

@@ -12,12 +12,16 @@ from runtime.session import Session
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
 from ui.foresight_panel import FORESIGHT_CSS, build_foresight_panel
+from ui.plan_panel import PLAN_CSS, build_plan_panel
+from ui.plan_routes import add_plan_routes
 from ui.recording_panel import build_recording_panel
-from ui.routes import add_console_routes
+from ui.routes import PLOTLY_ROUTE, add_console_routes
 from ui.status_bar import build_event_log, build_status_bar, render_events, render_status
 
 POLL_S = 0.25  # status refresh; camera feeds do not depend on it
-PAGE_SCRIPTS = "".join(f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "feeds.js", "foresight.js"))
+PAGE_SCRIPTS = f"<script src='{PLOTLY_ROUTE}' defer></script>" + "".join(
+    f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "feeds.js", "foresight.js", "plan.js")
+)
 
 
 def build_console(session: Session) -> gr.Blocks:
@@ -29,6 +33,7 @@ def build_console(session: Session) -> gr.Blocks:
         controls = build_control_panel(session, history)
         build_recording_panel(session)
         build_foresight_panel(session.camera_keys, session.foresight.horizon)
+        build_plan_panel()
         events = build_event_log()
 
         def poll():
@@ -49,7 +54,8 @@ def build_console(session: Session) -> gr.Blocks:
 def build_app(session: Session) -> FastAPI:
     app = FastAPI(title="Foresight Console")
     add_console_routes(app, session)
+    add_plan_routes(app, session)
     return gr.mount_gradio_app(
-        app, build_console(session), path="/", css=FEEDS_CSS + FORESIGHT_CSS, head=PAGE_SCRIPTS,
+        app, build_console(session), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS, head=PAGE_SCRIPTS,
         footer_links=[],
     )

@@ -7,7 +7,7 @@ import threading
 
 import gradio as gr
 
-from runtime.commands import EStop, Pause, Release, ResetScene, RunPolicy, TakeOver, validate_instruction
+from runtime.commands import DryRun, EStop, Pause, Release, ResetScene, RunPolicy, TakeOver, validate_instruction
 from runtime.session import Session
 from runtime.teleop_keys import KEYMAP_HELP
 
@@ -39,6 +39,7 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
         past = gr.Dropdown(label="History", choices=history.items(), scale=2, elem_id="history", allow_custom_value=False)
     with gr.Row():
         run = gr.Button("▶ Run policy", variant="primary", elem_id="btn-run")
+        dry = gr.Button("◌ Dry run", elem_id="btn-dry-run")
         pause = gr.Button("❚❚ Pause", elem_id="btn-pause")
         take = gr.Button("☞ Take over", elem_id="btn-takeover")
         release = gr.Button("↩ Release", elem_id="btn-release")
@@ -49,18 +50,22 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
     gr.Markdown(f"**Keyboard teleop** (after Take over; click the page outside text boxes first): {KEYMAP_HELP}. "
                 "Esc = e-stop.")
 
-    def on_run(text: str):
-        try:
-            cleaned = validate_instruction(text, session.config.max_instruction_chars)
-        except ValueError as err:
-            gr.Warning(str(err))
-            return gr.update(), gr.update()
-        session.submit(RunPolicy(cleaned))
-        history.add(cleaned)
-        return cleaned, gr.update(choices=history.items(), value=None)
+    def submitter(command: type[RunPolicy] | type[DryRun]):
+        def on_click(text: str):
+            try:
+                cleaned = validate_instruction(text, session.config.max_instruction_chars)
+            except ValueError as err:
+                gr.Warning(str(err))
+                return gr.update(), gr.update()
+            session.submit(command(cleaned))
+            history.add(cleaned)
+            return cleaned, gr.update(choices=history.items(), value=None)
 
-    run.click(on_run, inputs=instruction, outputs=[instruction, past])
-    instruction.submit(on_run, inputs=instruction, outputs=[instruction, past])
+        return on_click
+
+    run.click(submitter(RunPolicy), inputs=instruction, outputs=[instruction, past])
+    instruction.submit(submitter(RunPolicy), inputs=instruction, outputs=[instruction, past])
+    dry.click(submitter(DryRun), inputs=instruction, outputs=[instruction, past])
     past.select(lambda choice: choice, inputs=past, outputs=instruction)
     pause.click(lambda: session.submit(Pause()))
     take.click(lambda: session.submit(TakeOver()))

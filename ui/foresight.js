@@ -8,7 +8,6 @@
   const PLOT_PERIOD_MS = 1000;   // chart refresh, at most
   const RETRY_MS = 1000;         // wait after a failed long-poll
   const MAX_LATENCIES = 500;     // latency samples kept in window.foresightStats
-  const PLOTLY_SRC = "/foresight/plotly.min.js";
   const COLOURS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"];
   const stats = window.foresightStats = {
     states: 0, version: -1, available: null, foresightVersion: -1, pictures: 0, reckonings: 0,
@@ -149,10 +148,6 @@
     if (!panel) return;
     clearInterval(waitForPanel);
     const cameras = [...panel.querySelectorAll("[data-foresight-camera]")].map((el) => el.dataset.foresightCamera);
-    const script = document.createElement("script");
-    script.src = PLOTLY_SRC;
-    script.async = true;
-    document.head.appendChild(script);
     cameras.forEach(mirrorLive);
     follow(cameras);
     setInterval(plot, PLOT_PERIOD_MS);

@@ -27,6 +27,7 @@ MAX_KEYS = 16  # more simultaneous keys than any keyboard sends
 # again); short enough that a closed tab's request does not linger.
 FORESIGHT_WAIT_S = 10.0
 PLOTLY_JS = resources.files("plotly") / "package_data" / "plotly.min.js"  # plotly.js, served to the page once
+PLOTLY_ROUTE = "/assets/plotly.min.js"  # the page head loads it (ui/console.py) for every chart
 STATIC_MAX_AGE_S = 86400
 
 
@@ -121,7 +122,7 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
         """Per camera, PSNR (and latent L2) of each judged prediction and of the copy baseline."""
         return {**foresight.history(), "latent_note": foresight.state().latent_note}
 
-    @app.get("/foresight/plotly.min.js")
+    @app.get(PLOTLY_ROUTE)
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript",
                             headers={"Cache-Control": f"public, max-age={STATIC_MAX_AGE_S}"})

@@ -146,5 +146,5 @@ def test_a_policy_without_foresight_is_said_so_and_the_rest_works():
 
 def test_plotly_js_is_served_for_the_chart(client_and_session):
     client, _ = client_and_session
-    response = client.get("/foresight/plotly.min.js")
+    response = client.get("/assets/plotly.min.js")
     assert response.status_code == 200 and b"plotly" in response.content[:2000].lower()
