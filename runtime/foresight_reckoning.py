@@ -219,7 +219,7 @@ class ForesightReckoner:
     def add_inference(self, result: Any) -> None:
         """Runner thread, per accepted inference (`runtime.policy_runner.InferenceResult`)."""
         output, obs_tick = result.output, result.obs_tick
-        pictures, latents, problems = _valid_foresight(output.foresight, output.foresight_latents, self.camera_keys)
+        pictures, latents, problems = valid_foresight(output.foresight, output.foresight_latents, self.camera_keys)
         target = obs_tick + self.horizon
         with self._lock:
             self._inference_ticks.append(obs_tick)
@@ -383,7 +383,7 @@ class ForesightReckoner:
         self._changed.notify_all()
 
 
-def _valid_foresight(
+def valid_foresight(
     foresight: Mapping[str, Any] | None,
     latents: Mapping[str, Any] | None,
     camera_keys: list[str],
