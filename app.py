@@ -19,16 +19,20 @@ import uvicorn  # noqa: E402
 
 from robot_io.policy import Policy  # noqa: E402
 from robot_io.recorder import RecorderError  # noqa: E402
+from robot_io.dataset_conversion import default_cache_root  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
+from runtime.open_loop_replay import PolicyLayout, parse_camera_mapping  # noqa: E402
+from runtime.replay_service import ReplayService, ReplayServiceConfig  # noqa: E402
 from runtime.session import Session, SessionConfig  # noqa: E402
 from ui.console import build_app  # noqa: E402
 
 GIL_SWITCH_INTERVAL_S = 0.001  # the control thread gets the GIL back within 1 ms (default 5 ms)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 POLICIES = ("model", "expert")
+DEFAULT_REPLAY_ROOT = Path("recordings")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +54,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="SCHED_FIFO priority for the control thread when permitted (0: normal scheduling)")
     parser.add_argument("--on-exit", choices=["save", "discard"], default="save",
                         help="what Ctrl-C / SIGTERM does with the episode in progress")
+    parser.add_argument("--replay-root", type=Path, action="append", default=None, metavar="DIR",
+                        help="folder whose LeRobot datasets (v3.0, or v2.1 converted) open-loop replay "
+                             "may read; repeatable (default: recordings)")
+    parser.add_argument("--replay-cameras", default="", metavar="MAP",
+                        help="replay's initial camera mapping, policy_camera=dataset_camera pairs, "
+                             "e.g. head=cam_high,wrist=cam_left_wrist (default: the same names)")
+    parser.add_argument("--replay-cache", type=Path, default=default_cache_root(), metavar="DIR",
+                        help="where v2.1 datasets are converted to v3.0 for replay (the source is never written)")
     return parser.parse_args(argv)
 
 
@@ -61,6 +73,14 @@ def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
     from model.policy import policy_for_robot  # torch loads only when a model is asked for
 
     return policy_for_robot(checkpoint, robot)
+
+
+def build_replay(args: argparse.Namespace, robot: SimRobot) -> ReplayService:
+    """Open-loop replay of the datasets under --replay-root by the --checkpoint model (whatever
+    --policy drives the robot): its own copy, loaded at the first replay."""
+    config = ReplayServiceConfig(roots=tuple(args.replay_root or [DEFAULT_REPLAY_ROOT]), cache_root=args.replay_cache,
+                                 default_cameras=parse_camera_mapping(args.replay_cameras))
+    return ReplayService(config, PolicyLayout.for_robot(robot, args.fps), lambda: build_policy(args.checkpoint, robot))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             realtime_priority=args.realtime_priority,
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
+        replay = build_replay(args, robot)
         session = Session(robot, build_policy(args.checkpoint if args.policy == "model" else None, robot), session_config)
     except (ValueError, RecorderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -87,13 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         print(f"Foresight Console on http://{args.host}:{args.port}", flush=True)
-        uvicorn.run(build_app(session), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(build_app(session, replay=replay), host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:
         # A second Ctrl-C must not cut saving the episode or finalizing the dataset short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        replay.close()
         session.close()
         print("Session closed: dataset finalized.", flush=True)
     return 0

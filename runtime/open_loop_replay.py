@@ -42,6 +42,7 @@ import numpy as np
 from robot_io.dataset_episode import IMAGE_PREFIX, DatasetReadError, DatasetSummary, EpisodeData, ReplayDataset, open_dataset
 from robot_io.dataset_conversion import V21
 from robot_io.policy import Policy
+from robot_io.robot import Robot, camera_keys, state_keys
 from runtime.foresight_reckoning import NO_FORESIGHT_MESSAGE, fit_to, foresight_horizon, psnr_db, valid_foresight
 
 DEFAULT_INFER_EVERY = 1  # "runs the model at each step"
@@ -64,6 +65,10 @@ class PolicyLayout:
     state_keys: tuple[str, ...]
     action_keys: tuple[str, ...]
     fps: float
+
+    @classmethod
+    def for_robot(cls, robot: Robot, fps: float) -> PolicyLayout:
+        return cls(tuple(camera_keys(robot)), tuple(state_keys(robot)), tuple(robot.action_features), float(fps))
 
 
 @dataclass(frozen=True)
@@ -134,9 +139,9 @@ def match_names(what: str, dataset_names: Sequence[str] | None, policy_names: Se
     missing = [n for n in policy_names if n not in dataset_names]
     if missing:
         extra = [n for n in dataset_names if n not in policy_names]
+        unused = f"; the dataset has {extra}, which the policy does not use" if extra else ""
         raise ReplayError(f"the dataset's {what} does not match the policy's: the policy needs {missing}, "
-                          f"which the dataset lacks; the dataset has {extra} the policy does not use "
-                          f"(dataset: {list(dataset_names)}; policy: {list(policy_names)})")
+                          f"which the dataset lacks{unused}")
     return np.array([list(dataset_names).index(n) for n in policy_names], dtype=np.int64)
 
 

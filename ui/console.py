@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
+from runtime.replay_service import ReplayService
 from runtime.session import Session
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
@@ -15,6 +16,8 @@ from ui.foresight_panel import FORESIGHT_CSS, build_foresight_panel
 from ui.plan_panel import PLAN_CSS, build_plan_panel
 from ui.plan_routes import add_plan_routes
 from ui.recording_panel import build_recording_panel
+from ui.replay_panel import build_replay_panel
+from ui.replay_routes import add_replay_routes
 from ui.routes import PLOTLY_ROUTE, add_console_routes
 from ui.status_bar import build_event_log, build_status_bar, render_events, render_status
 
@@ -24,7 +27,7 @@ PAGE_SCRIPTS = f"<script src='{PLOTLY_ROUTE}' defer></script>" + "".join(
 )
 
 
-def build_console(session: Session) -> gr.Blocks:
+def build_console(session: Session, replay: ReplayService | None = None) -> gr.Blocks:
     history = InstructionHistory()
     with gr.Blocks(title="Foresight Console") as console:
         gr.Markdown("## Foresight Console")
@@ -34,6 +37,8 @@ def build_console(session: Session) -> gr.Blocks:
         build_recording_panel(session)
         build_foresight_panel(session.camera_keys, session.foresight.horizon)
         build_plan_panel()
+        if replay is not None:
+            build_replay_panel()
         events = build_event_log()
 
         def poll():
@@ -51,11 +56,14 @@ def build_console(session: Session) -> gr.Blocks:
     return console
 
 
-def build_app(session: Session) -> FastAPI:
+def build_app(session: Session,
+              replay: ReplayService | None = None) -> FastAPI:
     app = FastAPI(title="Foresight Console")
     add_console_routes(app, session)
     add_plan_routes(app, session)
+    if replay is not None:
+        add_replay_routes(app, replay)
     return gr.mount_gradio_app(
-        app, build_console(session), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS, head=PAGE_SCRIPTS,
+        app, build_console(session, replay), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS, head=PAGE_SCRIPTS,
         footer_links=[],
     )
