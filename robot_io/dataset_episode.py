@@ -4,7 +4,7 @@
     open_dataset(root, cache_root)  -> ReplayDataset; v3.0 read in place, v2.1 converted once into
                                        cache_root with LeRobot's own converter (robot_io/dataset_conversion.py)
     ReplayDataset.episode(i)        -> EpisodeData: state, action, timestamps, task
-    ReplayDataset.frames(i, camera, positions) -> uint8 (H, W, 3) frames, decoded in order, a batch at a time
+    ReplayDataset.frames(episode, camera, positions) -> uint8 (H, W, 3) frames, decoded in order, a batch at a time
 
 Frames are decoded with LeRobot's own `decode_video_frames` at the same timestamps (and tolerance)
 LeRobotDataset uses, so a replay sees exactly the pictures training would. Every file is checked

@@ -49,8 +49,6 @@ DEFAULT_INFER_EVERY = 1  # "runs the model at each step"
 MAX_INSTRUCTION_CHARS = 200  # as the console's instruction box
 REPLAY_NICENESS = 10  # the job thread yields the CPU to the control loop and the live policy
 NOISE_SEED = 0  # flow-matching noise of a policy that takes a seed: the same figures on every replay
-PHASES = ("opening", "running", "done", "cancelled", "failed")
-FINISHED = ("done", "cancelled", "failed")
 
 
 class ReplayError(ValueError):
@@ -160,7 +158,7 @@ class ReplayStatus:
     """What the replay panel shows; cheap to copy and to send as JSON."""
 
     version: int  # bumps with every change below
-    phase: str  # one of PHASES
+    phase: str  # "opening" (incl. converting, loading the policy), "running", then "done", "cancelled" or "failed"
     message: str  # what is happening, or why it failed
     dataset: str  # the folder chosen
     read_from: str  # where it is read (the converted copy of a v2.1 dataset)

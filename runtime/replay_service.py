@@ -69,9 +69,6 @@ class ReplayService:
                 break
         return listings
 
-    def summary(self, dataset: str | Path) -> DatasetSummary:
-        return read_summary(self.allowed(dataset))
-
     def allowed(self, dataset: str | Path) -> Path:
         """The dataset folder, resolved, if it lies inside a root; else a ReplayError."""
         path = Path(dataset).expanduser().resolve()
