@@ -10,7 +10,20 @@ One `EpisodeRecorder` owns one dataset folder. Per frame it stores
                               (`lerobot/rollout/strategies/dagger.py`, `rollout/context.py`).
 - `actor`                     int64 (1,): index into `ACTION_SOURCES`; the list is stored as the
                               feature's `names` in meta/info.json so the codes explain themselves.
+- `chunk_id`                  int64 (1,): the policy chunk the action came from, -1 when none
+                              (operator, hold). Chunk ids count up within one console session.
+- `inference_latency_ms`      float32 (1,): how long that chunk took to compute, -1 when none.
+- `foresight_psnr_db`         float32 (1,): PSNR of the foresight judged at this tick (the
+                              prediction made 15 ticks earlier against this frame, mean over
+                              cameras), -1 on ticks where none was judged. (-1, not NaN, so
+                              LeRobot's feature statistics stay finite.)
+- `episode_outcome`           int64 (1,): index into `EPISODE_OUTCOMES`, the same on every frame
+                              of an episode; set when it is saved (operator's verdict or the
+                              sim's detector).
 - `task`                      the instruction, as LeRobot's `add_frame` expects it.
+
+The journal (below) also keeps a summary per saved episode (task, frames, outcome, frames with
+an intervention) so a console can list what is on disk without reading the data files.
 
 Durability (a SIGKILL at any moment loses at most the episode in progress): LeRobot keeps its
 data and episode-metadata parquet writers open across episodes (footers only at rotation or
@@ -42,6 +55,7 @@ import math
 import os
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +66,14 @@ logger = logging.getLogger(__name__)
 # --- configuration --------------------------------------------------------------------------
 
 ACTION_SOURCES: tuple[str, ...] = ("policy", "operator", "hold")  # code = index; never reorder
+EPISODE_OUTCOMES: tuple[str, ...] = ("failure", "success", "unknown")  # code = index; never reorder
 INTERVENTION_KEY = "intervention"  # lerobot 0.6.1's DAgger name for "the human produced this action"
 ACTION_SOURCE_KEY = "actor"
+CHUNK_KEY = "chunk_id"
+LATENCY_KEY = "inference_latency_ms"
+FORESIGHT_KEY = "foresight_psnr_db"
+OUTCOME_KEY = "episode_outcome"
+UNKNOWN = -1  # chunk id, latency and PSNR of frames that have none
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
@@ -150,7 +170,22 @@ def dataset_features(observation_features: dict, action_features: dict) -> dict[
     features[ACTION_KEY] = {"dtype": "float32", "shape": (len(action_features),), "names": list(action_features)}
     features[INTERVENTION_KEY] = {"dtype": "bool", "shape": (1,), "names": None}
     features[ACTION_SOURCE_KEY] = {"dtype": "int64", "shape": (1,), "names": list(ACTION_SOURCES)}
+    features[CHUNK_KEY] = {"dtype": "int64", "shape": (1,), "names": None}
+    features[LATENCY_KEY] = {"dtype": "float32", "shape": (1,), "names": None}
+    features[FORESIGHT_KEY] = {"dtype": "float32", "shape": (1,), "names": None}
+    features[OUTCOME_KEY] = {"dtype": "int64", "shape": (1,), "names": list(EPISODE_OUTCOMES)}
     return features
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """One saved episode, as the console's episode list shows it."""
+
+    index: int
+    task: str
+    frames: int
+    outcome: str  # one of EPISODE_OUTCOMES
+    intervention_frames: int  # frames the operator produced; -1 when not known (older datasets)
 
 
 def feature_differences(expected: dict[str, dict], existing: dict[str, dict]) -> list[str]:
@@ -218,6 +253,11 @@ def _write_tasks_atomically(path: Path, tasks: list[str]) -> None:
     os.replace(temporary, path)
 
 
+def _finite_or_unknown(value: float) -> float:
+    value = float(value)
+    return value if math.isfinite(value) else float(UNKNOWN)
+
+
 def _json_or_none(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -270,6 +310,8 @@ class EpisodeRecorder:
         self._dataset: Any = None  # LeRobotDataset in write mode while an episode is open
         self._task: str | None = None
         self._frames = 0
+        self._interventions = 0  # frames of the episode in progress the operator produced
+        self._summaries: list[EpisodeSummary] = []
         self._finalized = False
 
         check_writable(self.root)
@@ -287,16 +329,22 @@ class EpisodeRecorder:
             self._check_existing_dataset(recover=True)
             self._remove_stale_temporaries()
             self._num_episodes = self._read_info()["total_episodes"]
+            self._summaries = self._journaled_summaries()
         else:
             self._create()
-            self._write_journal()
             self._num_episodes = 0
+            self._write_journal()
 
     # --- properties -------------------------------------------------------------------------
     @property
     def num_episodes(self) -> int:
         """Episodes saved in the dataset, earlier sessions included."""
         return self._num_episodes
+
+    @property
+    def episodes(self) -> list[EpisodeSummary]:
+        """Every saved episode, oldest first."""
+        return list(self._summaries)
 
     @property
     def is_recording(self) -> bool:
@@ -317,18 +365,36 @@ class EpisodeRecorder:
             self._dataset = self._open_for_append()
         self._task = task.strip()
         self._frames = 0
+        self._interventions = 0
 
-    def add_frame(self, observation: dict, action: dict[str, float], intervention: bool, source: str) -> None:
+    def add_frame(
+        self,
+        observation: dict,
+        action: dict[str, float],
+        intervention: bool,
+        source: str,
+        chunk_id: int = UNKNOWN,
+        inference_latency_ms: float = UNKNOWN,
+        foresight_psnr_db: float = UNKNOWN,
+    ) -> None:
         """Buffer one control tick. Extra observation keys (e.g. "sim_state") are ignored."""
         if not self.is_recording:
             raise RecorderError("add_frame called with no episode in progress: call start_episode first.")
         frame = self._build_frame(observation, action, intervention, source)
+        frame[CHUNK_KEY] = np.array([int(chunk_id)], dtype=np.int64)
+        frame[LATENCY_KEY] = np.array([_finite_or_unknown(inference_latency_ms)], dtype=np.float32)
+        frame[FORESIGHT_KEY] = np.array([_finite_or_unknown(foresight_psnr_db)], dtype=np.float32)
+        frame[OUTCOME_KEY] = np.array([EPISODE_OUTCOMES.index("unknown")], dtype=np.int64)  # set at save
         self._wait_for_encoder_room()
         self._dataset.add_frame(frame)
         self._frames += 1
+        self._interventions += bool(intervention)
 
-    def save_episode(self) -> int:
-        """Write the episode in progress; returns its index in the dataset (0, 1, ... across sessions)."""
+    def save_episode(self, outcome: str = "unknown") -> int:
+        """Write the episode in progress with its outcome (one of EPISODE_OUTCOMES); returns its
+        index in the dataset (0, 1, ... across sessions)."""
+        if outcome not in EPISODE_OUTCOMES:
+            raise RecorderError(f"Episode outcome {outcome!r} is not one of {list(EPISODE_OUTCOMES)}.")
         if not self.is_recording:
             raise RecorderError("save_episode called with no episode in progress.")
         if self._frames < MIN_EPISODE_FRAMES:
@@ -344,9 +410,13 @@ class EpisodeRecorder:
                 "videos shorter than its data, so it was discarded."
             )
         index = self._num_episodes
+        summary = EpisodeSummary(index, self._task, self._frames, outcome, self._interventions)
         try:
+            buffer = self._dataset.writer.episode_buffer  # frames are buffered until this save
+            buffer[OUTCOME_KEY] = [np.array([EPISODE_OUTCOMES.index(outcome)], dtype=np.int64)] * self._frames
             self._dataset.save_episode()
             self._seal_saved_episode()
+            self._summaries.append(summary)
             self._write_journal()
         except Exception as err:
             self._abandon_writer()
@@ -545,8 +615,28 @@ class EpisodeRecorder:
             "info": info,
             "stats": json.loads(stats_path.read_text()) if stats_path.is_file() else None,
             "tasks": self._read_tasks() or [],
+            "summaries": [asdict(summary) for summary in self._summaries],
         }
         _write_atomically(self.root / JOURNAL_PATH, json.dumps(journal).encode())
+
+    def _journaled_summaries(self) -> list[EpisodeSummary]:
+        """The journal's episode summaries; for datasets journaled before summaries existed (or
+        without a journal), what meta/episodes tells: task and length, outcome unknown."""
+        journal = self._read_journal() or {}
+        kept = [EpisodeSummary(**row) for row in journal.get("summaries", []) if row["index"] < self._num_episodes]
+        if len(kept) == self._num_episodes:
+            return kept
+        import pyarrow.parquet as pq
+
+        rows = []
+        for path in sorted((self.root / "meta" / "episodes").glob("*/*.parquet")):
+            rows += pq.read_table(path, columns=["episode_index", "tasks", "length"]).to_pylist()
+        rows.sort(key=lambda row: row["episode_index"])
+        summaries = [EpisodeSummary(row["episode_index"], ", ".join(row["tasks"]), int(row["length"]), "unknown", -1)
+                     for row in rows[: self._num_episodes]]
+        self._summaries = summaries
+        self._write_journal()
+        return summaries
 
     def _read_tasks(self) -> list[str] | None:
         """Tasks in task_index order; None when meta/tasks.parquet is missing or unreadable."""
@@ -767,6 +857,7 @@ class EpisodeRecorder:
             logger.exception("Repairing %s after a failed save", self.root)
         self._remove_stale_temporaries()
         self._num_episodes = journal["episodes"]
+        self._summaries = self._summaries[: self._num_episodes]
 
     def __repr__(self) -> str:
         return (

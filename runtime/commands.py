@@ -63,7 +63,20 @@ class StartRecording:
 
 @dataclass(frozen=True)
 class StopRecording:
-    """Save the episode in progress."""
+    """Save the episode in progress with `outcome` ("success" / "failure"); None: the scene's
+    own success detector decides ("unknown" for robots without one)."""
+
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class RerecordEpisode:
+    """Drop the episode in progress, put the scene back to its start (same seed) and record anew."""
+
+
+@dataclass(frozen=True)
+class SetRecordingMode:
+    mode: str  # one of RECORDING_MODES
 
 
 @dataclass(frozen=True)
@@ -90,9 +103,14 @@ class PolicyFailed:
     message: str
 
 
+# "attempts": the operator starts and stops episodes; policy and corrections land in one episode.
+# "corrections": each takeover is its own episode, from Take over to handing back.
+RECORDING_MODES = ("attempts", "corrections")
+
 Command = (
     RunPolicy | Pause | TakeOver | Release | EStop | ResetScene | TeleopKeys
-    | StartRecording | StopRecording | DiscardRecording | PolicyFailed | DryRun | DiscardDryRuns
+    | StartRecording | StopRecording | DiscardRecording | RerecordEpisode | SetRecordingMode | PolicyFailed
+    | DryRun | DiscardDryRuns
 )
 
 

@@ -203,8 +203,9 @@ class ForesightReckoner:
         self._problem = ""  # why some foresight of the latest inference was ignored
 
     # --- writers --------------------------------------------------------------------------
-    def observe_tick(self, tick: int, frames: Mapping[str, np.ndarray]) -> None:
-        """Control thread, every tick: remember the frames; judge predictions made for this tick."""
+    def observe_tick(self, tick: int, frames: Mapping[str, np.ndarray]) -> list[ForesightPoint]:
+        """Control thread, every tick: remember the frames; judge predictions made for this tick
+        (returned, one point per camera; empty on most ticks)."""
         with self._lock:
             self._frames[tick] = frames
             self._last_tick = tick
@@ -214,7 +215,8 @@ class ForesightReckoner:
             due = self._pending.pop(tick, None)
             baseline = self._frames.get(due.obs_tick) if due is not None else None
         if due is not None and baseline is not None:
-            self._reckon(due, baseline, frames, tick)
+            return self._reckon(due, baseline, frames, tick)
+        return []
 
     def add_inference(self, result: Any) -> None:
         """Runner thread, per accepted inference (`runtime.policy_runner.InferenceResult`)."""
@@ -326,7 +328,7 @@ class ForesightReckoner:
         then: Mapping[str, np.ndarray],
         now: Mapping[str, np.ndarray],
         target_tick: int,
-    ) -> None:
+    ) -> list[ForesightPoint]:
         """Score every predicted view against the real frame (outside the lock: readers never wait on it)."""
         judged: list[Reckoning] = []
         actual_latents, then_latents, encoder_error = self._encode(pending, then, now)
@@ -361,6 +363,7 @@ class ForesightReckoner:
                 self._encoder_error = encoder_error
             if judged:
                 self._bump()
+        return [reckoning.point for reckoning in judged]
 
     def _encode(self, pending: _Pending, then, now):
         """Latents of frame t and frame t+H from the policy's encoder; (None, None, why) without one.

@@ -12,6 +12,7 @@ writer discards the episode in progress and finalizes what was saved.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robot_io.recorder import EpisodeRecorder
+from robot_io.recorder import UNKNOWN, EpisodeRecorder, EpisodeSummary
 
 PARENT_CHECK_S = 1.0  # how often an idle writer checks that the console is still alive
 CLOSE_TIMEOUT_S = 300.0
@@ -49,6 +50,7 @@ class RecordingStatus:
     frames_written: int
     last_message: str
     error: str
+    episodes: tuple[EpisodeSummary, ...] = ()  # saved episodes on disk, oldest first (known once opened)
 
 
 class RecordingWorker:
@@ -71,6 +73,7 @@ class RecordingWorker:
         self._pending = 0  # requests sent and not yet answered
         self._message = ""
         self._error = ""
+        self._episodes: tuple[EpisodeSummary, ...] = ()
         self._closed = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="recording-replies", daemon=True)
         self._listener.start()
@@ -87,25 +90,32 @@ class RecordingWorker:
             self._error = ""
         self._send("start", task)
 
-    def add_frame(self, observation: dict, action: dict[str, float], intervention: bool, source: str) -> None:
+    def add_frame(
+        self, observation: dict, action: dict[str, float], intervention: bool, source: str,
+        chunk_id: int = UNKNOWN, inference_latency_ms: float = UNKNOWN, foresight_psnr_db: float = UNKNOWN,
+    ) -> None:
+        """One tick, tagged as robot_io/recorder.py documents."""
         if not self._active:
             return
         features = {k: observation[k] for k in self._feature_keys if k in observation}  # drop privileged extras
         with self._lock:
             self._episode_frames += 1
             self._queued += 1
-        self._send("frame", (features, action, intervention, source))
+        self._send("frame", (features, action, intervention, source, chunk_id, inference_latency_ms, foresight_psnr_db))
 
-    def save_episode(self) -> None:
-        self._end_episode("save")
+    def save_episode(self, outcome: str = "unknown") -> None:
+        """Save the episode in progress with its outcome (robot_io.recorder.EPISODE_OUTCOMES)."""
+        self._end_episode("save", outcome)
 
     def discard_episode(self) -> None:
-        self._end_episode("discard")
+        self._end_episode("discard", None)
 
-    def close(self, save_in_progress: bool, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
-        """Save or discard the episode in progress, finalize the dataset, stop the writer."""
-        if self._active:
-            self._end_episode("save" if save_in_progress else "discard")
+    def close(self, save_in_progress: bool, outcome: str = "unknown", timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Save (with `outcome`) or discard the episode in progress, finalize the dataset, stop the writer."""
+        if self._active and save_in_progress:
+            self.save_episode(outcome)
+        elif self._active:
+            self.discard_episode()
         self._send("finalize", None)
         self._process.join(timeout_s)
         if self._process.is_alive():
@@ -124,12 +134,13 @@ class RecordingWorker:
                 frames_written=self._written,
                 last_message=self._message,
                 error=self._error,
+                episodes=self._episodes,
             )
 
-    def _end_episode(self, how: str) -> None:
+    def _end_episode(self, how: str, payload: Any) -> None:
         with self._lock:
             self._active = False
-        self._send(how, None)
+        self._send(how, payload)
 
     def _send(self, kind: str, payload: Any) -> None:
         with self._lock:
@@ -160,8 +171,11 @@ class RecordingWorker:
                     self._error = f"Recording failed ({kind}): {info}"
                 elif kind in ("open", "save"):
                     self._saved = info["episodes"]
+                    self._episodes = tuple(EpisodeSummary(**row) for row in info["summaries"])
                     if kind == "save":
-                        self._message = f"Saved episode {info['index']} to {self._spec.root}."
+                        summary = self._episodes[-1]
+                        self._message = (f"Saved episode {info['index']} ({summary.frames} frames, "
+                                         f"{summary.outcome}) to {self._spec.root}.")
                 elif kind == "discard":
                     self._message = "Discarded the episode in progress."
 
@@ -194,15 +208,15 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
                         spec.root, spec.fps, spec.observation_features, spec.action_features,
                         resume=spec.root.exists(), robot_type=spec.robot_type,
                     )
-                    replies.put(("open", True, {"episodes": recorder.num_episodes}))  # not a request: no pending
+                    replies.put(("open", True, _listing(recorder)))  # not a request: no pending
                 recorder.start_episode(payload)
             elif kind == "frame":
                 if not skipping:
                     recorder.add_frame(*payload)
             elif kind == "save":
                 if not skipping and recorder is not None:
-                    index = recorder.save_episode()
-                    info = {"index": index, "episodes": recorder.num_episodes}
+                    index = recorder.save_episode(payload)
+                    info = {"index": index, **_listing(recorder)}
                 else:
                     kind = "discard"
             elif kind == "discard":
@@ -224,3 +238,7 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
             replies.put((kind, False, f"{type(err).__name__}: {err}"))
             if kind == "finalize":
                 return
+
+
+def _listing(recorder: EpisodeRecorder) -> dict:
+    return {"episodes": recorder.num_episodes, "summaries": [dataclasses.asdict(e) for e in recorder.episodes]}

@@ -26,17 +26,18 @@ from runtime.chunk_queue import Chunk, ChunkQueue
 from runtime.command_history import CommandHistory
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
-    Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, PolicyFailed, Release, ResetScene, RunPolicy,
-    StartRecording, StopRecording, TakeOver, TeleopKeys, validate_instruction,
+    RECORDING_MODES, Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, PolicyFailed, Release,
+    RerecordEpisode, ResetScene, RunPolicy, SetRecordingMode, StartRecording, StopRecording, TakeOver,
+    TeleopKeys, validate_instruction,
 )
 from runtime.dry_run import DryRunBoard, Preview
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
-from robot_io.recorder import check_writable
+from robot_io.recorder import UNKNOWN, check_writable
 from runtime.recording import RecorderSpec, RecordingWorker
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
-from runtime.step import SOURCE_OPERATOR, choose_command, next_mode
+from runtime.step import SOURCE_OPERATOR, SOURCE_POLICY, choose_command, next_mode
 from runtime.teleop_keys import KEYMAP_HELP, keys_to_delta
 
 
@@ -60,6 +61,7 @@ class SessionConfig:
     teleop_angular_step: float = 0.05  # rad per tick
     key_timeout_s: float = 0.3  # keys not refreshed by the browser this long count as released
     record_root: Path | None = None  # None: recording disabled
+    recording_mode: str = "attempts"  # runtime.commands.RECORDING_MODES; switchable from the page
     save_on_exit: bool = True  # Ctrl-C / SIGTERM: save (True) or discard the episode in progress
     scene_seed: int | None = 0  # first scene; None for random
     # The control thread (and the render threads it starts) asks for SCHED_FIFO at this priority,
@@ -86,6 +88,8 @@ class SessionConfig:
             raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
         if self.record_root is not None:
             self.record_root = Path(self.record_root)
+        if self.recording_mode not in RECORDING_MODES:
+            raise ValueError(f"recording_mode must be one of {RECORDING_MODES}, got {self.recording_mode!r}")
 
 
 class Session:
@@ -126,9 +130,11 @@ class Session:
             ))
 
         self._mode = Mode.IDLE
+        self._recording_mode = config.recording_mode
         self._instruction = ""
         self._scene = ""
         self._scene_instruction = ""
+        self._scene_seed: int | None = None  # the current scene's seed, for re-recording it
         self._keys: frozenset[str] = frozenset()
         self._keys_at = 0.0
         self._gripper_closed = False
@@ -197,7 +203,7 @@ class Session:
             self._thread.join(timeout=10)
         self._runner.close()
         if self._recording is not None:
-            self._recording.close(save_in_progress=self.config.save_on_exit)
+            self._recording.close(save_in_progress=self.config.save_on_exit, outcome=self._detected_outcome())
         if self.robot.is_connected:
             self.robot.disconnect()
 
@@ -264,9 +270,6 @@ class Session:
         if safe.held:
             source = "hold"
         self._sent.append(self._tick, source, self._previous)
-
-        if self._recording is not None:
-            self._recording.add_frame(observation, self._previous, source == SOURCE_OPERATOR, source)
         result = self._runner.last_result
         self._publish(Snapshot(
             tick=self._tick,
@@ -295,8 +298,17 @@ class Session:
             events=tuple(self._events),
         ))
         # After the action is sent and the snapshot published: judging a prediction (a few ms,
-        # once per inference) must not delay either.
-        self._observe_foresight(frames)
+        # once per inference) and queueing the frame for the writer must not delay either.
+        psnr = self._observe_foresight(frames)
+        if self._recording is not None:
+            from_policy = source == SOURCE_POLICY and chunk is not None
+            self._recording.add_frame(
+                # DAgger convention: every tick the operator has control counts, holds included.
+                observation, self._previous, self._mode is Mode.TAKEOVER, source,
+                chunk_id=chunk.chunk_id if from_policy else UNKNOWN,
+                inference_latency_ms=chunk.latency_ms if from_policy else UNKNOWN,
+                foresight_psnr_db=UNKNOWN if psnr is None else psnr,
+            )
         self._tick += 1
 
     def _drain_commands(self) -> None:
@@ -311,7 +323,7 @@ class Session:
         if isinstance(command, TeleopKeys):
             self._apply_keys(command)
             return
-        if isinstance(command, (StartRecording, StopRecording, DiscardRecording)):
+        if isinstance(command, (StartRecording, StopRecording, DiscardRecording, RerecordEpisode, SetRecordingMode)):
             self._apply_recording(command)
             return
         if isinstance(command, (DryRun, DiscardDryRuns)):
@@ -323,6 +335,7 @@ class Session:
         if transition.refused:
             return
         previous_mode, self._mode = self._mode, transition.mode
+        self._record_correction(previous_mode)
         if self._mode in (Mode.RUNNING, Mode.TAKEOVER, Mode.ESTOP):
             self._dry_runs.clear()  # the robot moves (or stopped hard): a preview no longer shows its future
         if isinstance(command, RunPolicy):
@@ -382,36 +395,70 @@ class Session:
         if self._recording is None:
             self._note("Recording is disabled for this session (no dataset folder).", error=True)
             return
-        if isinstance(command, StartRecording):
+        if isinstance(command, SetRecordingMode):
+            if command.mode not in RECORDING_MODES:
+                self._note(f"Unknown recording mode {command.mode!r}; modes: {', '.join(RECORDING_MODES)}.", error=True)
+                return
+            self._recording_mode = command.mode
+            self._note(f"Recording mode: {command.mode}.")
+        elif isinstance(command, StartRecording):
             if self._recording.active:
                 self._note("Already recording.", error=True)
                 return
-            task = self._instruction or self._scene_instruction
-            if not task:
-                self._note("Type an instruction before recording: every episode needs a task.", error=True)
-                return
-            self._recording.start_episode(task)
-            self._note(f"Recording started: {task}")
+            self._start_episode()
+        elif isinstance(command, RerecordEpisode):
+            if self._recording.active:
+                self._recording.discard_episode()
+            if self._scene_seed is not None:
+                self._mode = Mode.IDLE
+                self._reset_scene(self._scene_seed)  # the same start: the attempt again
+            self._start_episode()
+        elif not self._recording.active:
+            self._note("Not recording.", error=True)
         elif isinstance(command, StopRecording):
-            if not self._recording.active:
-                self._note("Not recording.", error=True)
-                return
-            self._recording.save_episode()
-            self._note("Recording stopped: saving the episode.")
+            outcome = command.outcome or self._detected_outcome()
+            self._recording.save_episode(outcome)
+            self._note(f"Recording stopped: saving the episode ({outcome}).")
         else:
-            if not self._recording.active:
-                self._note("Not recording.", error=True)
-                return
             self._recording.discard_episode()
             self._note("Episode discarded.")
+
+    def _start_episode(self) -> bool:
+        task = self._instruction or self._scene_instruction
+        if not task:
+            self._note("Type an instruction before recording: every episode needs a task.", error=True)
+            return False
+        self._recording.start_episode(task)
+        self._note(f"Recording started: {task}")
+        return True
+
+    def _record_correction(self, previous_mode: Mode) -> None:
+        """In "corrections" mode each takeover is one episode: it starts when the operator takes
+        over and is saved when control goes back (release, pause, reset, e-stop)."""
+        if self._recording is None or self._recording_mode != "corrections":
+            return
+        if self._mode is Mode.TAKEOVER and previous_mode is not Mode.TAKEOVER and not self._recording.active:
+            if self._start_episode():
+                self._note("Correction recording started.")
+        elif previous_mode is Mode.TAKEOVER and self._mode is not Mode.TAKEOVER and self._recording.active:
+            outcome = self._detected_outcome()
+            self._recording.save_episode(outcome)
+            self._note(f"Correction saved ({outcome}).")
+
+    def _detected_outcome(self) -> str:
+        """The scene's success detector as an episode outcome; "unknown" without one."""
+        if not isinstance(self.robot, ResettableScene):
+            return "unknown"
+        return "success" if self.robot.is_success() else "failure"
 
     def _reset_scene(self, seed: int | None) -> None:
         if not isinstance(self.robot, ResettableScene):
             self._note("This robot has no scene to reset; holding.")
             return
         if self._recording is not None and self._recording.active:
-            self._recording.save_episode()
-            self._note("Scene reset while recording: the episode was saved.")
+            outcome = self._detected_outcome()
+            self._recording.save_episode(outcome)
+            self._note(f"Scene reset while recording: the episode was saved ({outcome}).")
         episode = self.robot.reset_scene(seed)
         self._runner.deactivate()
         self._runner.reset_policy()
@@ -422,6 +469,7 @@ class Session:
         self._last_error = ""
         self._scene = describe_episode(episode)
         self._scene_instruction = episode.instruction
+        self._scene_seed = episode.seed
         self._note(f"New scene: {self._scene}")
 
     def _current_positions(self, observation: dict[str, Any]) -> dict[str, float]:
@@ -430,11 +478,14 @@ class Session:
             raise KeyError(f"the robot's observation lacks the positions of action keys {missing}")
         return {k: float(observation[k]) for k in self.action_keys}
 
-    def _observe_foresight(self, frames) -> None:
+    def _observe_foresight(self, frames) -> float | None:
+        """Judge predictions due this tick; the mean PSNR over cameras of those judged, or None."""
         try:
-            self._foresight.observe_tick(self._tick, frames)
+            judged = self._foresight.observe_tick(self._tick, frames)
         except Exception as err:  # noqa: BLE001 - judging foresight must never stop the control loop
             self._note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
+            return None
+        return float(np.mean([point.psnr_db for point in judged])) if judged else None
 
     def _on_inference(self, result) -> None:
         """Runner thread: a bug in judging foresight must cost the foresight view, not the robot."""

@@ -15,7 +15,7 @@ from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
 from ui.foresight_panel import FORESIGHT_CSS, build_foresight_panel
 from ui.plan_panel import PLAN_CSS, build_plan_panel
 from ui.plan_routes import add_plan_routes
-from ui.recording_panel import build_recording_panel
+from ui.recording_panel import RECORDING_CSS, build_recording_panel, render_episodes
 from ui.replay_panel import build_replay_panel
 from ui.replay_routes import add_replay_routes
 from ui.routes import PLOTLY_ROUTE, add_console_routes
@@ -34,7 +34,7 @@ def build_console(session: Session, replay: ReplayService | None = None) -> gr.B
         status = build_status_bar()
         build_feeds_panel(session.camera_keys)
         controls = build_control_panel(session, history)
-        build_recording_panel(session)
+        episodes = build_recording_panel(session)
         build_foresight_panel(session.camera_keys, session.foresight.horizon)
         build_plan_panel()
         if replay is not None:
@@ -43,9 +43,9 @@ def build_console(session: Session, replay: ReplayService | None = None) -> gr.B
 
         def poll():
             snapshot = session.snapshot()
-            return render_status(snapshot), render_events(snapshot)
+            return render_status(snapshot), render_events(snapshot), render_episodes(snapshot.recording if snapshot else None)
 
-        gr.Timer(POLL_S).tick(poll, outputs=[status, events], show_progress="hidden")
+        gr.Timer(POLL_S).tick(poll, outputs=[status, events, episodes], show_progress="hidden")
 
         def on_load():
             snapshot = session.snapshot()
@@ -64,6 +64,6 @@ def build_app(session: Session,
     if replay is not None:
         add_replay_routes(app, replay)
     return gr.mount_gradio_app(
-        app, build_console(session, replay), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS, head=PAGE_SCRIPTS,
+        app, build_console(session, replay), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS + RECORDING_CSS, head=PAGE_SCRIPTS,
         footer_links=[],
     )

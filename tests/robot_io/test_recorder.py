@@ -59,11 +59,21 @@ def action(episode: int, t: int) -> dict[str, float]:
     return {k: v + 0.5 for k, v in zip(JOINTS, state(episode, t), strict=True)}
 
 
+def tags(t: int) -> dict:
+    """Chunk id and inference latency on policy frames, a judged foresight every 5th frame."""
+    policy = source(t) == "policy"
+    return {"chunk_id": t // 4 if policy else -1, "inference_latency_ms": 50.0 + t if policy else float("nan"),
+            "foresight_psnr_db": 20.0 + t if t % 5 == 0 else -1.0}
+
+
+OUTCOMES = ("success", "failure")  # of episodes 0 and 1
+
+
 def record_episode(recorder: EpisodeRecorder, episode: int, task: str, frames: int = FRAMES) -> int:
     recorder.start_episode(task)
     for t in range(frames):
-        recorder.add_frame(observation(episode, t), action(episode, t), intervention=t >= 8, source=source(t))
-    return recorder.save_episode()
+        recorder.add_frame(observation(episode, t), action(episode, t), intervention=t >= 8, source=source(t), **tags(t))
+    return recorder.save_episode(OUTCOMES[episode % 2])
 
 
 def load(root: Path):
@@ -117,6 +127,12 @@ def test_round_trip_values_equal(recorded):
     assert list(hf["intervention"]) == [t >= 8 for _ in range(2) for t in range(FRAMES)]
     assert [ACTION_SOURCES[c] for c in hf["actor"]] == [source(t) for _ in range(2) for t in range(FRAMES)]
     assert list(hf["episode_index"]) == [e for e in range(2) for _ in range(FRAMES)]
+    expected = [tags(t) for _ in range(2) for t in range(FRAMES)]
+    assert [int(c) for c in hf["chunk_id"]] == [e["chunk_id"] for e in expected]
+    latency = [e["inference_latency_ms"] for e in expected]
+    assert [float(v) for v in hf["inference_latency_ms"]] == [v if v == v else -1.0 for v in latency]  # NaN -> -1
+    assert [float(v) for v in hf["foresight_psnr_db"]] == [e["foresight_psnr_db"] for e in expected]
+    assert [rec.EPISODE_OUTCOMES[c] for c in hf["episode_outcome"]] == [OUTCOMES[e] for e in range(2) for _ in range(FRAMES)]
     assert list(hf["frame_index"]) == [t for _ in range(2) for t in range(FRAMES)]
 
 
@@ -389,3 +405,33 @@ def test_cameras_too_small_for_the_encoder_are_refused(tmp_path):
     with pytest.raises(RecorderError, match="tiny"):
         EpisodeRecorder(tmp_path / "ds", FPS, {"j": float, "tiny": (64, 16, 3)}, {"j": float})
     assert not (tmp_path / "ds").exists()
+
+
+def test_episode_summaries_survive_reopening_and_bad_outcomes_are_refused(recorded, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(recorded, copy)
+    reopened = EpisodeRecorder(copy, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
+    assert reopened.episodes == [
+        rec.EpisodeSummary(0, TASKS[0], FRAMES, "success", FRAMES - 8),
+        rec.EpisodeSummary(1, TASKS[1], FRAMES, "failure", FRAMES - 8),
+    ]
+    reopened.start_episode("pick")
+    for t in range(3):
+        reopened.add_frame(observation(2, t), action(2, t), intervention=False, source="policy")
+    with pytest.raises(RecorderError, match="'great' is not one of"):
+        reopened.save_episode("great")
+    assert reopened.save_episode() == 2 and reopened.episodes[-1] == rec.EpisodeSummary(2, "pick", 3, "unknown", 0)
+    reopened.finalize()
+
+
+def test_summaries_of_a_dataset_journaled_without_them_come_from_its_metadata(recorded, tmp_path):
+    copy = tmp_path / "old"
+    shutil.copytree(recorded, copy)
+    journal_path = copy / rec.JOURNAL_PATH
+    journal = json.loads(journal_path.read_text())
+    del journal["summaries"]
+    journal_path.write_text(json.dumps(journal))
+    reopened = EpisodeRecorder(copy, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
+    assert [(e.index, e.task, e.frames, e.outcome, e.intervention_frames) for e in reopened.episodes] == [
+        (0, TASKS[0], FRAMES, "unknown", -1), (1, TASKS[1], FRAMES, "unknown", -1)]
+    reopened.finalize()
