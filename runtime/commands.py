@@ -30,12 +30,18 @@ class Pause:
 
 @dataclass(frozen=True)
 class TakeOver:
-    pass
+    """The operator takes control. `client` names who (a browser tab, a device); while one
+    client holds control, another's takeover is refused."""
+
+    client: str = ""
 
 
 @dataclass(frozen=True)
 class Release:
-    """Hand control back to the policy (a fresh inference; the stale chunk is discarded)."""
+    """Hand control back to the policy (a fresh inference; the stale chunk is discarded).
+    Only the client holding control may release it."""
+
+    client: str = ""
 
 
 @dataclass(frozen=True)
@@ -50,10 +56,13 @@ class ResetScene:
 
 @dataclass(frozen=True)
 class TeleopKeys:
-    """Keys held in the browser right now (see runtime/teleop_keys.py for the keymap)."""
+    """The browser's operator input right now: keys held (runtime/teleop_keys.py has the keymap)
+    and gamepad axes (dx, dy, dz, droll, dpitch, dyaw), each in [-1, 1], empty without a gamepad."""
 
     keys: frozenset[str]
     toggle_gripper: bool = False
+    axes: tuple[float, ...] = ()
+    client: str = ""
 
 
 @dataclass(frozen=True)

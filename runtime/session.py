@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from robot_io.policy import Policy
+from robot_io.teleop import Teleoperator
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
 from runtime.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import Chunk, ChunkQueue
@@ -38,10 +39,11 @@ from runtime.recording import RecorderSpec, RecordingWorker
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
 from runtime.step import SOURCE_OPERATOR, SOURCE_POLICY, choose_command, next_mode
-from runtime.teleop_keys import KEYMAP_HELP, keys_to_delta
+from runtime.teleop_keys import KEYMAP_HELP, axes_to_delta, keys_to_delta, past_dead_zone
 
 
 EVENT_LOG_LENGTH = 50
+DEVICE_CLIENT = "teleop-device"  # the controller name of the session's teleoperator device
 UNBOUNDED = (-1e9, 1e9)
 REALTIME_PRIORITY_MAX = 99
 FALLBACK_NICENESS = -10  # limits for joints a robot does not bound itself
@@ -60,6 +62,12 @@ class SessionConfig:
     teleop_linear_step: float = 0.01  # m per tick while a key is held (0.15 m/s at 15 Hz)
     teleop_angular_step: float = 0.05  # rad per tick
     key_timeout_s: float = 0.3  # keys not refreshed by the browser this long count as released
+    teleop_dead_zone: float = 0.15  # gamepad axes within this of 0 count as 0 (sticks never rest at 0)
+    device_dead_zone: float = 0.02  # a teleop device (leader arm) moving this much in a tick is in use
+    # Moving an input past its dead zone takes over at once, in that tick (no button needed).
+    takeover_on_input: bool = True
+    # One client holds control at a time; one silent this long (tab closed) loses its claim.
+    control_lease_s: float = 5.0
     record_root: Path | None = None  # None: recording disabled
     recording_mode: str = "attempts"  # runtime.commands.RECORDING_MODES; switchable from the page
     save_on_exit: bool = True  # Ctrl-C / SIGTERM: save (True) or discard the episode in progress
@@ -84,6 +92,12 @@ class SessionConfig:
             raise ValueError(f"realtime_priority must be between 0 and {REALTIME_PRIORITY_MAX}, got {self.realtime_priority}")
         if self.key_timeout_s <= 0:
             raise ValueError("key_timeout_s must be > 0")
+        if not 0 <= self.teleop_dead_zone < 1:
+            raise ValueError(f"teleop_dead_zone must be in [0, 1), got {self.teleop_dead_zone}")
+        if self.device_dead_zone < 0:
+            raise ValueError(f"device_dead_zone must be >= 0, got {self.device_dead_zone}")
+        if self.control_lease_s <= 0:
+            raise ValueError(f"control_lease_s must be > 0, got {self.control_lease_s}")
         if not isinstance(self.blend, BlendConfig):
             raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
         if self.record_root is not None:
@@ -98,9 +112,13 @@ class Session:
         robot: Robot,
         policy: Policy,
         config: SessionConfig,
+        teleoperator: Teleoperator | None = None,
     ) -> None:
+        """teleoperator: an operator device (leader arm, LeRobot teleop) whose `get_action()` gives
+        the robot's action keys; moving it takes over when `takeover_on_input` is on."""
         self.config = config
         self.robot = robot
+        self.teleoperator = teleoperator
         self.action_keys = list(robot.action_features)
         self.state_keys = state_keys(robot)
         self.camera_keys = camera_keys(robot)
@@ -136,7 +154,12 @@ class Session:
         self._scene_instruction = ""
         self._scene_seed: int | None = None  # the current scene's seed, for re-recording it
         self._keys: frozenset[str] = frozenset()
+        self._axes: tuple[float, ...] = ()
         self._keys_at = 0.0
+        self._controller: str | None = None  # the client holding control while taken over
+        self._controller_seen = 0.0  # time.time() of its last command
+        self._device_last: dict[str, float] | None = None  # the teleop device's previous reading
+        self._device_action: dict[str, float] | None = None  # its command while it has control
         self._gripper_closed = False
         self._previous: dict[str, float] | None = None
         self._current_chunk: Chunk | None = None  # the chunk the snapshot shows, and the one before it
@@ -246,6 +269,8 @@ class Session:
 
     def _tick_once(self) -> None:
         self._drain_commands()
+        if self.teleoperator is not None:
+            self._poll_device()
         observation = self.robot.get_observation()
         now = time.time()
         if self._previous is None:
@@ -293,6 +318,7 @@ class Session:
             inference_ms=result.latency_ms if result else None,
             seams=self._seams.stats(),
             teleop_available=isinstance(self.robot, CartesianControl),
+            controller=self._controller if self._mode is Mode.TAKEOVER else None,
             last_error=self._last_error,
             hint=self._hint,
             events=tuple(self._events),
@@ -334,7 +360,14 @@ class Session:
             self._note(transition.message, error=transition.refused or isinstance(command, PolicyFailed))
         if transition.refused:
             return
+        if isinstance(command, (TakeOver, Release)) and not self._may_control(command.client):
+            self._note(f"{type(command).__name__} refused: {self._controller_label()} has control.", error=True)
+            return
         previous_mode, self._mode = self._mode, transition.mode
+        if isinstance(command, TakeOver):
+            self._controller, self._controller_seen = command.client, time.time()
+        elif self._mode is not Mode.TAKEOVER:
+            self._controller = None
         self._record_correction(previous_mode)
         if self._mode in (Mode.RUNNING, Mode.TAKEOVER, Mode.ESTOP):
             self._dry_runs.clear()  # the robot moves (or stopped hard): a preview no longer shows its future
@@ -365,24 +398,73 @@ class Session:
         self._note(f"Dry run: {command.instruction}")
 
     def _apply_keys(self, command: TeleopKeys) -> None:
+        moving = bool(command.keys) or past_dead_zone(command.axes, self.config.teleop_dead_zone)
+        if self._mode is not Mode.TAKEOVER and moving and self._takes_over_on_input():
+            self._apply(TakeOver(command.client))  # this tick: the input below moves the arm at once
         if self._mode is not Mode.TAKEOVER:
-            if command.keys or command.toggle_gripper:
+            if moving or command.toggle_gripper:
                 self._hint = "Keys are ignored: press Take over to drive with the keyboard."
+            return
+        if self._controller != command.client and not self._lease_expired():
+            if moving or command.toggle_gripper:
+                self._hint = f"{self._controller_label()} has control: your input is ignored until they release."
             return
         if not isinstance(self.robot, CartesianControl):
             self._hint = "This robot has no end-effector control: keyboard teleop is unavailable."
             return
-        self._keys = command.keys
-        self._keys_at = time.time()
+        self._controller = command.client
+        self._keys, self._axes = command.keys, tuple(command.axes)
+        self._keys_at = self._controller_seen = time.time()
         if command.toggle_gripper:
             self._gripper_closed = not self._gripper_closed
 
+    def _poll_device(self) -> None:
+        """Read the teleop device once per tick; its motion past the dead zone takes over."""
+        device = self.teleoperator
+        try:
+            reading = {k: float(v) for k, v in device.get_action().items() if k in self.action_keys}
+        except Exception as err:  # noqa: BLE001 - a device that fails holds the robot, never stops the loop
+            if self._device_last is not None:
+                self._note(f"Teleoperator {device.name!r} stopped ({type(err).__name__}: {err}): holding.", error=True)
+            self._device_last = self._device_action = None
+            return
+        last, self._device_last = self._device_last, reading
+        moved = last is not None and any(abs(reading[k] - last.get(k, reading[k])) > self.config.device_dead_zone for k in reading)
+        if moved and self._mode is not Mode.TAKEOVER and self._takes_over_on_input():
+            self._apply(TakeOver(DEVICE_CLIENT))
+        controls = self._mode is Mode.TAKEOVER and self._controller == DEVICE_CLIENT
+        self._device_action = reading if controls else None
+        if controls:
+            self._controller_seen = time.time()
+
+    def _takes_over_on_input(self) -> bool:
+        return self.config.takeover_on_input and self._mode in (Mode.RUNNING, Mode.PAUSED, Mode.IDLE)
+
+    def _may_control(self, client: str) -> bool:
+        """Take over / release is refused while another client holds control (and is still there)."""
+        return self._mode is not Mode.TAKEOVER or client == self._controller or self._lease_expired()
+
+    def _lease_expired(self) -> bool:
+        return time.time() - self._controller_seen > self.config.control_lease_s
+
+    def _controller_label(self) -> str:
+        return "the teleop device" if self._controller == DEVICE_CLIENT else f"operator {self._controller or '(console)'}"
+
     def _operator_command(self, now: float) -> dict[str, float] | None:
-        """The keyboard's command this tick; None (hold) when no key is held or keys went stale."""
-        if self._mode is not Mode.TAKEOVER or not isinstance(self.robot, CartesianControl):
+        """The operator's command this tick: the teleop device's reading when it has control, else
+        keys and gamepad axes as an end-effector step. None (hold) when nothing moves or the
+        input went stale (a closed tab, a gamepad unplugged)."""
+        if self._mode is not Mode.TAKEOVER:
             return None
-        keys = self._keys if now - self._keys_at <= self.config.key_timeout_s else frozenset()
-        delta = keys_to_delta(keys, self.config.teleop_linear_step, self.config.teleop_angular_step)
+        if self._controller == DEVICE_CLIENT:
+            return None if self._device_action is None else {**self._previous, **self._device_action}
+        if not isinstance(self.robot, CartesianControl):
+            return None
+        fresh = now - self._keys_at <= self.config.key_timeout_s
+        keys, axes = (self._keys, self._axes) if fresh else (frozenset(), ())
+        c = self.config
+        delta = keys_to_delta(keys, c.teleop_linear_step, c.teleop_angular_step)
+        delta += axes_to_delta(axes, c.teleop_dead_zone, c.teleop_linear_step, c.teleop_angular_step)
         gripper = 1.0 if self._gripper_closed else 0.0
         if not delta.any() and gripper == self._previous.get("gripper.pos", gripper):
             return None

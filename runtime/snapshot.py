@@ -41,6 +41,7 @@ class Snapshot:
     inference_ms: float | None
     seams: SeamStats  # jumps at recent chunk switches, raw and after blending
     teleop_available: bool
+    controller: str | None  # who holds control while taken over (a browser tab's id, the device)
     last_error: str
     hint: str
     events: tuple[str, ...] = field(default=())  # recent events, newest last

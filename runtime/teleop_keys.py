@@ -1,6 +1,7 @@
-"""Keyboard teleop: which browser key moves the end effector which way.
+"""Browser teleop: which key (or gamepad axis) moves the end effector which way.
 
-Keys are `KeyboardEvent.code` values, so the map holds on any keyboard layout.
+Keys are `KeyboardEvent.code` values, so the map holds on any keyboard layout. Gamepad axes come
+already mapped to (dx, dy, dz, droll, dpitch, dyaw) by ui/gamepad.js, each in [-1, 1].
 """
 
 from __future__ import annotations
@@ -32,3 +33,22 @@ def keys_to_delta(keys: frozenset[str], linear_step: float, angular_step: float)
             axis, sign = MOTION_KEYS[key]
             delta[axis] += sign * (linear_step if axis < 3 else angular_step)
     return delta
+
+
+AXES = 6  # dx, dy, dz, droll, dpitch, dyaw
+
+
+def axes_to_delta(axes: tuple[float, ...], dead_zone: float, linear_step: float, angular_step: float) -> np.ndarray:
+    """Gamepad axes -> end-effector delta for one tick. Inside the dead zone an axis counts as 0
+    (sticks never rest exactly at 0); past it, speed rises linearly to a full step at +-1."""
+    delta = np.zeros(AXES)
+    for axis, value in enumerate(axes[:AXES]):
+        value = float(np.clip(value, -1.0, 1.0))
+        if abs(value) > dead_zone:
+            scale = (abs(value) - dead_zone) / (1.0 - dead_zone)
+            delta[axis] = np.sign(value) * scale * (linear_step if axis < 3 else angular_step)
+    return delta
+
+
+def past_dead_zone(axes: tuple[float, ...], dead_zone: float) -> bool:
+    return any(abs(float(v)) > dead_zone for v in axes[:AXES])

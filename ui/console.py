@@ -23,7 +23,7 @@ from ui.status_bar import build_event_log, build_status_bar, render_events, rend
 
 POLL_S = 0.25  # status refresh; camera feeds do not depend on it
 PAGE_SCRIPTS = f"<script src='{PLOTLY_ROUTE}' defer></script>" + "".join(
-    f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "feeds.js", "foresight.js", "plan.js")
+    f"<script>{(Path(__file__).with_name(name)).read_text()}</script>" for name in ("keyboard.js", "gamepad.js", "feeds.js", "foresight.js", "plan.js")
 )
 
 

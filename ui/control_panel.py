@@ -7,7 +7,7 @@ import threading
 
 import gradio as gr
 
-from runtime.commands import DryRun, EStop, Pause, Release, ResetScene, RunPolicy, TakeOver, validate_instruction
+from runtime.commands import DryRun, EStop, Pause, ResetScene, RunPolicy, validate_instruction
 from runtime.session import Session
 from runtime.teleop_keys import KEYMAP_HELP
 
@@ -68,8 +68,8 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
     dry.click(submitter(DryRun), inputs=instruction, outputs=[instruction, past])
     past.select(lambda choice: choice, inputs=past, outputs=instruction)
     pause.click(lambda: session.submit(Pause()))
-    take.click(lambda: session.submit(TakeOver()))
-    release.click(lambda: session.submit(Release()))
+    # Take over / Release go through /api/control from ui/keyboard.js, with the tab's id: the
+    # session lets one tab hold control at a time (and that tab's keys and gamepad drive).
     estop.click(lambda: session.submit(EStop()))
     def on_reset(text: str) -> None:
         text = text.strip()

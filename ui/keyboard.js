@@ -1,5 +1,8 @@
 // Keyboard teleop for Foresight Console: sends the held keys to /api/teleop while any is held,
-// and Escape to /api/estop. Keys typed into a text field are left alone.
+// and Escape to /api/estop. Keys typed into a text field are left alone. Every request carries
+// this tab's id (window.consoleClientId): the session lets one tab hold control at a time, and a
+// motion key takes over at once when the policy is running or holding. The Take over / Release
+// buttons post to /api/control with the same id.
 (() => {
   const MOTION = new Set(["KeyW", "KeyS", "KeyA", "KeyD", "KeyR", "KeyF", "KeyQ", "KeyE",
                           "KeyT", "KeyG", "KeyZ", "KeyC"]);
@@ -7,14 +10,19 @@
   const held = new Set();
   let timer = null;
 
+  const stored = sessionStorage.getItem("consoleClientId");
+  const clientId = window.consoleClientId = stored || `tab-${Math.random().toString(36).slice(2, 8)}`;
+  sessionStorage.setItem("consoleClientId", clientId);
+
   const typing = (e) => {
     const t = e.target;
     return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.isContentEditable);
   };
-  const send = (toggle) => fetch("/api/teleop", {
-    method: "POST", headers: {"Content-Type": "application/json"},
-    body: JSON.stringify({keys: [...held], toggle_gripper: !!toggle}),
+  const post = (url, body) => fetch(url, {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
   }).catch(() => {});
+  const send = (toggle) => post("/api/teleop", {keys: [...held], toggle_gripper: !!toggle, client: clientId});
+  window.consoleControl = (action) => post("/api/control", {action, client: clientId});
   const heartbeat = () => {
     if (held.size === 0) { clearInterval(timer); timer = null; return; }
     send(false);
@@ -33,4 +41,9 @@
     if (held.delete(e.code)) send(false);
   });
   window.addEventListener("blur", () => { if (held.size) { held.clear(); send(false); } });
+  // Gradio renders the buttons after this script runs: listen on the document.
+  document.addEventListener("click", (e) => {
+    const button = e.target.closest && e.target.closest("#btn-takeover, #btn-release");
+    if (button) window.consoleControl(button.id === "btn-takeover" ? "take" : "release");
+  });
 })();

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 from collections.abc import Callable
 from importlib import resources
 
@@ -16,13 +17,16 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from runtime.commands import EStop, TeleopKeys
+from runtime.commands import EStop, Release, TakeOver, TeleopKeys
 from runtime.session import Session
+from runtime.teleop_keys import AXES
 from ui.frame_encoder import SharedJpegCache
 
 BOUNDARY = "frame"
 FEED_WAIT_S = 1.0  # a feed re-checks that its browser is still there at least this often
 MAX_KEYS = 16  # more simultaneous keys than any keyboard sends
+MAX_CLIENT_ID = 64
+CONTROL_ACTIONS = {"take": TakeOver, "release": Release}
 # A foresight long-poll answers at once when a change lands, else after this long (the page asks
 # again); short enough that a closed tab's request does not linger.
 FORESIGHT_WAIT_S = 10.0
@@ -34,6 +38,13 @@ STATIC_MAX_AGE_S = 86400
 class KeysBody(BaseModel):
     keys: list[str] = []
     toggle_gripper: bool = False
+    axes: list[float] = []  # gamepad (dx, dy, dz, droll, dpitch, dyaw) in [-1, 1]
+    client: str = ""  # the browser tab's id (ui/keyboard.js), so one tab holds control at a time
+
+
+class ControlBody(BaseModel):
+    action: str  # "take" or "release"
+    client: str = ""
 
 
 def add_console_routes(app: FastAPI, session: Session) -> None:
@@ -147,7 +158,21 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
     def teleop(body: KeysBody) -> dict:
         if len(body.keys) > MAX_KEYS:
             raise HTTPException(400, f"at most {MAX_KEYS} keys at once")
-        session.submit(TeleopKeys(frozenset(body.keys), body.toggle_gripper))
+        if len(body.axes) > AXES or not all(math.isfinite(a) for a in body.axes):
+            raise HTTPException(400, f"axes must be at most {AXES} finite numbers, got {body.axes}")
+        if len(body.client) > MAX_CLIENT_ID:
+            raise HTTPException(400, f"client id longer than {MAX_CLIENT_ID} characters")
+        session.submit(TeleopKeys(frozenset(body.keys), body.toggle_gripper, tuple(body.axes), body.client))
+        return {"ok": True}
+
+    @app.post("/api/control")
+    def control(body: ControlBody) -> dict:
+        """Take over or release from a browser tab (the session refuses a second tab while one holds control)."""
+        if body.action not in CONTROL_ACTIONS:
+            raise HTTPException(400, f"action must be one of {sorted(CONTROL_ACTIONS)}, got {body.action!r}")
+        if len(body.client) > MAX_CLIENT_ID:
+            raise HTTPException(400, f"client id longer than {MAX_CLIENT_ID} characters")
+        session.submit(CONTROL_ACTIONS[body.action](client=body.client))
         return {"ok": True}
 
     @app.post("/api/estop")

@@ -31,6 +31,8 @@ def render_status(snapshot: Snapshot | None) -> str:
         f"tick {snapshot.tick}",
         f"scene: {html.escape(snapshot.scene)}",
     ]
+    if snapshot.controller is not None:
+        cells.append(f"<b id='status-controller' style='color:#2563eb'>control: {html.escape(snapshot.controller)}</b>")
     if snapshot.success is not None:
         cells.append("<b style='color:#16a34a'>success</b>" if snapshot.success else "not done")
     if snapshot.inference_ms is not None:

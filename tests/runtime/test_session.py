@@ -86,7 +86,7 @@ def test_gripper_toggle_in_takeover(make_session):
 
 
 def test_keys_when_not_taken_over_are_ignored_with_a_hint(make_session):
-    session, robot = make_session()
+    session, robot = make_session(takeover_on_input=False)
     first = wait_until(lambda s: s.tick > 2, session)
     session.submit(TeleopKeys(frozenset({"KeyW"})))
     snap = wait_until(lambda s: "Take over" in s.hint, session)

@@ -50,11 +50,14 @@ def test_console_end_to_end(tmp_path):
             page.get_by_text("The instruction is empty").first.wait_for(timeout=10_000)
             assert status(url)["mode"] == "idle"
 
-            # Keys while not taken over: ignored, with a hint.
+            # A motion key while the policy holds takes over at once (no button); Release hands back.
             page.click("h2")
             page.keyboard.down("KeyW")
-            page.get_by_text("Keys are ignored").first.wait_for(timeout=10_000)
+            page.wait_for_selector("#status-mode:has-text('TAKEOVER')", timeout=10_000)
+            page.wait_for_selector("#status-controller", timeout=10_000)  # who has control, for every viewer
             page.keyboard.up("KeyW")
+            page.click("#btn-release")
+            page.wait_for_selector("#status-mode:has-text('IDLE')", timeout=10_000)
 
             # Record an episode of the default policy (the shipped model) given the named block.
             page.click("#btn-rec-start")

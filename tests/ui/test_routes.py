@@ -12,6 +12,7 @@ from runtime.commands import Mode, RunPolicy, TakeOver
 from runtime.foresight_reckoning import NO_FORESIGHT_MESSAGE
 from runtime.session import Session, SessionConfig
 from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy
+from tests.session_support import wait_until
 from ui.routes import MAX_KEYS, add_console_routes
 
 
@@ -148,3 +149,18 @@ def test_plotly_js_is_served_for_the_chart(client_and_session):
     client, _ = client_and_session
     response = client.get("/assets/plotly.min.js")
     assert response.status_code == 200 and b"plotly" in response.content[:2000].lower()
+
+
+def test_control_route_takes_and_releases_for_one_tab_and_teleop_validates_axes(client_and_session):
+    client, session = client_and_session
+    assert client.post("/api/control", json={"action": "take", "client": "tab-a"}).json() == {"ok": True}
+    taken = wait_until(lambda s: s.mode is Mode.TAKEOVER, session)
+    assert taken.controller == "tab-a"
+    client.post("/api/control", json={"action": "release", "client": "tab-b"})
+    wait_until(lambda s: "refused" in s.last_error, session)
+    assert session.snapshot().mode is Mode.TAKEOVER
+    client.post("/api/control", json={"action": "release", "client": "tab-a"})
+    wait_until(lambda s: s.mode is Mode.IDLE, session)
+    assert client.post("/api/control", json={"action": "grab"}).status_code == 400
+    assert client.post("/api/teleop", json={"axes": [0.0] * 7}).status_code == 400
+    assert client.post("/api/teleop", json={"axes": [0.5, 0, 0, 0, 0, 0], "client": "pad"}).json() == {"ok": True}
