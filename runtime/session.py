@@ -27,7 +27,7 @@ from runtime.chunk_queue import Chunk, ChunkQueue
 from runtime.command_history import CommandHistory
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
-    RECORDING_MODES, Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, PolicyFailed, Release,
+    RECORDING_MODES, Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, Pause, PolicyFailed, Release,
     RerecordEpisode, ResetScene, RunPolicy, SetRecordingMode, StartRecording, StopRecording, TakeOver,
     TeleopKeys, validate_instruction,
 )
@@ -38,7 +38,8 @@ from robot_io.recorder import UNKNOWN, check_writable
 from runtime.recording import RecorderSpec, RecordingWorker
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
-from runtime.step import SOURCE_OPERATOR, SOURCE_POLICY, choose_command, next_mode
+from runtime.step import SOURCE_POLICY, choose_command, next_mode
+from runtime.surprise import Surprise, SurpriseConfig, foresight_surprise, seam_surprise
 from runtime.teleop_keys import KEYMAP_HELP, axes_to_delta, keys_to_delta, past_dead_zone
 
 
@@ -78,6 +79,7 @@ class SessionConfig:
     # It sleeps every period, so it cannot hog a core. 0 = leave scheduling alone. Needs
     # CAP_SYS_NICE (root or `setcap`); ordinary users get the fallbacks.
     realtime_priority: int = 10
+    surprise: SurpriseConfig = field(default_factory=SurpriseConfig)  # auto-hold (runtime/surprise.py), off by default
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 1000:
@@ -98,6 +100,8 @@ class SessionConfig:
             raise ValueError(f"device_dead_zone must be >= 0, got {self.device_dead_zone}")
         if self.control_lease_s <= 0:
             raise ValueError(f"control_lease_s must be > 0, got {self.control_lease_s}")
+        if not isinstance(self.surprise, SurpriseConfig):
+            raise TypeError(f"surprise must be a SurpriseConfig, got {type(self.surprise).__name__}")
         if not isinstance(self.blend, BlendConfig):
             raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
         if self.record_root is not None:
@@ -156,6 +160,7 @@ class Session:
         self._keys: frozenset[str] = frozenset()
         self._axes: tuple[float, ...] = ()
         self._keys_at = 0.0
+        self._last_surprise: Surprise | None = None
         self._controller: str | None = None  # the client holding control while taken over
         self._controller_seen = 0.0  # time.time() of its last command
         self._device_last: dict[str, float] | None = None  # the teleop device's previous reading
@@ -283,7 +288,7 @@ class Session:
         if switch is not None:
             # The seam is the jump from the command sent last tick, before safety clamps it.
             last_sent = np.array([self._previous[k] for k in self.action_keys], dtype=np.float32)  # (action_dim,)
-            self._seams.record(switch, last_sent)
+            self._hold_on_surprise(seam_surprise(self.config.surprise, self._seams.record(switch, last_sent)))
         if chunk is not None and chunk is not self._current_chunk:
             self._previous_chunk, self._current_chunk = self._current_chunk, chunk
         proposed, source = choose_command(self._mode, queued, self._operator_command(now), self.action_keys)
@@ -319,6 +324,7 @@ class Session:
             seams=self._seams.stats(),
             teleop_available=isinstance(self.robot, CartesianControl),
             controller=self._controller if self._mode is Mode.TAKEOVER else None,
+            last_surprise=self._last_surprise,
             last_error=self._last_error,
             hint=self._hint,
             events=tuple(self._events),
@@ -561,13 +567,26 @@ class Session:
         return {k: float(observation[k]) for k in self.action_keys}
 
     def _observe_foresight(self, frames) -> float | None:
-        """Judge predictions due this tick; the mean PSNR over cameras of those judged, or None."""
+        """Judge predictions due this tick (holding when surprised); the mean PSNR over cameras
+        of those judged, or None."""
         try:
             judged = self._foresight.observe_tick(self._tick, frames)
         except Exception as err:  # noqa: BLE001 - judging foresight must never stop the control loop
             self._note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
             return None
+        self._hold_on_surprise(foresight_surprise(self.config.surprise, self._tick, judged))
         return float(np.mean([point.psnr_db for point in judged])) if judged else None
+
+    def _hold_on_surprise(self, surprise: Surprise | None) -> None:
+        """A running policy that surprised us holds (from this tick's command on, for a seam) and
+        the operator is asked to take over."""
+        if surprise is None or self._mode is not Mode.RUNNING:
+            return
+        self._last_surprise = surprise
+        self._apply(Pause())
+        message = f"Surprise at tick {surprise.tick}: {surprise.describe()}. Holding: take over to correct, or Run to go on."
+        self._note(message, error=True)
+        self._hint = message
 
     def _on_inference(self, result) -> None:
         """Runner thread: a bug in judging foresight must cost the foresight view, not the robot."""

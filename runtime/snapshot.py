@@ -16,6 +16,7 @@ from runtime.chunk_queue import Chunk
 from runtime.commands import Mode
 from runtime.loop_timing import LoopStats
 from runtime.recording import RecordingStatus
+from runtime.surprise import Surprise
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Snapshot:
     seams: SeamStats  # jumps at recent chunk switches, raw and after blending
     teleop_available: bool
     controller: str | None  # who holds control while taken over (a browser tab's id, the device)
+    last_surprise: Surprise | None  # the latest auto-hold (runtime/surprise.py), None when none yet
     last_error: str
     hint: str
     events: tuple[str, ...] = field(default=())  # recent events, newest last
