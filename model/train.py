@@ -32,10 +32,13 @@ import torch
 from tqdm import tqdm
 
 from model.checkpoint import (
+    CONFIG_FILE,
+    STATS_FILE,
     TRAIN_CONFIG_FILE,
     CheckpointError,
     Stats,
     load_checkpoint,
+    load_config,
     load_stats,
     save_checkpoint,
 )
@@ -58,8 +61,10 @@ DEVICES = ("auto", "cpu", "cuda")
 STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it is incomplete
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
-RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer")
+RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
+               "init_from", "mix", "mix_fraction")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
+MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
 
 
 class TrainError(ValueError):
@@ -83,11 +88,20 @@ class TrainConfig:
     threads: int | None = None  # CPU threads for torch; None: torch's default
     cameras: tuple[str, ...] = CAMERA_NAMES  # model slot order; the policy's camera_keys
     cache: Path | None = None  # None: OUT/cache
+    # Fine-tuning: start from this checkpoint's weights, config and normalisation stats (a fresh
+    # optimizer); its stats are kept so the fine-tuned model reads the robot as the base one did.
+    init_from: Path | None = None
+    mix: Path | None = None  # a second dataset (e.g. the base demonstrations) mixed into training
+    mix_fraction: float = 0.5  # share of steps whose batch comes from `mix`
+    mix_cache: Path | None = None  # its frame/latent cache (None: OUT/cache_mix); may be shared
 
     def __post_init__(self) -> None:
         self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
         self.cache = self.out / "cache" if self.cache is None else _absolute(self.cache)
         self.tokenizer = None if self.tokenizer is None else _absolute(self.tokenizer)
+        self.init_from = None if self.init_from is None else _absolute(self.init_from)
+        self.mix = None if self.mix is None else _absolute(self.mix)
+        self.mix_cache = self.out / "cache_mix" if self.mix_cache is None else _absolute(self.mix_cache)
         self.cameras = tuple(self.cameras)
         problems = []
         if self.preset not in PRESETS:
@@ -111,6 +125,10 @@ class TrainConfig:
             problems.append(f"tokenizer folder {self.tokenizer} does not exist")
         if not self.cameras or len(set(self.cameras)) != len(self.cameras):
             problems.append(f"cameras must be distinct names, got {list(self.cameras)}")
+        if self.init_from is not None and not (self.init_from / "config.json").is_file():
+            problems.append(f"init_from {self.init_from} holds no checkpoint (no config.json)")
+        if not 0.0 <= self.mix_fraction <= 1.0:
+            problems.append(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -141,19 +159,28 @@ def train(cfg: TrainConfig) -> Path:
     if resume:
         check_same_run(cfg, json.loads((resume / TRAIN_CONFIG_FILE).read_text())["train"])
 
-    model_config = model_config_for(cfg)
-    info = check_dataset(open_metadata(cfg.dataset), model_config, list(cfg.cameras), resumed_stats)  # before any work
+    start = resume or cfg.init_from  # the checkpoint whose weights this run starts from, if any
+    base_config = _checkpoint_config(cfg, start) if start else None
+    known_stats = resumed_stats or (load_stats(cfg.init_from / STATS_FILE) if cfg.init_from else None)
+    model_config = model_config_for(cfg, base_config)
+    info = check_dataset(open_metadata(cfg.dataset), model_config, list(cfg.cameras), known_stats)  # before any work
+    mix_info = check_dataset(open_metadata(cfg.mix), model_config, list(cfg.cameras), known_stats) if cfg.mix else None
     dataset = open_dataset(cfg.dataset)
 
     torch.manual_seed(cfg.seed)
-    model = load_checkpoint(resume, cfg.tokenizer, device)[0] if resume else build_model(model_config, cfg.tokenizer, device)
+    model = load_checkpoint(start, cfg.tokenizer, device)[0] if start else build_model(model_config, cfg.tokenizer, device)
+    model.config = model_config  # this run's loss weight and learning rate
     optimizer = make_optimizer(model)
     arrays = read_dataset(dataset)
-    stats = compute_stats(arrays, info, model_config.chunk_size) if resumed_stats is None else resumed_stats
+    stats = compute_stats(arrays, info, model_config.chunk_size) if known_stats is None else known_stats
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2))
-    cache = build_cache(dataset, info, model, cfg.cache)
-    data = TrainingData(info, arrays, cache, stats, model.config)
+    data = TrainingData(info, arrays, build_cache(dataset, info, model, cfg.cache), stats, model.config)
+    mix_data = None
+    if mix_info is not None:
+        mix_dataset = open_dataset(cfg.mix)
+        mix_cache = build_cache(mix_dataset, mix_info, model, cfg.mix_cache)
+        mix_data = TrainingData(mix_info, read_dataset(mix_dataset), mix_cache, stats, model.config)
 
     step, history = 0, []
     if resume:
@@ -169,10 +196,13 @@ def train(cfg: TrainConfig) -> Path:
     last = resume
     progress = tqdm(range(step, cfg.steps), initial=step, total=cfg.steps, desc="train", unit="step")
     for step in progress:
-        frames = np.random.default_rng([cfg.seed, step]).integers(0, len(data), cfg.batch_size)  # same batches on resume
+        source = data
+        if mix_data is not None and np.random.default_rng([cfg.seed, step, MIX_STREAM]).random() < cfg.mix_fraction:
+            source = mix_data
+        frames = np.random.default_rng([cfg.seed, step]).integers(0, len(source), cfg.batch_size)  # same batches on resume
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, peak_lr, cfg.warmup_steps, cfg.steps)
-        losses = train_step(model, optimizer, data.batch(frames, device))
+        losses = train_step(model, optimizer, source.batch(frames, device))
         history.append({"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **losses})
         progress.set_postfix(loss=f"{losses['loss']:.4f}", act=f"{losses['action_loss']:.4f}", gen=f"{losses['gen_loss']:.4f}")
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
@@ -188,10 +218,19 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
     return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def model_config_for(cfg: TrainConfig) -> ModelConfig:
-    config = dataclasses.replace(preset(cfg.preset), gen_loss_weight=cfg.gen_loss_weight)
+def model_config_for(cfg: TrainConfig, base: ModelConfig | None = None) -> ModelConfig:
+    """The preset's config (or a fine-tuned checkpoint's) with this run's loss weight and learning rate."""
+    config = dataclasses.replace(base or preset(cfg.preset), gen_loss_weight=cfg.gen_loss_weight)
     if cfg.lr is not None:
         config.optim = dataclasses.replace(config.optim, lr=cfg.lr)
+    return config
+
+
+def _checkpoint_config(cfg: TrainConfig, folder: Path) -> ModelConfig:
+    """The config of the checkpoint a run starts from; it must be of the run's preset."""
+    config = load_config(folder / CONFIG_FILE)
+    if config.name != cfg.preset:
+        raise TrainError(f"{folder} is a {config.name!r} checkpoint, not {cfg.preset!r}: pass --preset {config.name}")
     return config
 
 
@@ -202,7 +241,10 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 def check_same_run(cfg: TrainConfig, previous: dict[str, Any]) -> None:
     now = cfg.to_dict()
-    differ = [f"{k}: checkpoint {previous.get(k)!r}, now {now[k]!r}" for k in RESUME_KEYS if previous.get(k) != now[k]]
+    # A setting the checkpoint predates had its default then.
+    defaults = {f.name: TrainConfig.__dataclass_fields__[f.name].default for f in dataclasses.fields(TrainConfig)}
+    was = {k: previous.get(k, defaults[k]) for k in RESUME_KEYS}
+    differ = [f"{k}: checkpoint {was[k]!r}, now {now[k]!r}" for k in RESUME_KEYS if was[k] != now[k]]
     if differ:
         raise TrainError(f"{cfg.out} holds a run with other settings; use another --out or the same settings:\n  " + "\n  ".join(differ))
 
@@ -250,12 +292,18 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="torch CPU threads (1 was ~3x faster per step than 2 on 2 cores shared with other work)")
     parser.add_argument("--cameras", default=",".join(CAMERA_NAMES), help="comma-separated camera names, in model slot order")
     parser.add_argument("--cache", type=Path, default=None, help="frame/latent cache folder (default OUT/cache); runs may share one")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="fine-tune: start from this checkpoint's weights and keep its normalisation stats")
+    parser.add_argument("--mix", type=Path, default=None, help="a second dataset mixed in (e.g. the base demonstrations)")
+    parser.add_argument("--mix-fraction", type=float, default=TrainConfig.mix_fraction, help="share of steps drawn from --mix")
+    parser.add_argument("--mix-cache", type=Path, default=None, help="--mix's frame/latent cache (default OUT/cache_mix)")
     args = parser.parse_args(argv)
     try:
         return TrainConfig(
             dataset=args.dataset, out=args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
             gen_loss_weight=args.gen_loss_weight, seed=args.seed, lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every,
             tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
+            init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
             cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
         )
     except ValueError as err:

@@ -283,3 +283,57 @@ def test_a_trained_tokenizer_folder_encodes_the_latents(dataset_dir, tmp_path):
     weights = load_file(str(out / "checkpoints" / "step_0000001" / "model.safetensors"))
     for name, tensor in trained_tokenizer.state_dict().items():
         assert torch.equal(weights[f"model.cosmos.{name}"], tensor)
+
+
+def test_fine_tuning_starts_from_the_checkpoint_keeps_its_stats_and_mixes_the_base_data(trained, dataset_dir, tmp_path):
+    base = trained / "checkpoints" / "step_0000002"
+    corrections = record(tmp_path / "corrections", episodes=[("pick the red block", 10)])
+    out = tmp_path / "finetune"
+    args = cli(corrections, out, steps=3) + ["--init-from", str(base), "--mix", str(dataset_dir), "--mix-fraction", "0.5"]
+    assert main(args) == 0
+    # The base model's normalisation is kept, not recomputed from the (different) new data.
+    assert json.loads((out / "stats.json").read_text()) == json.loads((base / "stats.json").read_text())
+    # Its first step starts from the base weights, with a fresh optimizer (step counter 1).
+    state = torch.load(out / "checkpoints" / "step_0000001" / "training_state.pt", weights_only=False)
+    assert state["step"] == 1 and all(s["step"] == 1 for s in state["optimizer"]["state"].values())
+    base_weights = load_file(base / "model.safetensors")
+    tuned = load_file(out / "checkpoints" / "step_0000003" / "model.safetensors")
+    assert base_weights.keys() == tuned.keys()
+    changed = [k for k in base_weights if not torch.equal(base_weights[k], tuned[k])]
+    assert not any(k.startswith("model.cosmos.") for k in changed)  # the tokenizer stays frozen
+    # Everything else trained further, but for the understanding expert's last-layer outputs,
+    # which no later block reads (only that layer's keys/values are), so they get no gradient.
+    unchanged = [k for k in base_weights if k not in changed and not k.startswith("model.cosmos.")]
+    assert changed and all(".und_expert." in k for k in unchanged), unchanged
+    assert (out / "cache_mix" / "meta.json").is_file()  # the base demonstrations were mixed in
+    # Rerunning the same command resumes; another --mix-fraction is refused.
+    assert main(args) == 0
+    assert main(args[:-1] + ["0.9"]) == 2
+
+
+def test_fine_tuning_refuses_a_dataset_of_another_robot(trained, tmp_path, capsys):
+    base = trained / "checkpoints" / "step_0000002"
+    other = record(tmp_path / "other", action_keys=["a.pos", "b.pos"], episodes=[("pick", 6)])
+    assert main(cli(other, tmp_path / "out", steps=1) + ["--init-from", str(base)]) == 2
+    assert "differs from the checkpoint's stats" in capsys.readouterr().err
+
+
+def test_finetune_command_writes_the_dataset_stats_and_a_loadable_checkpoint(trained, dataset_dir, tmp_path, capsys):
+    from model.checkpoint import load_checkpoint
+    from model.finetune import main as finetune
+
+    base = trained / "checkpoints" / "step_0000002"
+    corrections = record(tmp_path / "corrections", episodes=[("pick the blue block", 8)])
+    out = tmp_path / "tuned"
+    assert finetune(["--dataset", str(corrections), "--checkpoint", str(base), "--base-dataset", str(dataset_dir),
+                     "--out", str(out), "--steps", "2", "--batch-size", "2", "--threads", "1"]) == 0
+    printed = capsys.readouterr().out
+    stats = json.loads((corrections / "stats.json").read_text())
+    assert list(stats) == ["conveyor_sim"] and set(stats["conveyor_sim"]) == {"observation.state", "action"}
+    assert len(stats["conveyor_sim"]["action"]["mean"]) == len(STATE_KEYS)
+    folder = out / "checkpoints" / "step_0000002"
+    assert f"fine-tuned checkpoint: {folder}" in printed
+    model, tuned_stats = load_checkpoint(folder)
+    assert model.config.name == "tiny" and tuned_stats == json.loads((base / "stats.json").read_text())
+    with pytest.raises(SystemExit):  # no checkpoint there: refused before any work
+        finetune(["--dataset", str(corrections), "--checkpoint", str(tmp_path / "none")])
