@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 
 class Mode(str, enum.Enum):
@@ -106,6 +107,15 @@ class DiscardDryRuns:
 
 
 @dataclass(frozen=True)
+class SwapPolicy:
+    """Drive with `policy` from now on (a checkpoint loaded off the control thread). The robot
+    holds while it takes over; Run resumes the instruction with it."""
+
+    policy: Any
+    label: str  # what the page shows as the model, e.g. the checkpoint folder
+
+
+@dataclass(frozen=True)
 class PolicyFailed:
     """Sent by the inference thread: the policy raised or returned an unusable chunk."""
 
@@ -119,7 +129,7 @@ RECORDING_MODES = ("attempts", "corrections")
 Command = (
     RunPolicy | Pause | TakeOver | Release | EStop | ResetScene | TeleopKeys
     | StartRecording | StopRecording | DiscardRecording | RerecordEpisode | SetRecordingMode | PolicyFailed
-    | DryRun | DiscardDryRuns
+    | DryRun | DiscardDryRuns | SwapPolicy
 )
 
 

@@ -244,6 +244,18 @@ class ForesightReckoner:
         if late is not None and late[1] is not None and late[2] is not None:
             self._reckon(late[0], late[1], late[2], target)
 
+    def use_policy(self, horizon: int, encoder: Encoder | None) -> None:
+        """Another policy drives from now on: its horizon and frame encoder; the old predictions go."""
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1 tick, got {horizon}")
+        with self._lock:
+            self.horizon, self._encoder = horizon, encoder
+            self._pending.clear()
+            self._foresight.clear()
+            self._available = None
+            self._encoder_error = ""
+            self._bump()
+
     def reset(self) -> None:
         """A new scene: frames before it say nothing about frames after it."""
         with self._lock:

@@ -91,6 +91,23 @@ class PolicyRunner:
             self._preview = instruction
             self._cond.notify()
 
+    def set_policy(self, policy: Policy) -> None:
+        """Run `policy` from now on. Whatever the old one is computing is thrown away (a new epoch),
+        the queue is emptied and the new one is reset before its first call; it sees every tick's
+        observation from here on."""
+        with self._cond:
+            self._policy = policy
+            self._epoch += 1
+            self._chunks.clear()
+            self._preview = None
+            self._unobserved.clear()
+            self._reset_pending = True
+            self._cond.notify()
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
     def reset_policy(self) -> None:
         """Ask for `policy.reset()` before the next inference, on the runner's own thread."""
         with self._cond:

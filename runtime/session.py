@@ -28,8 +28,8 @@ from runtime.command_history import CommandHistory
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
     RECORDING_MODES, Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, Pause, PolicyFailed, Release,
-    RerecordEpisode, ResetScene, RunPolicy, SetRecordingMode, StartRecording, StopRecording, TakeOver,
-    TeleopKeys, validate_instruction,
+    RerecordEpisode, ResetScene, RunPolicy, SetRecordingMode, StartRecording, StopRecording, SwapPolicy,
+    TakeOver, TeleopKeys, validate_instruction,
 )
 from runtime.dry_run import DryRunBoard, Preview
 from runtime.loop_timing import LoopClock
@@ -117,12 +117,14 @@ class Session:
         policy: Policy,
         config: SessionConfig,
         teleoperator: Teleoperator | None = None,
+        policy_label: str = "",
     ) -> None:
         """teleoperator: an operator device (leader arm, LeRobot teleop) whose `get_action()` gives
         the robot's action keys; moving it takes over when `takeover_on_input` is on."""
         self.config = config
         self.robot = robot
         self.teleoperator = teleoperator
+        self.policy_label = policy_label or getattr(policy, "name", type(policy).__name__)  # what drives, for the page
         self.action_keys = list(robot.action_features)
         self.state_keys = state_keys(robot)
         self.camera_keys = camera_keys(robot)
@@ -361,6 +363,9 @@ class Session:
         if isinstance(command, (DryRun, DiscardDryRuns)):
             self._apply_dry_run(command)
             return
+        if isinstance(command, SwapPolicy):
+            self._swap_policy(command)
+            return
         transition = next_mode(self._mode, command, has_instruction=bool(self._instruction))
         if transition.message:
             self._note(transition.message, error=transition.refused or isinstance(command, PolicyFailed))
@@ -391,6 +396,16 @@ class Session:
         elif self._mode is not Mode.RUNNING:
             self._runner.deactivate()
         self._hint = KEYMAP_HELP if self._mode is Mode.TAKEOVER else ""
+
+    def _swap_policy(self, command: SwapPolicy) -> None:
+        """Hold, then drive with the new policy: nothing planned by the old one runs after this tick."""
+        if self._mode is Mode.RUNNING:
+            self._apply(Pause())
+        self._runner.set_policy(command.policy)
+        self._foresight.use_policy(foresight_horizon(command.policy), frame_encoder(command.policy))
+        self._dry_runs.clear()
+        self.policy_label = command.label
+        self._note(f"Model: {command.label}. Holding; Run continues with it.")
 
     def _apply_dry_run(self, command: DryRun | DiscardDryRuns) -> None:
         if isinstance(command, DiscardDryRuns):
