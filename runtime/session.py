@@ -567,6 +567,7 @@ class Session:
         self._runner.reset_policy()
         self._foresight.reset()
         self._dry_runs.clear()
+        self._device_last = None  # a new scene: the device's reading before it is no motion
         self._previous = None
         self._instruction = ""
         self._last_error = ""

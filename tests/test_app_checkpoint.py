@@ -10,24 +10,18 @@ import numpy as np
 import pytest
 
 from app import build_policy, parse_args
-from model.checkpoint import TRAIN_CONFIG_FILE, CheckpointError, save_checkpoint
+from model.checkpoint import TRAIN_CONFIG_FILE, CheckpointError
 from model.policy import InternVLAPolicy
 from model.shipped import SHIPPED_CHECKPOINT
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 from runtime.commands import RunPolicy
 from runtime.session import Session, SessionConfig
-from tests.model.helpers import small_model
+from tests.model.helpers import write_checkpoint
 from tests.session_support import wait_until
 
 IMAGE = 64
 MAX_SHIPPED_BYTES = 50 * 2**20  # issue 4: the shipped model is at most 50 MB
-
-
-def write_checkpoint(folder: Path, robot: SimRobot) -> None:
-    keys = list(robot.action_features)
-    entry = {"mean": [0.0] * len(keys), "std": [0.1] * len(keys)}
-    save_checkpoint(folder, small_model(), {robot.name: {"observation.state": entry, "action": entry}})
 
 
 def test_checkpoint_policy_drives_the_sim(tmp_path):

@@ -98,3 +98,12 @@ def write_fake_cosmos(folder):
     """encoder.jit / decoder.jit with Cosmos CI8x8's interface (16 channels, 8x down), random weights."""
     torch.jit.script(_FakeCosmosEncoder()).save(str(folder / "encoder.jit"))
     torch.jit.script(_FakeCosmosDecoder()).save(str(folder / "decoder.jit"))
+
+
+def write_checkpoint(folder, robot) -> None:
+    """An untrained small checkpoint for `robot`'s action keys (stats std 0.1), in the released layout."""
+    from model.checkpoint import save_checkpoint
+
+    keys = list(robot.action_features)
+    entry = {"mean": [0.0] * len(keys), "std": [0.1] * len(keys)}
+    save_checkpoint(folder, small_model(), {robot.name: {"observation.state": entry, "action": entry}})

@@ -1,0 +1,103 @@
+"""An automatic operator for the conveyor sim: a scripted stand-in for a person watching the
+policy with a leader arm in hand, who takes over when the policy strays or stalls.
+
+It plugs into the console as any teleop device does (`robot_io.teleop.Teleoperator`): while it
+only watches, its reading stays at its rest pose, so the session sees no motion; once it judges
+the attempt lost it reports the scripted expert's command every tick, the reading jumps past the
+session's dead zone and the session hands it control (recorded as an intervention, one
+correction episode in "corrections" mode). It then drives to the end of the episode.
+
+What it watches (privileged sim state, what a person sees from the bench):
+- a wrong block lifted off the belt;
+- the target block not lifted while it still has `catch_margin_s` of belt travel inside the
+  arm's reach (the expert's last good chance to catch it);
+- the target held but not delivered within `deliver_s` (a stall on the way to the bin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robot_io.sim import scene
+from robot_io.sim.scripted_expert import ScriptedExpert
+from robot_io.sim.sim_robot import GRIPPER_KEY, JOINT_KEYS, SIM_STATE_KEY, SimRobot
+from robot_io.teleop import Teleoperator
+
+LIFTED_Z = scene.BELT_TOP_Z + 3 * scene.BLOCK_HALF  # a block this high is off the belt
+REASON_KINDS = ("wrong_block", "missed", "stalled")
+
+
+@dataclass(frozen=True)
+class AutoOperatorConfig:
+    catch_margin_s: float = 2.0  # take over when the unlifted target has this little reach left
+    deliver_s: float = 4.0  # take over when a held target is not in the bin this long after lifting
+
+    def __post_init__(self) -> None:
+        if self.catch_margin_s <= 0 or self.deliver_s <= 0:
+            raise ValueError(f"AutoOperatorConfig times must be > 0, got {self.catch_margin_s}, {self.deliver_s}")
+
+
+class AutoOperator(Teleoperator):
+    name = "auto_operator"
+
+    def __init__(self, robot: SimRobot, config: AutoOperatorConfig | None = None) -> None:
+        self.robot = robot
+        self.config = config or AutoOperatorConfig()
+        self._expert = ScriptedExpert()
+        self._connected = False
+        self._episode_seed: int | None = None
+        self._rest: dict[str, float] = {}
+        self._lifted_at: float | None = None
+        self.reason = ""  # why it took over in the current episode, "" while it only watches
+        self.reason_kind = ""  # one of REASON_KINDS, "" while it only watches
+
+    @property
+    def action_features(self) -> dict[str, type]:
+        return dict(self.robot.action_features)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected
+
+    def connect(self, calibrate: bool = True) -> None:
+        self._connected = True
+
+    def disconnect(self) -> None:
+        self._connected = False
+
+    def get_action(self) -> dict[str, float]:
+        state = self.robot.env.state()
+        episode = self.robot.episode
+        if episode.seed != self._episode_seed:  # a new scene: watch again from its start
+            self._episode_seed, self.reason, self.reason_kind, self._lifted_at = episode.seed, "", "", None
+            self._expert.reset()
+            self._rest = {**dict(zip(JOINT_KEYS, map(float, state.joint_targets))), GRIPPER_KEY: float(state.gripper_command)}
+        if not self.reason:
+            self.reason_kind, self.reason = self._judge(state)
+        if not self.reason:
+            return dict(self._rest)
+        command = self._expert.infer({SIM_STATE_KEY: state}, episode.instruction).actions[0]  # (joints + gripper,)
+        return dict(zip([*JOINT_KEYS, GRIPPER_KEY], map(float, command)))
+
+    def _judge(self, state) -> tuple[str, str]:
+        """(kind, why) to take over now, or ("", "") to keep watching."""
+        lifted = state.block_positions[:, 2] > LIFTED_Z  # (blocks,)
+        wrong = [c for i, c in enumerate(state.block_colors) if lifted[i] and i != state.target_index and not state.in_bin[i]]
+        if wrong:
+            return "wrong_block", f"the {wrong[0]} block was lifted instead of the {state.block_colors[state.target_index]} one"
+        target = state.target_index
+        if state.in_bin[target]:
+            return "", ""
+        if lifted[target]:
+            self._lifted_at = state.time if self._lifted_at is None else self._lifted_at
+            if state.time - self._lifted_at > self.config.deliver_s:
+                return "stalled", f"the target was held {self.config.deliver_s:.0f} s without reaching the bin"
+            return "", ""
+        self._lifted_at = None
+        x, speed = state.block_positions[target, 0], max(state.belt_speed, 1e-6)
+        reach_end = self._expert.config.reach_x_range[1]
+        if (reach_end - x) / speed < self.config.catch_margin_s:
+            return "missed", f"the target is {reach_end - x:.2f} m from leaving the arm's reach and not picked"
+        return "", ""

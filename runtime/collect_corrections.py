@@ -1,0 +1,135 @@
+"""Collect corrections in the sim as the console does, with an automatic operator.
+
+    python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
+        [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts]
+
+A real Session runs the policy on the conveyor sim at the control rate (inference beside the
+loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
+robot_io.sim.auto_operator.AutoOperator plugged in as the session's teleop device: it takes over
+when the policy strays or stalls and drives to the end with the scripted expert, so each takeover
+becomes one correction episode, tagged as an intervention, exactly as a person's would be. Each
+scene ends when a block has settled in the bin or at the sim's time limit. Episode i uses seed
+S + i (keep them apart from the evaluation seeds). Prints the policy's own success rate, the
+takeovers and their reasons, and what was saved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from model.policy import policy_for_robot
+from robot_io.recorder import RecorderError
+from robot_io.sim.auto_operator import AutoOperator
+from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.expert_rollout import SETTLE_TICKS
+from robot_io.sim.sim_robot import SimRobot
+from runtime.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
+from runtime.session import Session, SessionConfig
+
+POLL_S = 0.02
+TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",
+                  "stalled": "held the target without delivering it"}
+SCENE_START_TIMEOUT_S = 30.0
+
+
+def parse_speed_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in m/s, got {text!r}") from err
+    return low, high
+
+
+def wait_for(session: Session, predicate, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        snapshot = session.snapshot()
+        if snapshot is not None and predicate(snapshot):
+            return snapshot
+        time.sleep(POLL_S)
+    return None
+
+
+def run_scene(session: Session, operator: AutoOperator, seed: int, time_limit_s: float, attempts: bool) -> dict:
+    """One seeded scene: the policy runs, the operator may take over; ends settled or at the limit.
+    attempts: record the whole scene as one episode (else the session records each takeover)."""
+    before = session.snapshot().tick
+    session.submit(ResetScene(seed))
+    start = wait_for(session, lambda s: s.tick > before and s.scene.startswith(f"seed {seed},") and s.mode is Mode.IDLE,
+                     SCENE_START_TIMEOUT_S)
+    if start is None:
+        raise RuntimeError(f"the scene with seed {seed} did not start")
+    session.submit(RunPolicy(start.scene_instruction))
+    if attempts:
+        session.submit(StartRecording())
+    settled_since: list[int] = []
+
+    def done(snapshot) -> bool:
+        if not snapshot.success:
+            settled_since.clear()
+            return False
+        settled_since.append(snapshot.tick)
+        return settled_since[-1] - settled_since[0] >= SETTLE_TICKS
+
+    end = wait_for(session, done, time_limit_s) or session.snapshot()
+    if attempts:
+        session.submit(StopRecording())
+    return {"seed": seed, "scene": start.scene, "success": bool(end.success), "took_over": bool(operator.reason),
+            "reason": operator.reason, "reason_kind": operator.reason_kind}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--episodes", type=int, required=True, help="scenes to run")
+    parser.add_argument("--out", type=Path, required=True, help="LeRobot dataset folder (resumed when it exists)")
+    parser.add_argument("--seed", type=int, default=200_000, help="seed of the first scene")
+    parser.add_argument("--belt-speed", type=parse_speed_range, default=None, help="LOW,HIGH m/s (default: the sim's)")
+    parser.add_argument("--mode", choices=RECORDING_MODES, default="corrections")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be >= 1")
+
+    sim = ConveyorSimConfig() if args.belt_speed is None else ConveyorSimConfig(belt_speed_range=args.belt_speed)
+    robot = SimRobot(sim)
+    robot.connect()
+    operator = AutoOperator(robot)
+    try:
+        policy = policy_for_robot(args.checkpoint, robot)
+        session = Session(robot, policy, SessionConfig(fps=sim.fps, record_root=args.out, recording_mode=args.mode,
+                                                       scene_seed=args.seed), teleoperator=operator,
+                          policy_label=str(args.checkpoint))
+    except (ValueError, RecorderError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    session.start()
+    results = []
+    try:
+        if wait_for(session, lambda s: True, SCENE_START_TIMEOUT_S) is None:
+            raise RuntimeError("the control loop did not start")
+        for i in range(args.episodes):
+            result = run_scene(session, operator, args.seed + i, sim.episode_time_limit_s, args.mode == "attempts")
+            results.append(result)
+            print(f"[{i + 1}/{args.episodes}] {result['scene']}: {'success' if result['success'] else 'failure'}"
+                  + (f", operator took over: {result['reason']}" if result["took_over"] else ", policy alone"), flush=True)
+        session.submit(ResetScene(args.seed + args.episodes))  # saves the last correction
+        wait_for(session, lambda s: s.mode is Mode.IDLE and not (s.recording and s.recording.active), SCENE_START_TIMEOUT_S)
+    finally:
+        session.close()
+    alone = [r for r in results if not r["took_over"]]
+    corrected = [r for r in results if r["took_over"]]
+    print(f"policy alone: {sum(r['success'] for r in alone)}/{len(results)} scenes succeeded without help; "
+          f"operator took over in {len(corrected)} ({sum(r['success'] for r in corrected)} of those ended in success)")
+    for kind, count in Counter(r["reason_kind"] for r in corrected).most_common():
+        print(f"  takeovers because the policy {TAKEOVER_KINDS[kind]}: {count}")
+    status = session.snapshot().recording
+    print(f"dataset {args.out}: {status.saved_episodes if status else 0} episodes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

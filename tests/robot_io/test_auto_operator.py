@@ -1,0 +1,62 @@
+"""The sim's automatic operator: it watches without moving, then takes over when the target is
+about to leave the arm's reach, and drives the scripted expert's commands."""
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import pytest
+
+from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
+from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.sim_robot import SimRobot
+
+
+@pytest.fixture
+def robot():
+    robot = SimRobot(ConveyorSimConfig(cameras=(), belt_speed_range=(0.15, 0.15)))
+    robot.connect()
+    yield robot
+    robot.disconnect()
+
+
+def hold(robot):
+    """Advance one tick with the arm holding its command."""
+    observation = robot.get_observation()
+    robot.send_action({k: observation[k] for k in robot.action_features})
+
+
+def test_watches_still_then_takes_over_before_the_target_leaves_reach(robot):
+    robot.reset_scene(3)
+    operator = AutoOperator(robot, AutoOperatorConfig(catch_margin_s=2.0))
+    first = operator.get_action()
+    readings = []
+    for _ in range(robot.config.max_ticks):
+        reading = operator.get_action()
+        readings.append(reading)
+        if operator.reason:
+            break
+        hold(robot)
+    assert operator.reason_kind == "missed" and "leaving the arm's reach" in operator.reason
+    assert all(r == first for r in readings[:-1])  # watching: the same rest reading every tick
+    assert readings[-1] != first  # taking over: the expert's command, a jump the session sees
+    state = robot.env.state()
+    time_left = (0.40 - state.block_positions[state.target_index, 0]) / state.belt_speed
+    assert 1.5 < time_left < 2.0  # it leaves the expert its catch margin
+
+    # The expert's commands, followed, pick the target and bin it.
+    for _ in range(robot.config.max_ticks):
+        robot.get_observation()
+        robot.send_action(operator.get_action())
+        if robot.is_success():
+            break
+    assert robot.is_success()
+
+    robot.reset_scene(4)  # a new scene: watching again
+    operator.get_action()
+    assert operator.reason == "" and operator.reason_kind == ""
+
+
+def test_config_is_checked():
+    with pytest.raises(ValueError, match="must be > 0"):
+        AutoOperatorConfig(catch_margin_s=0)
