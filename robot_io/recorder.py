@@ -229,6 +229,58 @@ def check_writable(root: Path) -> None:
         raise RecorderError(f"Cannot record to {root}: {probe} is not writable.")
 
 
+def read_journal(root: Path) -> dict | None:
+    """The recorder's journal of the dataset at `root` (see the module docstring), or None."""
+    path = Path(root) / JOURNAL_PATH
+    if not path.is_file():
+        return None
+    try:
+        journal = json.loads(path.read_text())
+    except ValueError as err:  # cannot happen by a kill (atomic replace); someone edited it
+        raise RecorderError(f"{path} is not valid JSON: {err}") from err
+    if journal.get("version") != JOURNAL_VERSION:
+        raise RecorderError(f"{path} has version {journal.get('version')}, expected {JOURNAL_VERSION}.")
+    return journal
+
+
+def check_existing_dataset(root: Path, fps: int, features: dict[str, dict]) -> dict:
+    """The info of the dataset at `root`, or a RecorderError naming every way it differs from
+    `features` (and fps) or why it is no dataset. Reads only metadata: callers can check a
+    dataset before recording starts, and nothing is ever written."""
+    root = Path(root)
+    info_path = root / "meta" / "info.json"
+    journal = read_journal(root)
+    if not info_path.is_file() and journal is None:
+        raise RecorderError(f"{root} is not empty and holds no LeRobot dataset (no meta/info.json).")
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise RecorderError(f"Cannot record to {root}: it is not writable.")
+    if journal is not None:
+        info = journal["info"]  # info.json itself may be half-written by a killed process
+    else:
+        try:
+            info = json.loads(info_path.read_text())
+        except ValueError as err:
+            raise RecorderError(f"{info_path} is not valid JSON: {err}") from err
+    diffs = feature_differences(features, info.get("features", {}))
+    if info.get("fps") != fps:
+        diffs.append(f"fps: dataset has {info.get('fps')}, recorder has {fps}")
+    if diffs:
+        raise RecorderError(
+            f"The dataset at {root} was recorded with different features; nothing was "
+            "written. Differences:\n  " + "\n  ".join(diffs)
+        )
+    return info
+
+
+def check_recordable(root: Path, fps: int, observation_features: dict, action_features: dict) -> None:
+    """Everything that would make recording to `root` fail, checked before any recording starts:
+    the folder writable, and an existing dataset there recorded with this robot's features."""
+    check_writable(root)
+    root = Path(root).expanduser()
+    if root.exists() and not _is_empty_dir(root):
+        check_existing_dataset(root, int(fps), dataset_features(observation_features, action_features))
+
+
 def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
@@ -556,27 +608,8 @@ class EpisodeRecorder:
     def _check_existing_dataset(self, recover: bool = False) -> None:
         """The folder holds a LeRobot dataset with all its metadata and this robot's features.
         recover: also repair what a killed process left (only when this process opens the folder)."""
-        info_path = self.root / "meta" / "info.json"
+        info = check_existing_dataset(self.root, self.fps, self.features)
         journal = self._read_journal()
-        if not info_path.is_file() and journal is None:
-            raise RecorderError(f"{self.root} is not empty and holds no LeRobot dataset (no meta/info.json).")
-        if not os.access(self.root, os.W_OK | os.X_OK):
-            raise RecorderError(f"Cannot record to {self.root}: it is not writable.")
-        if journal is not None:
-            info = journal["info"]  # info.json itself may be half-written by a killed process
-        else:
-            try:
-                info = self._read_info()
-            except ValueError as err:
-                raise RecorderError(f"{info_path} is not valid JSON: {err}") from err
-        diffs = feature_differences(self.features, info.get("features", {}))
-        if info.get("fps") != self.fps:
-            diffs.append(f"fps: dataset has {info.get('fps')}, recorder has {self.fps}")
-        if diffs:
-            raise RecorderError(
-                f"The dataset at {self.root} was recorded with different features; nothing was "
-                "written. Differences:\n  " + "\n  ".join(diffs)
-            )
         if recover and journal is not None:
             self._repair_from_journal(journal)
             info = self._read_info()
@@ -594,16 +627,7 @@ class EpisodeRecorder:
 
     # --- durability: journal and repair ---------------------------------------------------
     def _read_journal(self) -> dict | None:
-        path = self.root / JOURNAL_PATH
-        if not path.is_file():
-            return None
-        try:
-            journal = json.loads(path.read_text())
-        except ValueError as err:  # cannot happen by a kill (atomic replace); someone edited it
-            raise RecorderError(f"{path} is not valid JSON: {err}") from err
-        if journal.get("version") != JOURNAL_VERSION:
-            raise RecorderError(f"{path} has version {journal.get('version')}, expected {JOURNAL_VERSION}.")
-        return journal
+        return read_journal(self.root)
 
     def _write_journal(self) -> None:
         """Record the dataset's metadata files as they are now, all of its episodes being complete."""

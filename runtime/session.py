@@ -34,7 +34,7 @@ from runtime.commands import (
 from runtime.dry_run import DryRunBoard, Preview
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
-from robot_io.recorder import UNKNOWN, check_writable
+from robot_io.recorder import UNKNOWN, check_recordable
 from runtime.recording import RecorderSpec, RecordingWorker
 from runtime.safety import SafetyLimits, make_safe
 from runtime.snapshot import Snapshot, freeze_frames
@@ -144,7 +144,8 @@ class Session:
         )
         self._recording: RecordingWorker | None = None
         if config.record_root is not None:
-            check_writable(config.record_root)
+            # A dataset there recorded for another robot is refused now, before anything records.
+            check_recordable(config.record_root, int(config.fps), robot.observation_features, robot.action_features)
             self._recording = RecordingWorker(RecorderSpec(
                 root=config.record_root.expanduser().absolute(),
                 fps=int(config.fps),

@@ -1,6 +1,7 @@
 """Recording through the session: episodes land in a LeRobot dataset that lerobot loads back."""
 
 
+import numpy as np
 import pytest
 
 from runtime.commands import DiscardRecording, RunPolicy, StartRecording, StopRecording, TakeOver, TeleopKeys
@@ -138,3 +139,21 @@ def test_rerecord_puts_the_scene_back_and_starts_again(tmp_path):
     finally:
         session.close()
     assert load(tmp_path / "again").meta.total_episodes == 1  # the re-recorded one, saved at close
+
+
+def test_a_dataset_of_another_robot_is_refused_before_recording_and_left_alone(tmp_path):
+    from robot_io.recorder import EpisodeRecorder
+
+    root = tmp_path / "other_robot"
+    other = EpisodeRecorder(root, 30, {"x.pos": float, "cam": (32, 32, 3)}, {"x.pos": float})
+    other.start_episode("push")
+    for _ in range(3):
+        other.add_frame({"x.pos": 0.0, "cam": np.zeros((32, 32, 3), np.uint8)}, {"x.pos": 0.0}, False, "policy")
+    other.save_episode()
+    other.finalize()
+    before = sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file())
+    with pytest.raises(RecorderError, match="recorded with different features") as err:
+        Session(FakeRobot(), ConstantPolicy(), SessionConfig(fps=30, record_root=root))
+    assert "'joint_1.pos'" in str(err.value)  # the differences are named
+    after = sorted((p.relative_to(root), p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file())
+    assert after == before  # nothing overwritten
