@@ -53,7 +53,7 @@ from model.train_data import (
     read_dataset,
 )
 from model.understanding import resize_square
-from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SimRobot
@@ -69,9 +69,9 @@ NOISE_SEED = 0  # flow-matching noise of the open-loop part: the same figures on
 _worker: dict[str, Any] = {}  # each worker process's own robot and policy
 
 
-def _start_worker(checkpoint: Path, execute_horizon: int) -> None:
+def _start_worker(checkpoint: Path, execute_horizon: int, sim: ConveyorSimConfig) -> None:
     torch.set_num_threads(1)  # one core per worker: workers run side by side
-    robot = SimRobot(ConveyorSimConfig())
+    robot = SimRobot(sim)
     robot.connect()
     _worker.update(robot=robot, policy=policy_for_robot(checkpoint, robot), horizon=execute_horizon)
 
@@ -83,11 +83,12 @@ def _run_seed(seed: int) -> RolloutResult:
     return run_episode(robot, policy, execute_horizon=_worker["horizon"])
 
 
-def closed_loop(checkpoint: Path, seeds: list[int], execute_horizon: int, workers: int) -> list[RolloutResult]:
+def closed_loop(checkpoint: Path, seeds: list[int], execute_horizon: int, workers: int,
+                sim: ConveyorSimConfig | None = None) -> list[RolloutResult]:
     """Episodes in seed order, each printed as it finishes."""
     results = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(checkpoint, execute_horizon)) as pool:
+                             initargs=(checkpoint, execute_horizon, sim or ConveyorSimConfig())) as pool:
         for seed, result in zip(seeds, pool.map(_run_seed, seeds)):
             ep = result.episode
             print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
@@ -191,6 +192,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--demo-frames", type=int, default=320, help="frames sampled from --demos (0: skip the open loop)")
     parser.add_argument("--execute-horizon", type=int, default=EXECUTE_HORIZON, help="chunk steps run before the next inference")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="closed-loop episodes run side by side")
+    parser.add_argument("--belt-speed", type=parse_speed_range, default=ConveyorSimConfig.belt_speed_range,
+                        help="LOW,HIGH m/s of the closed-loop episodes (default: the training range)")
     args = parser.parse_args(argv)
     for name in ("episodes", "demo_frames"):
         if getattr(args, name) < 0:
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.execute_horizon}
     try:
-        robot = SimRobot(ConveyorSimConfig())
+        sim = ConveyorSimConfig(belt_speed_range=args.belt_speed)
+        robot = SimRobot(sim)
         layout = robot_layout(robot)
         policy = policy_for_robot(args.checkpoint, robot)  # refuses another layout before any long work
         if args.demo_frames:
@@ -219,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.episodes:
             started = time.perf_counter()
             seeds = list(range(args.seed, args.seed + args.episodes))
-            results = closed_loop(args.checkpoint, seeds, args.execute_horizon, args.workers)
+            results = closed_loop(args.checkpoint, seeds, args.execute_horizon, args.workers, sim)
             report["closed_loop"] = summarize(results, robot.config) | {"seeds": [seeds[0], seeds[-1]]}
             print(f"closed loop, seeds {seeds[0]}-{seeds[-1]} ({time.perf_counter() - started:.0f} s):")
             print(format_summary(report["closed_loop"]))

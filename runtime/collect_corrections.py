@@ -24,7 +24,7 @@ from pathlib import Path
 from model.policy import policy_for_robot
 from robot_io.recorder import RecorderError
 from robot_io.sim.auto_operator import AutoOperator
-from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.expert_rollout import SETTLE_TICKS
 from robot_io.sim.sim_robot import SimRobot
 from runtime.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
@@ -34,14 +34,6 @@ POLL_S = 0.02
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",
                   "stalled": "held the target without delivering it"}
 SCENE_START_TIMEOUT_S = 30.0
-
-
-def parse_speed_range(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH in m/s, got {text!r}") from err
-    return low, high
 
 
 def wait_for(session: Session, predicate, timeout_s: float):

@@ -8,6 +8,8 @@ and `close` works from any thread.
 
 from __future__ import annotations
 
+import argparse
+
 import math
 import os
 from dataclasses import dataclass
@@ -23,6 +25,15 @@ MAX_BELT_SPEED = 0.5  # m/s; beyond this no arm of this size could intercept a b
 MAX_IMAGE_SIZE = 2048  # pixels, per side
 MIN_BLOCK_GAP = 0.03  # m between neighbouring blocks, so fingers fit beside the target
 HOME_SEARCH_START = np.array([1.0, 0.0, 0.4, 0.0, -0.4, -1.0])  # rad, near the home pose: seeds its IK
+
+
+def parse_speed_range(text: str) -> tuple[float, float]:
+    """"LOW,HIGH" in m/s (an argparse type) -> (low, high)."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a belt speed range LOW,HIGH in m/s, got {text!r}") from err
+    return low, high
 
 
 @dataclass(frozen=True)

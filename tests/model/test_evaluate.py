@@ -112,3 +112,15 @@ def test_training_seeds_are_refused(capsys):
     with pytest.raises(SystemExit):
         evaluate.main(["--episodes", "5", "--seed", str(evaluate.TRAINING_SEED_START - 2)])
     assert "training demonstrations" in capsys.readouterr().err
+
+
+def test_a_harder_belt_speed_range_is_used_for_the_closed_loop(checkpoint, tmp_path, capsys):
+    out = tmp_path / "fast.json"
+    argv = ["--checkpoint", str(checkpoint), "--episodes", "1", "--seed", "3", "--demo-frames", "0",
+            "--workers", "1", "--belt-speed", "0.2,0.22", "--json", str(out)]
+    assert evaluate.main(argv) == 0
+    episode = json.loads(out.read_text())["closed_loop"]["per_episode"][0]
+    assert 0.2 <= episode["belt_speed"] <= 0.22
+    with pytest.raises(SystemExit):
+        evaluate.main(["--episodes", "1", "--belt-speed", "fast"])
+    assert "expected a belt speed range LOW,HIGH" in capsys.readouterr().err
