@@ -6,30 +6,22 @@ import pytest
 
 from runtime.commands import DiscardDryRuns, DryRun, Mode, Pause, RunPolicy
 from runtime.dry_run import DryRunBoard, Preview
-from runtime.session import Session, SessionConfig
-from tests.fakes import FailingPolicy, FakeRobot, ForesightPolicy
+from tests.fakes import FailingPolicy, ForesightPolicy
 from tests.session_support import wait_until
 
-FPS = 60.0
 TIMEOUT_S = 10.0
 
 
 @pytest.fixture
-def make_session():
-    sessions = []
+def start(make_session):
+    """A running session (ticking) whose default policy predicts frames, as a world model does."""
 
-    def make(policy=None):
-        robot = FakeRobot()
-        session = Session(robot, policy or ForesightPolicy(target=0.5, steps=50), SessionConfig(fps=FPS))
-        session.start()
-        sessions.append(session)
+    def start_session(policy=None):
+        session, robot = make_session(policy or ForesightPolicy(target=0.5, steps=50))
         wait_until(lambda s: s.tick > 2, session)
         return session, robot
 
-    yield make
-    for session in sessions:
-        session.close()
-        assert session.loop_error is None
+    return start_session
 
 
 def wait_for_previews(session, count: int) -> tuple[Preview, ...]:
@@ -42,8 +34,8 @@ def wait_for_previews(session, count: int) -> tuple[Preview, ...]:
     raise AssertionError(f"fewer than {count} previews: {session.dry_runs.state()}")
 
 
-def test_a_dry_run_plans_and_foresees_without_moving_the_robot(make_session):
-    session, robot = make_session()
+def test_a_dry_run_plans_and_foresees_without_moving_the_robot(start):
+    session, robot = start()
     session.submit(DryRun("pick up the red block"))
     (preview,) = wait_for_previews(session, 1)
     assert preview.instruction == "pick up the red block" and preview.error == ""
@@ -56,8 +48,8 @@ def test_a_dry_run_plans_and_foresees_without_moving_the_robot(make_session):
     assert all(sent["joint_1.pos"] == 0.0 for sent in robot.sent)  # nothing moved
 
 
-def test_two_instructions_side_by_side_the_next_replaces_the_newest(make_session):
-    session, _ = make_session()
+def test_two_instructions_side_by_side_the_next_replaces_the_newest(start):
+    session, _ = start()
     for instruction in ("red", "green"):
         session.submit(DryRun(instruction))
         wait_for_previews(session, 1 if instruction == "red" else 2)
@@ -73,8 +65,8 @@ def test_two_instructions_side_by_side_the_next_replaces_the_newest(make_session
         time.sleep(0.01)
 
 
-def test_running_clears_previews_and_dry_runs_are_refused_while_moving(make_session):
-    session, _ = make_session()
+def test_running_clears_previews_and_dry_runs_are_refused_while_moving(start):
+    session, _ = start()
     session.submit(DryRun("red"))
     wait_for_previews(session, 1)
     session.submit(RunPolicy("red"))
@@ -89,16 +81,16 @@ def test_running_clears_previews_and_dry_runs_are_refused_while_moving(make_sess
     assert wait_for_previews(session, 1)[0].instruction == "green"
 
 
-def test_a_failing_policy_gives_a_preview_with_the_error(make_session):
-    session, _ = make_session(FailingPolicy())
+def test_a_failing_policy_gives_a_preview_with_the_error(start):
+    session, _ = start(FailingPolicy())
     session.submit(DryRun("red"))
     (preview,) = wait_for_previews(session, 1)
     assert preview.actions is None and "no colour named" in preview.error
     assert session.snapshot().mode is Mode.IDLE
 
 
-def test_an_empty_instruction_is_refused_before_queueing(make_session):
-    session, _ = make_session()
+def test_an_empty_instruction_is_refused_before_queueing(start):
+    session, _ = start()
     with pytest.raises(ValueError, match="empty"):
         session.submit(DryRun("   "))
 

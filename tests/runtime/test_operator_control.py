@@ -7,11 +7,10 @@ import pytest
 
 from robot_io.teleop import Teleoperator
 from runtime.commands import Mode, Release, RunPolicy, TakeOver, TeleopKeys
-from runtime.session import DEVICE_CLIENT, Session, SessionConfig
-from tests.fakes import JOINTS, ConstantPolicy, FakeRobot
+from runtime.session import DEVICE_CLIENT
+from tests.fakes import JOINTS, ConstantPolicy
 from tests.session_support import wait_until
 
-FPS = 60.0
 MAX_STEP = 0.02
 
 
@@ -45,21 +44,14 @@ class FakeLeader(Teleoperator):
 
 
 @pytest.fixture
-def make_session():
-    sessions = []
+def start(make_session):
+    """A session whose policy walks joint 1 slowly, with a tight step clamp and a short lease."""
 
-    def make(teleoperator=None, **config):
-        robot = FakeRobot()
-        options = {"fps": FPS, "max_step_per_tick": MAX_STEP, "control_lease_s": 1.0} | config
-        session = Session(robot, ConstantPolicy(target=0.5, steps=200), SessionConfig(**options), teleoperator)
-        session.start()
-        sessions.append(session)
-        return session, robot
+    def start_session(teleoperator=None, **config):
+        options = {"max_step_per_tick": MAX_STEP, "control_lease_s": 1.0} | config
+        return make_session(ConstantPolicy(target=0.5, steps=200), teleoperator, **options)
 
-    yield make
-    for session in sessions:
-        session.close()
-        assert session.loop_error is None
+    return start_session
 
 
 def keep_pressing(session, until, client="tab-a", keys=("KeyW",), axes=(), timeout_s=10.0):
@@ -74,8 +66,8 @@ def keep_pressing(session, until, client="tab-a", keys=("KeyW",), axes=(), timeo
     raise AssertionError(f"not reached; last snapshot mode {session.snapshot().mode}, hint {session.snapshot().hint!r}")
 
 
-def test_a_key_takes_over_from_the_policy_in_the_same_tick_without_a_jump(make_session):
-    session, robot = make_session()
+def test_a_key_takes_over_from_the_policy_in_the_same_tick_without_a_jump(start):
+    session, robot = start()
     session.submit(RunPolicy("go"))
     wait_until(lambda s: s.action_source == "policy" and s.state["joint_1.pos"] > 0.05, session)
     taken = keep_pressing(session, lambda s: s.mode is Mode.TAKEOVER and s.action_source == "operator")
@@ -87,8 +79,8 @@ def test_a_key_takes_over_from_the_policy_in_the_same_tick_without_a_jump(make_s
     assert jumps.max() <= MAX_STEP + 1e-6  # no commanded jump beyond the clamp, at either side
 
 
-def test_gamepad_axes_take_over_past_the_dead_zone_only_and_hold_when_it_goes_quiet(make_session):
-    session, _ = make_session(teleop_dead_zone=0.2)
+def test_gamepad_axes_take_over_past_the_dead_zone_only_and_hold_when_it_goes_quiet(start):
+    session, _ = start(teleop_dead_zone=0.2)
     session.submit(RunPolicy("go"))
     wait_until(lambda s: s.action_source == "policy", session)
     for _ in range(10):  # a resting stick inside the dead zone changes nothing
@@ -102,8 +94,8 @@ def test_gamepad_axes_take_over_past_the_dead_zone_only_and_hold_when_it_goes_qu
     assert held.mode is Mode.TAKEOVER
 
 
-def test_a_second_client_is_refused_while_another_holds_control(make_session):
-    session, _ = make_session(control_lease_s=0.3)
+def test_a_second_client_is_refused_while_another_holds_control(start):
+    session, _ = start(control_lease_s=0.3)
     keep_pressing(session, lambda s: s.mode is Mode.TAKEOVER, client="tab-a")
     session.submit(TeleopKeys(frozenset({"KeyS"}), client="tab-b"))
     hinted = wait_until(lambda s: "operator tab-a has control" in s.hint, session)
@@ -119,9 +111,9 @@ def test_a_second_client_is_refused_while_another_holds_control(make_session):
     assert wait_until(lambda s: s.mode is Mode.IDLE, session).controller is None
 
 
-def test_moving_the_leader_arm_takes_over_and_a_failing_device_holds(make_session):
+def test_moving_the_leader_arm_takes_over_and_a_failing_device_holds(start):
     leader = FakeLeader()
-    session, robot = make_session(teleoperator=leader)
+    session, robot = start(teleoperator=leader)
     session.submit(RunPolicy("go"))
     wait_until(lambda s: s.action_source == "policy", session)
     leader.joints["joint_2.pos"] = 0.3  # the operator grabs the leader

@@ -7,28 +7,11 @@ import pytest
 
 from runtime.chunk_blending import BlendConfig
 from runtime.commands import EStop, Mode, Pause, Release, ResetScene, RunPolicy, TakeOver, TeleopKeys
-from runtime.session import Session, SessionConfig
+from runtime.session import SessionConfig
 from tests.session_support import wait_until
-from tests.fakes import ConstantPolicy, FailingPolicy, FakeRobot, OffsetPolicy
+from tests.fakes import ConstantPolicy, FailingPolicy, OffsetPolicy
 
-FPS = 60.0
-
-
-@pytest.fixture
-def make_session():
-    sessions = []
-
-    def make(policy=None, **config):
-        robot = FakeRobot()
-        session = Session(robot, policy or ConstantPolicy(), SessionConfig(fps=FPS, **config))
-        session.start()
-        sessions.append(session)
-        return session, robot
-
-    yield make
-    for session in sessions:
-        session.close()
-        assert session.loop_error is None
+from tests.runtime.conftest import FPS
 
 
 def test_loop_publishes_snapshots_with_frames_and_timing(make_session):

@@ -6,9 +6,8 @@ import pytest
 from runtime.chunk_blending import BlendConfig, Seam
 from runtime.commands import Mode, RunPolicy
 from runtime.foresight_reckoning import ForesightPoint
-from runtime.session import Session, SessionConfig
 from runtime.surprise import SurpriseConfig, foresight_surprise, seam_surprise
-from tests.fakes import FakeRobot, ForesightPolicy, OffsetPolicy
+from tests.fakes import ForesightPolicy, OffsetPolicy
 from tests.session_support import wait_until
 
 ON = SurpriseConfig(enabled=True, min_foresight_psnr_db=20.0, max_foresight_latent_l2=0.5, max_seam=0.2)
@@ -34,19 +33,13 @@ def test_thresholds():
 
 
 @pytest.fixture
-def run():
-    sessions = []
-
+def run(make_session):
     def start(policy, surprise, **config):
-        session = Session(FakeRobot(), policy, SessionConfig(fps=60, surprise=surprise, **config))
-        session.start()
-        sessions.append(session)
+        session, _ = make_session(policy, surprise=surprise, **config)
         session.submit(RunPolicy("go"))
         return session
 
-    yield start
-    for session in sessions:
-        session.close()
+    return start
 
 
 def test_a_wrong_foresight_holds_the_policy_and_asks_the_operator(run):
