@@ -20,6 +20,8 @@ import uvicorn  # noqa: E402
 from robot_io.policy import Policy  # noqa: E402
 from robot_io.recorder import RecorderError  # noqa: E402
 from robot_io.dataset_conversion import default_cache_root  # noqa: E402
+from robot_io.remote_policy import TOKEN_ENV, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
+from robot_io.robot import Robot, camera_keys, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
@@ -33,6 +35,7 @@ GIL_SWITCH_INTERVAL_S = 0.001  # the control thread gets the GIL back within 1 m
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 POLICIES = ("model", "expert")
 DEFAULT_REPLAY_ROOT = Path("recordings")
+SECRET_ARGS = {"policy_token"}  # never written to the audit log
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -46,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
                         help="InternVLA-A1 checkpoint folder (model.safetensors, config.json, stats.json); "
                              "default: the shipped tiny model trained on the conveyor sim")
+    parser.add_argument("--policy-url", default=None, metavar="ws://HOST:PORT",
+                        help="drive with a policy served elsewhere over openpi's websocket protocol "
+                             "(python -m model.serve) instead of --checkpoint / --policy")
+    parser.add_argument("--policy-token", default=os.environ.get(TOKEN_ENV), metavar="T",
+                        help=f"the policy server's token (default: ${TOKEN_ENV})")
     parser.add_argument("--seed", type=int, default=0, help="first scene's seed")
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
@@ -75,6 +83,13 @@ def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
     return policy_for_robot(checkpoint, robot)
 
 
+def build_remote_policy(args: argparse.Namespace, robot: Robot) -> RemotePolicy:
+    """The --policy-url client for this robot's keys; it connects now, so a wrong URL, token or
+    layout stops the start with the reason."""
+    return RemotePolicy(RemotePolicyConfig(args.policy_url, token=args.policy_token), state_keys=state_keys(robot),
+                        action_keys=list(robot.action_features), camera_keys=camera_keys(robot))
+
+
 def build_replay(args: argparse.Namespace, robot: SimRobot) -> ReplayService:
     """Open-loop replay of the datasets under --replay-root by the --checkpoint model (whatever
     --policy drives the robot): its own copy, loaded at the first replay."""
@@ -97,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
         replay = build_replay(args, robot)
-        session = Session(robot, build_policy(args.checkpoint if args.policy == "model" else None, robot), session_config)
-    except (ValueError, RecorderError, OSError) as err:
+        if args.policy_url:
+            policy, label = build_remote_policy(args, robot), args.policy_url
+        else:
+            policy, label = build_policy(args.checkpoint if args.policy == "model" else None, robot), ""
+        session = Session(robot, policy, session_config, policy_label=label)
+    except (ValueError, RecorderError, OSError, RemotePolicyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

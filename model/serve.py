@@ -26,7 +26,7 @@ Wire protocol, as Physical-Intelligence/openpi's `src/openpi/serving/websocket_p
   RuntimeError("Error in inference server: ...") on such a text frame. A message over
   max_message_bytes is cut off by websockets itself with close code 1009 and a reason naming both
   sizes. Other clients are never affected.
-- Messages are msgpack only (see model.serve_protocol): no pickle anywhere.
+- Messages are msgpack only (see robot_io.wire_codec): no pickle anywhere.
 
 Observation mapping (openpi style -> our robot keys, the checkpoint's layout in train_config.json):
 - "prompt": str, the instruction (required for inference).
@@ -48,7 +48,9 @@ The model runs in one worker thread, so the event loop keeps answering pings, ha
 other clients while it works.
 
 Metadata: {"protocol", "policy", "model", "robot_type", "cameras", "state_keys", "action_keys",
-"chunk_size", "action_dim", "image_size", "max_batch", "max_message_bytes", "extra_keys"}.
+"chunk_size", "action_dim", "image_size", "foresight_horizon", "max_batch", "max_message_bytes",
+"extra_keys"}. "foresight_horizon" H: the model reads frame t-H (so clients send every tick's frames
+as observe_only requests) and predicts frame t+H.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ from websockets.frames import CloseCode
 from model.checkpoint import CheckpointError, RobotLayout, load_checkpoint, read_layout
 from model.internvla import InternVLA
 from model.policy import InternVLAPolicy, Prepared, infer_batch
-from model.serve_protocol import ProtocolError, packb, unpackb
+from robot_io.wire_codec import ProtocolError, packb, unpackb
 from model.understanding import build_text_tokenizer
 from robot_io.policy import PolicyOutput
 
@@ -347,6 +349,7 @@ class PolicyServer:
             "chunk_size": c.chunk_size,
             "action_dim": len(self.layout.action_keys),
             "image_size": c.image_size,
+            "foresight_horizon": c.foresight.history_steps,
             "max_batch": self.config.max_batch,
             "max_message_bytes": self.config.max_message_bytes,
             "extra_keys": list(EXTRA_REPLY_KEYS),

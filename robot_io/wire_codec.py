@@ -1,4 +1,5 @@
 """openpi's wire format: msgpack maps whose numpy arrays travel as tagged maps, and never pickle.
+Shared by the policy server (model/serve.py) and its client (robot_io/remote_policy.py).
 
 Matches `openpi_client/msgpack_numpy.py` (Physical-Intelligence/openpi, packages/openpi-client):
 

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -324,6 +325,7 @@ class Session:
             previous_chunk=self._previous_chunk if chunk else None,
             queue_depth=self._chunks.remaining(self._tick) if chunk else 0,
             inference_ms=result.latency_ms if result else None,
+            inference_timings_ms=MappingProxyType(dict(result.output.timings_ms)) if result else MappingProxyType({}),
             seams=self._seams.stats(),
             teleop_available=isinstance(self.robot, CartesianControl),
             controller=self._controller if self._mode is Mode.TAKEOVER else None,

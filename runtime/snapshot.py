@@ -47,6 +47,8 @@ class Snapshot:
     last_error: str
     hint: str
     events: tuple[str, ...] = field(default=())  # recent events, newest last
+    # The latest inference's own stage timings (a remote policy: "model", "network", ...), read-only.
+    inference_timings_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def freeze_frames(observation: dict, camera_keys: list[str]) -> Mapping[str, np.ndarray]:

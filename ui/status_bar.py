@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 import gradio as gr
 
 from runtime.snapshot import Snapshot
 
+SHOWN_QUEUE_MS = 1.0  # a remote server's batching wait is shown once it reaches this
 MODE_COLOURS = {"idle": "#6b7280", "running": "#16a34a", "paused": "#d97706", "takeover": "#2563eb", "estop": "#dc2626"}
 
 
@@ -36,7 +38,7 @@ def render_status(snapshot: Snapshot | None) -> str:
     if snapshot.success is not None:
         cells.append("<b style='color:#16a34a'>success</b>" if snapshot.success else "not done")
     if snapshot.inference_ms is not None:
-        cells.append(f"inference {snapshot.inference_ms:.0f} ms")
+        cells.append(render_inference(snapshot.inference_ms, snapshot.inference_timings_ms))
     if snapshot.seams.last is not None:
         seam = snapshot.seams.last
         cells.append(f"<span id='status-seam' title='largest joint jump at the last chunk switch'>"
@@ -55,6 +57,16 @@ def render_status(snapshot: Snapshot | None) -> str:
     if error:
         rows.append(f"<div class='status error' id='status-error'>⚠ {html.escape(error)}</div>")
     return "\n".join(rows)
+
+
+def render_inference(total_ms: float, timings_ms: Mapping[str, float]) -> str:
+    """"inference X ms", split into the server's model time and the network when the policy is remote."""
+    if "network" not in timings_ms:
+        return f"inference {total_ms:.0f} ms"
+    queue_ms = timings_ms.get("queue", 0.0)
+    queued = f" + queue {queue_ms:.0f}" if queue_ms >= SHOWN_QUEUE_MS else ""
+    return (f"<span id='status-inference'>inference {total_ms:.0f} ms (model {timings_ms.get('model', 0.0):.0f}"
+            f"{queued} + network {timings_ms['network']:.0f})</span>")
 
 
 def render_events(snapshot: Snapshot | None) -> str:

@@ -107,3 +107,17 @@ def write_checkpoint(folder, robot) -> None:
     keys = list(robot.action_features)
     entry = {"mean": [0.0] * len(keys), "std": [0.1] * len(keys)}
     save_checkpoint(folder, small_model(), {robot.name: {"observation.state": entry, "action": entry}})
+
+
+def write_served_checkpoint(folder, robot) -> None:
+    """write_checkpoint plus the train_config.json layout (robot type, cameras, state and action
+    keys) that model.serve needs to map observations."""
+    import json
+
+    from model.checkpoint import TRAIN_CONFIG_FILE
+    from robot_io.robot import camera_keys, state_keys
+
+    write_checkpoint(folder, robot)
+    layout = {"robot_type": robot.name, "cameras": camera_keys(robot), "state_keys": state_keys(robot),
+              "action_keys": list(robot.action_features)}
+    (folder / TRAIN_CONFIG_FILE).write_text(json.dumps({"dataset": layout}))
