@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -79,3 +81,68 @@ class ResettableScene(Protocol):
 class HasJointLimits(Protocol):
     @property
     def joint_limits(self) -> dict[str, tuple[float, float]]: ...
+
+
+MIN_PROJECTION_DEPTH = 1e-3  # m: points closer to (or behind) a camera's image plane do not project
+
+
+@dataclass(frozen=True)
+class CameraModel:
+    """A pinhole camera: intrinsics in pixels and its pose in the world.
+
+    Camera axes follow OpenCV (x right, y down, z forward, "RDF"); `rotation` holds them as
+    columns in world coordinates, so world = rotation @ camera + position."""
+
+    width: int  # pixels
+    height: int
+    focal_px: float  # fx = fy
+    principal_px: tuple[float, float]  # (cx, cy)
+    position: np.ndarray  # (3,) world metres
+    rotation: np.ndarray  # (3, 3) world_from_camera
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (N, 2) (u right, v down) of world points (N, 3), and a mask (N,) of
+        the points in front of the camera (the others' pixels are meaningless)."""
+        camera = (np.asarray(points, dtype=float) - self.position) @ self.rotation  # (N, 3) camera frame
+        in_front = camera[:, 2] > MIN_PROJECTION_DEPTH
+        depth = np.where(in_front, camera[:, 2], 1.0)
+        pixels = self.focal_px * camera[:, :2] / depth[:, None] + np.asarray(self.principal_px)
+        return pixels, in_front
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """A box in the world (a block, the bin, a belt), for 3D views."""
+
+    name: str
+    center: np.ndarray  # (3,) world metres
+    half_size: np.ndarray  # (3,) metres, along the object's own axes
+    rotation: np.ndarray  # (3, 3) world_from_object
+    rgba: tuple[float, float, float, float]
+    fixed: bool  # True when it never moves (views draw it once)
+
+
+@runtime_checkable
+class SceneGeometry(Protocol):
+    """A robot that can describe its world in 3D (the Rerun view draws it; robots without it get
+    the time series and the camera images only).
+
+    Every method may be called from any thread while the robot runs: implementations compute on
+    their own kinematic model, never on the running one."""
+
+    def link_positions(self, joints: Mapping[str, float]) -> np.ndarray:
+        """(links, 3) world positions of the joint origins from the base to the end effector (its
+        last row), by forward kinematics of `joints` (action keys; missing ones count as 0)."""
+        ...
+
+    def end_effector_path(self, joint_path: Sequence[Mapping[str, float]]) -> np.ndarray:
+        """(steps, 3) end-effector positions of a sequence of joint vectors (e.g. a planned chunk)."""
+        ...
+
+    def camera_models(self, joints: Mapping[str, float]) -> Mapping[str, CameraModel]:
+        """Each camera's model with the arm at `joints` (cameras on the arm move with it)."""
+        ...
+
+    def scene_objects(self) -> tuple[SceneObject, ...]:
+        """The objects of the world as of the latest observation."""
+        ...

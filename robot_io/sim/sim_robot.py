@@ -14,14 +14,17 @@ Threading: all MuJoCo calls happen on the thread that calls `get_observation` / 
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from robot_io.camera import Camera
-from robot_io.robot import Robot
+from robot_io.robot import CameraModel, Robot, SceneObject
 from robot_io.sim import scene
-from robot_io.sim.conveyor_env import ConveyorEnv, ConveyorSimConfig, EpisodeSpec
+from robot_io.sim.conveyor_env import ConveyorEnv, ConveyorSimConfig, EpisodeSpec, SimState
+from robot_io.sim.scene_geometry import SimSceneGeometry
 
 GRIPPER_KEY = "gripper.pos"
 JOINT_KEYS = tuple(f"{joint}.pos" for joint in scene.ARM_JOINTS)
@@ -37,6 +40,9 @@ class SimRobot(Robot):
         self.config = config or ConveyorSimConfig()
         self._env: ConveyorEnv | None = None
         self._frames: dict[str, np.ndarray] = {}
+        self._state: SimState | None = None  # the latest observation's, for scene_objects
+        self._geometry: SimSceneGeometry | None = None  # built on first use (a private model)
+        self._geometry_lock = threading.Lock()
 
     # --- features ------------------------------------------------------------------------
     @property
@@ -69,6 +75,7 @@ class SimRobot(Robot):
             self._env.close()
             self._env = None
             self._frames = {}
+            self._state = None
 
     @property
     def env(self) -> ConveyorEnv:
@@ -83,7 +90,7 @@ class SimRobot(Robot):
         observation[GRIPPER_KEY] = env.gripper_closure()
         self._frames = {camera: env.render(camera) for camera in self.config.cameras}
         observation.update(self._frames)
-        observation[SIM_STATE_KEY] = env.state()
+        self._state = observation[SIM_STATE_KEY] = env.state()
         return observation
 
     def send_action(self, action: dict[str, float]) -> dict[str, float]:
@@ -118,6 +125,26 @@ class SimRobot(Robot):
     def latest_frame(self, camera: str) -> np.ndarray | None:
         """The frame `camera` rendered at the last `get_observation`, if any."""
         return self._frames.get(camera)
+
+    # --- SceneGeometry (any thread: a private kinematic model, never the running one) ----------
+    def link_positions(self, joints: Mapping[str, float]) -> np.ndarray:
+        return self._scene_geometry().link_positions(joints)
+
+    def end_effector_path(self, joint_path: Sequence[Mapping[str, float]]) -> np.ndarray:
+        return self._scene_geometry().end_effector_path(joint_path)
+
+    def camera_models(self, joints: Mapping[str, float]) -> dict[str, CameraModel]:
+        return self._scene_geometry().camera_models(joints)
+
+    def scene_objects(self) -> tuple[SceneObject, ...]:
+        return self._scene_geometry().scene_objects(self._state)
+
+    def _scene_geometry(self) -> SimSceneGeometry:
+        with self._geometry_lock:
+            if self._geometry is None:
+                size = (self.config.image_height, self.config.image_width)
+                self._geometry = SimSceneGeometry(JOINT_KEYS, self.config.cameras, size)
+            return self._geometry
 
 
 class SimCamera(Camera):
