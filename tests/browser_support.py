@@ -18,6 +18,8 @@ CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--no-first-run",
 ]
+# WebGL pages (the Rerun viewer) need software GL when there is no GPU.
+SOFTWARE_GL_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 STARTUP_TIMEOUT_S = 120
 
 
@@ -62,14 +64,14 @@ def console_process(*args: str, log_path: Path):
 
 
 @contextlib.contextmanager
-def chromium_page(width: int = 1400, height: int = 1000):
+def chromium_page(width: int = 1400, height: int = 1000, extra_args: tuple[str, ...] = ()):
     from playwright.sync_api import sync_playwright
 
     executable = shutil.which("chromium")
     if executable is None:
         raise RuntimeError("Debian's chromium is not installed: run scripts/setup.sh --browser")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=executable, headless=True, args=[*CHROMIUM_ARGS, *extra_args])
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
             yield page
