@@ -28,6 +28,7 @@ from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
 from runtime.open_loop_replay import PolicyLayout, parse_camera_mapping  # noqa: E402
 from runtime.replay_service import ReplayService, ReplayServiceConfig  # noqa: E402
+from runtime.rerun_log import RerunConfig, RerunError, RerunLogger  # noqa: E402
 from runtime.session import Session, SessionConfig  # noqa: E402
 from ui.console import build_app  # noqa: E402
 
@@ -70,6 +71,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "e.g. head=cam_high,wrist=cam_left_wrist (default: the same names)")
     parser.add_argument("--replay-cache", type=Path, default=default_cache_root(), metavar="DIR",
                         help="where v2.1 datasets are converted to v3.0 for replay (the source is never written)")
+    parser.add_argument("--rerun", action=argparse.BooleanOptionalAction, default=True,
+                        help="live Rerun view of the plan at /rerun (gRPC on 127.0.0.1:--rerun-port)")
+    parser.add_argument("--rerun-port", type=int, default=RerunConfig.grpc_port, help="Rerun's gRPC port")
+    parser.add_argument("--rerun-image-every", type=int, default=RerunConfig.image_every_ticks,
+                        help="log camera images to Rerun every N ticks (raise it when the viewer falls behind)")
+    parser.add_argument("--rerun-dir", type=Path, default=RerunConfig.save_dir,
+                        help="folder the Rerun page's Save button writes session .rrd files to")
     return parser.parse_args(argv)
 
 
@@ -88,6 +96,21 @@ def build_remote_policy(args: argparse.Namespace, robot: Robot) -> RemotePolicy:
     layout stops the start with the reason."""
     return RemotePolicy(RemotePolicyConfig(args.policy_url, token=args.policy_token), state_keys=state_keys(robot),
                         action_keys=list(robot.action_features), camera_keys=camera_keys(robot))
+
+
+def start_rerun(args: argparse.Namespace, session: Session) -> tuple[RerunLogger | None, str]:
+    """The live Rerun logger, or None and why not: a Rerun problem costs the view, not the console."""
+    if not args.rerun:
+        return None, "started with --no-rerun"
+    try:
+        logger = RerunLogger(session, RerunConfig(grpc_port=args.rerun_port, save_dir=args.rerun_dir,
+                                                image_every_ticks=args.rerun_image_every))
+    except (ValueError, RerunError) as err:
+        print(f"warning: no Rerun view: {err}", file=sys.stderr)
+        return None, str(err)
+    logger.start()
+    print(f"Rerun view at /rerun; Rerun's own viewer: rerun {logger.url}", flush=True)
+    return logger, ""
 
 
 def build_replay(args: argparse.Namespace, robot: SimRobot) -> ReplayService:
@@ -122,18 +145,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     session.start()
+    rerun, rerun_off_reason = start_rerun(args, session)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; these
     # handlers turn that into a normal exit so the session below is always closed.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         print(f"Foresight Console on http://{args.host}:{args.port}", flush=True)
-        uvicorn.run(build_app(session, replay=replay), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(build_app(session, replay=replay, rerun=rerun, rerun_off_reason=rerun_off_reason), host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:
         # A second Ctrl-C must not cut saving the episode or finalizing the dataset short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if rerun is not None:
+            rerun.close()
         replay.close()
         session.close()
         print("Session closed: dataset finalized.", flush=True)

@@ -9,6 +9,7 @@ import gradio as gr
 from fastapi import FastAPI
 
 from runtime.replay_service import ReplayService
+from runtime.rerun_log import RerunLogger
 from runtime.session import Session
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
@@ -18,6 +19,7 @@ from ui.plan_routes import add_plan_routes
 from ui.recording_panel import RECORDING_CSS, build_recording_panel, render_episodes
 from ui.replay_panel import build_replay_panel
 from ui.replay_routes import add_replay_routes
+from ui.rerun_page import RERUN_PAGE_PATH, mount_rerun_page
 from ui.routes import PLOTLY_ROUTE, add_console_routes
 from ui.status_bar import build_event_log, build_status_bar, render_events, render_status
 
@@ -31,6 +33,8 @@ def build_console(session: Session, replay: ReplayService | None = None) -> gr.B
     history = InstructionHistory()
     with gr.Blocks(title="Foresight Console") as console:
         gr.Markdown("## Foresight Console")
+        # A new tab: the Rerun viewer on this page would take the CPU the camera feeds need.
+        gr.HTML(f'<a id="rerun-link" href="{RERUN_PAGE_PATH}" target="_blank">Plan in Rerun ↗</a>')
         status = build_status_bar()
         build_feeds_panel(session.camera_keys)
         controls = build_control_panel(session, history)
@@ -57,8 +61,10 @@ def build_console(session: Session, replay: ReplayService | None = None) -> gr.B
 
 
 def build_app(session: Session,
-              replay: ReplayService | None = None) -> FastAPI:
+              replay: ReplayService | None = None, rerun: RerunLogger | None = None,
+              rerun_off_reason: str = "started with --no-rerun") -> FastAPI:
     app = FastAPI(title="Foresight Console")
+    mount_rerun_page(app, rerun, rerun_off_reason)  # before "/", which would catch /rerun
     add_console_routes(app, session)
     add_plan_routes(app, session)
     if replay is not None:
