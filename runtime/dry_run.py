@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +31,9 @@ class Preview:
     frames: Mapping[str, np.ndarray]  # camera -> uint8 (H, W, 3) frame t, read-only
     latency_ms: float
     error: str = ""  # why the policy gave no plan, "" when it did
+    # camera -> frame t with the planned end-effector path drawn (runtime/plan_overlay.py);
+    # empty for robots that cannot project a plan (no SceneGeometry) and for failed previews
+    plan_frames: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 class DryRunBoard:

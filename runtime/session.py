@@ -22,7 +22,7 @@ import numpy as np
 
 from robot_io.policy import Policy
 from robot_io.teleop import Teleoperator
-from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, camera_keys, state_keys
+from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, SceneGeometry, camera_keys, state_keys
 from runtime.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import Chunk, ChunkQueue
 from runtime.command_history import CommandHistory
@@ -33,6 +33,7 @@ from runtime.commands import (
     TakeOver, TeleopKeys, validate_instruction,
 )
 from runtime.dry_run import DryRunBoard, Preview
+from runtime.plan_overlay import plan_overlays
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
 from robot_io.recorder import UNKNOWN, check_recordable
@@ -618,18 +619,27 @@ class Session:
         """Runner thread: a dry run finished (result None when the policy failed: `error` says why)."""
         output = result.output if result is not None else None
         actions = None
+        frames = freeze_frames(observation, self.camera_keys)
+        plan_frames = {}
         if output is not None:
             actions = np.array(output.actions, dtype=np.float32)  # (steps, action_dim)
             actions.flags.writeable = False
+            if isinstance(self.robot, SceneGeometry):
+                joints = {k: float(observation[k]) for k in self.action_keys if k in observation}
+                try:
+                    plan_frames = plan_overlays(self.robot, self.action_keys, actions, joints, frames)
+                except Exception as err:  # noqa: BLE001 - a drawing problem costs the overlay, not the preview
+                    self._note(f"Could not draw the dry run's plan over the cameras: {type(err).__name__}: {err}")
         self._dry_runs.add(Preview(
             preview_id=self._dry_runs.next_id(),
             instruction=instruction,
             obs_tick=tick,
             actions=actions,
             foresight=dict(output.foresight or {}) if output is not None else {},
-            frames=freeze_frames(observation, self.camera_keys),
+            frames=frames,
             latency_ms=result.latency_ms if result is not None else 0.0,
             error=error,
+            plan_frames=plan_frames,
         ))
         if error:
             self._note(f"Dry run failed: {error}", error=True)

@@ -75,7 +75,8 @@
     const pictures = document.createElement("div");
     pictures.className = "pictures";
     for (const camera of cameras) {
-      const sources = [["frame", `${camera} · now`]];
+      const drawn = preview.plan_cameras.includes(camera);
+      const sources = [[drawn ? "plan" : "frame", drawn ? `${camera} · plan` : `${camera} · now`]];
       if (preview.foresight_cameras.includes(camera)) sources.push(["foresight", `${camera} · foresight`]);
       for (const [kind, caption] of sources) {
         const figure = document.createElement("figure");
@@ -97,10 +98,10 @@
       const steps = preview.actions.map((_, i) => i + 1);
       const traces = keys.map((key, d) => ({x: steps, y: preview.actions.map((a) => a[d]), name: key, mode: "lines",
                                             line: {color: COLOURS[d % COLOURS.length], width: 1.5}}));
-      const draw = () => window.Plotly && window.Plotly.newPlot(chart, traces, {
+      // Drawn once the card is on the page: Plotly sizes a chart by its container's width then.
+      div.drawChart = () => window.Plotly && window.Plotly.newPlot(chart, traces, {
         margin: {l: 40, r: 5, t: 5, b: 30}, height: 220, showlegend: false,
         xaxis: {title: {text: "plan step"}}}, {displayModeBar: false, responsive: true});
-      window.Plotly ? draw() : window.addEventListener("load", draw);
       const run = document.createElement("button");
       run.textContent = "▶ Run this";
       run.className = "dry-run-run";
@@ -118,7 +119,10 @@
   function showDryRuns(state) {
     stats.dryRunStates += 1;
     const holder = $("dry-runs");
-    holder.replaceChildren(...state.previews.map((p) => card(p, state.cameras, state.keys)));
+    const cards = state.previews.map((p) => card(p, state.cameras, state.keys));
+    holder.replaceChildren(...cards);
+    const drawAll = () => cards.forEach((c) => c.drawChart && c.drawChart());
+    window.Plotly ? drawAll() : window.addEventListener("load", drawAll);
     stats.cards = state.previews.length;
     $("dry-run-message").textContent = state.pending
       ? `Computing a dry run of “${state.pending}”…`

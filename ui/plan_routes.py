@@ -3,6 +3,7 @@
     GET  /api/plan                          the running chunk, the one before it, the commands sent
     GET  /api/dry_run?after=V               dry-run previews (long-poll past version V)
     GET  /dry_run/{id}/{camera}/frame.jpg   the frame a preview was computed from
+    GET  /dry_run/{id}/{camera}/plan.jpg    that frame with the plan drawn over it (robots with geometry)
     GET  /dry_run/{id}/{camera}/foresight.jpg  its predicted frame t+H (same route, kind in the path)
     POST /api/dry_run/{id}/run              run that preview's instruction (from a fresh inference)
     POST /api/dry_run/discard               drop every preview
@@ -20,7 +21,7 @@ from ui.frame_encoder import encode_jpeg
 from ui.routes import ThreadWake
 
 DRY_RUN_WAIT_S = 10.0  # a dry-run long-poll answers at once on a change, else after this long
-PREVIEW_PICTURES = {"frame": "frames", "foresight": "foresight"}  # URL kind -> Preview field
+PREVIEW_PICTURES = {"frame": "frames", "plan": "plan_frames", "foresight": "foresight"}  # URL kind -> Preview field
 
 
 def add_plan_routes(app: FastAPI, session: Session) -> None:
@@ -57,7 +58,8 @@ def add_plan_routes(app: FastAPI, session: Session) -> None:
 
     @app.get("/dry_run/{preview_id}/{camera}/{kind}.jpg")
     def preview_picture(preview_id: int, camera: str, kind: str) -> Response:
-        """kind "frame": the frame the preview was computed from; "foresight": its predicted frame t+H."""
+        """kind "frame": the frame the preview was computed from; "plan": that frame with the planned
+        end-effector path drawn; "foresight": its predicted frame t+H."""
         if kind not in PREVIEW_PICTURES:
             raise HTTPException(404, f"no picture kind {kind!r}; kinds: {sorted(PREVIEW_PICTURES)}")
         picture = getattr(found(preview_id), PREVIEW_PICTURES[kind]).get(camera)
@@ -94,4 +96,5 @@ def _preview_json(preview: Preview) -> dict:
         "error": preview.error,
         "actions": None if preview.actions is None else preview.actions.tolist(),
         "foresight_cameras": sorted(preview.foresight),
+        "plan_cameras": sorted(preview.plan_frames),
     }
