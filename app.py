@@ -1,6 +1,6 @@
 """Foresight Console: parse the config, build the session, build the UI, serve, close in finally.
 
-Default: the MuJoCo conveyor simulation driven by the scripted expert, on http://127.0.0.1:7860.
+Default: the MuJoCo conveyor simulation driven by the shipped tiny InternVLA-A1, on http://127.0.0.1:7860.
 """
 
 from __future__ import annotations
@@ -29,13 +29,18 @@ from robot_io.sim.sim_robot import SimRobot  # noqa: E402
 from runtime.open_loop_replay import PolicyLayout, parse_camera_mapping  # noqa: E402
 from runtime.replay_service import ReplayService, ReplayServiceConfig  # noqa: E402
 from runtime.rerun_log import RerunConfig, RerunError, RerunLogger  # noqa: E402
+from runtime.checkpoint_loader import CheckpointLoader  # noqa: E402
+from runtime.commands import RECORDING_MODES  # noqa: E402
 from runtime.session import Session, SessionConfig  # noqa: E402
-from ui.console import build_app  # noqa: E402
+from runtime.surprise import SurpriseConfig  # noqa: E402
+from ui.access import Access  # noqa: E402
+from ui.console import ConsoleParts, build_app  # noqa: E402
 
 GIL_SWITCH_INTERVAL_S = 0.001  # the control thread gets the GIL back within 1 ms (default 5 ms)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 POLICIES = ("model", "expert")
 DEFAULT_REPLAY_ROOT = Path("recordings")
+DEFAULT_CHECKPOINT_ROOTS = [SHIPPED_CHECKPOINT.parent, Path("runs")]
 SECRET_ARGS = {"policy_token"}  # never written to the audit log
 
 
@@ -78,6 +83,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="log camera images to Rerun every N ticks (raise it when the viewer falls behind)")
     parser.add_argument("--rerun-dir", type=Path, default=RerunConfig.save_dir,
                         help="folder the Rerun page's Save button writes session .rrd files to")
+    parser.add_argument("--recording-mode", choices=RECORDING_MODES, default="attempts",
+                        help="attempts: episodes you start and stop; corrections: each takeover is an episode")
+    parser.add_argument("--checkpoint-root", type=Path, action="append", default=None, metavar="DIR",
+                        help="folder whose checkpoints the page may load without a restart; repeatable "
+                             "(default: model/weights and runs)")
+    parser.add_argument("--auto-hold", action="store_true",
+                        help="hold and ask the operator to take over when the policy surprises (see below)")
+    parser.add_argument("--auto-hold-psnr", type=float, default=SurpriseConfig.min_foresight_psnr_db,
+                        help="auto-hold when a judged foresight's PSNR (mean over cameras) is below this (dB)")
+    parser.add_argument("--auto-hold-seam", type=float, default=SurpriseConfig.max_seam,
+                        help="auto-hold when a new chunk's first step jumps more than this (rad)")
+    parser.add_argument("--users", type=Path, default=None, metavar="FILE",
+                        help="logins (python -m ui.access add-user FILE NAME); required off loopback")
+    parser.add_argument("--require-login", action="store_true",
+                        help="ask for a login on loopback too (a machine several people use)")
+    parser.add_argument("--audit-log", type=Path, default=Path("recordings/audit.jsonl"), metavar="FILE",
+                        help="who did what: logins, failures, commands (JSON lines)")
     return parser.parse_args(argv)
 
 
@@ -123,26 +145,33 @@ def build_replay(args: argparse.Namespace, robot: SimRobot) -> ReplayService:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.host not in LOOPBACK:
-        print(f"warning: binding {args.host}: anyone who can reach it can drive the robot", file=sys.stderr)
     try:
+        # Never open to other machines without logins.
+        access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
         session_config = SessionConfig(
             fps=args.fps,
             record_root=None if args.no_record else args.record_to,
+            recording_mode=args.recording_mode,
             save_on_exit=args.on_exit == "save",
             scene_seed=args.seed,
             realtime_priority=args.realtime_priority,
+            surprise=SurpriseConfig(enabled=args.auto_hold, min_foresight_psnr_db=args.auto_hold_psnr,
+                                    max_seam=args.auto_hold_seam),
         )
         robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
         replay = build_replay(args, robot)
+        checkpoint = args.checkpoint if args.policy == "model" else None
         if args.policy_url:
             policy, label = build_remote_policy(args, robot), args.policy_url
         else:
-            policy, label = build_policy(args.checkpoint if args.policy == "model" else None, robot), ""
+            policy, label = build_policy(checkpoint, robot), str(checkpoint) if checkpoint else "scripted expert"
         session = Session(robot, policy, session_config, policy_label=label)
+        checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS, build_policy)
     except (ValueError, RecorderError, OSError, RemotePolicyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    args.audit_log.parent.mkdir(parents=True, exist_ok=True)
+    access.audit("console", args.host, "start", {k: str(v) for k, v in vars(args).items() if k not in SECRET_ARGS})
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     session.start()
     rerun, rerun_off_reason = start_rerun(args, session)
@@ -151,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         print(f"Foresight Console on http://{args.host}:{args.port}", flush=True)
-        uvicorn.run(build_app(session, replay=replay, rerun=rerun, rerun_off_reason=rerun_off_reason), host=args.host, port=args.port, log_level="warning")
+        parts = ConsoleParts(rerun=rerun, rerun_off_reason=rerun_off_reason, replay=replay, checkpoints=checkpoints,
+                             access=access)
+        uvicorn.run(build_app(session, parts), host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:

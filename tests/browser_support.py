@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -21,6 +22,7 @@ CHROMIUM_ARGS = [
 # WebGL pages (the Rerun viewer) need software GL when there is no GPU.
 SOFTWARE_GL_ARGS = ["--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 STARTUP_TIMEOUT_S = 120
+UNAUTHORIZED = 401
 
 
 def free_port() -> int:
@@ -48,6 +50,12 @@ def console_process(*args: str, log_path: Path):
             try:
                 urllib.request.urlopen(f"{url}/feeds/head.jpg", timeout=2).read()
                 break
+            except urllib.error.HTTPError as err:
+                if err.code == UNAUTHORIZED:
+                    break  # up, and asking for a login
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"console did not start in {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()}")
+                time.sleep(0.5)
             except OSError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"console did not start in {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()}")

@@ -3,17 +3,23 @@ mounted on a FastAPI app beside the feed and teleop routes."""
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
 from fastapi import FastAPI
 
-from runtime.replay_service import ReplayService
+from runtime.checkpoint_loader import CheckpointLoader
 from runtime.rerun_log import RerunLogger
+from runtime.replay_service import ReplayService
 from runtime.session import Session
+from ui.access import Access, install_access
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
 from ui.foresight_panel import FORESIGHT_CSS, build_foresight_panel
+from ui.model_panel import build_model_panel, render_model_status
+from ui.operator_gate import OperatorGate
 from ui.plan_panel import PLAN_CSS, build_plan_panel
 from ui.plan_routes import add_plan_routes
 from ui.recording_panel import RECORDING_CSS, build_recording_panel, render_episodes
@@ -29,47 +35,72 @@ PAGE_SCRIPTS = f"<script src='{PLOTLY_ROUTE}' defer></script>" + "".join(
 )
 
 
-def build_console(session: Session, replay: ReplayService | None = None) -> gr.Blocks:
+@dataclass
+class ConsoleParts:
+    """The optional services the page shows beside the session (None: that panel is left out)."""
+
+    rerun: RerunLogger | None = None
+    rerun_off_reason: str = "started with --no-rerun"
+    replay: ReplayService | None = None
+    checkpoints: CheckpointLoader | None = None  # hot swap of the model
+    access: Access = field(default_factory=lambda: Access(None))  # loopback: everyone operates
+
+
+def build_console(session: Session, parts: ConsoleParts) -> gr.Blocks:
     history = InstructionHistory()
+    gate = OperatorGate(session, parts.access)
     with gr.Blocks(title="Foresight Console") as console:
         gr.Markdown("## Foresight Console")
         # A new tab: the Rerun viewer on this page would take the CPU the camera feeds need.
         gr.HTML(f'<a id="rerun-link" href="{RERUN_PAGE_PATH}" target="_blank">Plan in Rerun ↗</a>')
+        user = gr.HTML("", elem_id="user-line")
         status = build_status_bar()
+        model = build_model_panel(session, parts.checkpoints, gate)
         build_feeds_panel(session.camera_keys)
-        controls = build_control_panel(session, history)
-        episodes = build_recording_panel(session)
+        controls = build_control_panel(session, history, gate)
+        episodes = build_recording_panel(session, gate)
         build_foresight_panel(session.camera_keys, session.foresight.horizon)
         build_plan_panel()
-        if replay is not None:
+        if parts.replay is not None:
             build_replay_panel()
         events = build_event_log()
 
         def poll():
             snapshot = session.snapshot()
-            return render_status(snapshot), render_events(snapshot), render_episodes(snapshot.recording if snapshot else None)
+            return (render_status(snapshot), render_events(snapshot), render_episodes(snapshot.recording if snapshot else None),
+                    render_model_status(session, parts.checkpoints))
 
-        gr.Timer(POLL_S).tick(poll, outputs=[status, events, episodes], show_progress="hidden")
+        gr.Timer(POLL_S).tick(poll, outputs=[status, events, episodes, model], show_progress="hidden")
 
-        def on_load():
+        def on_load(request: gr.Request):
             snapshot = session.snapshot()
             text = (snapshot.instruction or snapshot.scene_instruction) if snapshot else ""
-            return text, gr.update(choices=history.items())
+            return text, gr.update(choices=history.items()), render_user(parts.access, request)
 
-        console.load(on_load, outputs=[controls["instruction"], controls["history"]])
+        console.load(on_load, outputs=[controls["instruction"], controls["history"], user])
     return console
 
 
-def build_app(session: Session,
-              replay: ReplayService | None = None, rerun: RerunLogger | None = None,
-              rerun_off_reason: str = "started with --no-rerun") -> FastAPI:
+def render_user(access: Access, request: gr.Request) -> str:
+    """Who this browser is logged in as (nothing on an open loopback console)."""
+    if not access.required:
+        return ""
+    name = getattr(request, "username", None) or "?"
+    role = "operator" if access.may_operate(name) else "viewer: you can watch, not drive"
+    return f"<div class='status' id='user-name'>logged in as <b>{html.escape(name)}</b> ({role})</div>"
+
+
+def build_app(session: Session, parts: ConsoleParts | None = None) -> FastAPI:
+    parts = parts or ConsoleParts()
     app = FastAPI(title="Foresight Console")
-    mount_rerun_page(app, rerun, rerun_off_reason)  # before "/", which would catch /rerun
+    install_access(app, parts.access)
+    mount_rerun_page(app, parts.rerun, parts.rerun_off_reason)  # before "/", which would catch /rerun
     add_console_routes(app, session)
     add_plan_routes(app, session)
-    if replay is not None:
-        add_replay_routes(app, replay)
+    if parts.replay is not None:
+        add_replay_routes(app, parts.replay)
     return gr.mount_gradio_app(
-        app, build_console(session, replay), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS + RECORDING_CSS, head=PAGE_SCRIPTS,
-        footer_links=[],
+        app, build_console(session, parts), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS + RECORDING_CSS,
+        head=PAGE_SCRIPTS, footer_links=[],
+        auth_dependency=parts.access.gradio_user if parts.access.required else None,
     )

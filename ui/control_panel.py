@@ -10,6 +10,7 @@ import gradio as gr
 from runtime.commands import DryRun, EStop, Pause, ResetScene, RunPolicy, validate_instruction
 from runtime.session import Session
 from runtime.teleop_keys import KEYMAP_HELP
+from ui.operator_gate import OperatorGate
 
 HISTORY_LENGTH = 20
 
@@ -32,7 +33,7 @@ class InstructionHistory:
             return list(self._items)
 
 
-def build_control_panel(session: Session, history: InstructionHistory) -> dict[str, gr.components.Component]:
+def build_control_panel(session: Session, history: InstructionHistory, gate: OperatorGate) -> dict[str, gr.components.Component]:
     with gr.Row():
         instruction = gr.Textbox(label="Instruction", placeholder="pick up the red block and put it in the bin",
                                  scale=4, elem_id="instruction")
@@ -51,13 +52,14 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
                 "Esc = e-stop.")
 
     def submitter(command: type[RunPolicy] | type[DryRun]):
-        def on_click(text: str):
+        def on_click(text: str, request: gr.Request):
             try:
                 cleaned = validate_instruction(text, session.config.max_instruction_chars)
             except ValueError as err:
                 gr.Warning(str(err))
                 return gr.update(), gr.update()
-            session.submit(command(cleaned))
+            if not gate.submit(request, command(cleaned)):
+                return gr.update(), gr.update()
             history.add(cleaned)
             return cleaned, gr.update(choices=history.items(), value=None)
 
@@ -67,16 +69,17 @@ def build_control_panel(session: Session, history: InstructionHistory) -> dict[s
     instruction.submit(submitter(RunPolicy), inputs=instruction, outputs=[instruction, past])
     dry.click(submitter(DryRun), inputs=instruction, outputs=[instruction, past])
     past.select(lambda choice: choice, inputs=past, outputs=instruction)
-    pause.click(lambda: session.submit(Pause()))
+    pause.click(gate.sender(Pause()))
     # Take over / Release go through /api/control from ui/keyboard.js, with the tab's id: the
     # session lets one tab hold control at a time (and that tab's keys and gamepad drive).
-    estop.click(lambda: session.submit(EStop()))
-    def on_reset(text: str) -> None:
+    estop.click(gate.sender(EStop()))
+
+    def on_reset(text: str, request: gr.Request) -> None:
         text = text.strip()
         if text and not text.isdigit():
             gr.Warning(f"The seed must be a whole number >= 0, got {text!r}.")
             return
-        session.submit(ResetScene(int(text) if text else None))
+        gate.submit(request, ResetScene(int(text) if text else None))
 
     reset.click(on_reset, inputs=seed)
     return {"instruction": instruction, "history": past}

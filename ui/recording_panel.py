@@ -12,13 +12,14 @@ from runtime.commands import (
 )
 from runtime.recording import RecordingStatus
 from runtime.session import Session
+from ui.operator_gate import OperatorGate
 
 MODE_LABELS = {"attempts": "Full attempts (policy + corrections in one episode)",
                "corrections": "Corrections only (each takeover is its own episode)"}
 LISTED_EPISODES = 12  # newest episodes shown; the totals count all of them
 
 
-def build_recording_panel(session: Session) -> gr.HTML:
+def build_recording_panel(session: Session, gate: OperatorGate) -> gr.HTML:
     """The panel's controls; returns the episode list, which the console's timer refreshes."""
     root = session.config.record_root
     on = root is not None
@@ -34,13 +35,16 @@ def build_recording_panel(session: Session) -> gr.HTML:
     where = f"Episodes are saved to `{root}` (LeRobot v3.0)." if on else "Recording is off (start with --record-to)."
     gr.Markdown(where, elem_id="recording-info")
     episodes = gr.HTML(render_episodes(None), elem_id="episode-list")
-    mode.change(lambda value: session.submit(SetRecordingMode(value)), inputs=mode)
-    start.click(lambda: session.submit(StartRecording()))
-    stop.click(lambda: session.submit(StopRecording()))
-    success.click(lambda: session.submit(StopRecording(outcome="success")))
-    failure.click(lambda: session.submit(StopRecording(outcome="failure")))
-    discard.click(lambda: session.submit(DiscardRecording()))
-    again.click(lambda: session.submit(RerecordEpisode()))
+    def set_mode(value: str, request: gr.Request) -> None:
+        gate.submit(request, SetRecordingMode(value))
+
+    mode.change(set_mode, inputs=mode)
+    start.click(gate.sender(StartRecording()))
+    stop.click(gate.sender(StopRecording()))
+    success.click(gate.sender(StopRecording(outcome="success")))
+    failure.click(gate.sender(StopRecording(outcome="failure")))
+    discard.click(gate.sender(DiscardRecording()))
+    again.click(gate.sender(RerecordEpisode()))
     return episodes
 
 
