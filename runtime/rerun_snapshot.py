@@ -44,6 +44,9 @@ NO_GEOMETRY_NOTICE = (
 
 
 # --- entity paths (see runtime/rerun_log.py) ---------------------------------------------------
+SURPRISE_PATH = "timeseries/surprises"  # auto-hold events (runtime/surprise.py): the offending value
+
+
 def joint_path(key: str) -> str:
     return f"timeseries/joints/{rr.escape_entity_path_part(key)}"
 
@@ -127,6 +130,7 @@ class SnapshotWriter:
         self._last_seam_tick = -1
         self._last_mode: Mode | None = None
         self._last_active_source: str | None = None  # the last source that was not "hold"
+        self._last_surprise = None  # the auto-hold event logged last
         self._last_image_tick: int | None = None
         self._drawn_2d: set[str] = set()  # projected-plan entities that show a line now
 
@@ -143,6 +147,8 @@ class SnapshotWriter:
         for series, rgba in SEAM_RGBA.items():
             rec.log(f"timeseries/seams/{series}", rr.SeriesPoints(colors=[rgba], names=[f"{series} jump"],
                                                                   markers=["circle"], marker_sizes=[SEAM_MARKER_SIZE]), static=True)
+        rec.log(SURPRISE_PATH, rr.SeriesPoints(colors=[TAKEOVER_RGBA], names=["auto-hold (surprise value)"],
+                                               markers=["cross"], marker_sizes=[TAKEOVER_MARKER_SIZE]), static=True)
         rec.log("timeseries/chunk/age", rr.SeriesLines(names=["chunk age (ticks)"]), static=True)
         rec.log("timeseries/chunk/queue_depth", rr.SeriesLines(names=["queue depth (steps)"]), static=True)
         if self._geometry is None:
@@ -250,6 +256,14 @@ class SnapshotWriter:
         if snapshot.mode is not self._last_mode:
             self._last_mode = snapshot.mode
             self.note(f"mode: {snapshot.mode.value}")
+        surprise = snapshot.last_surprise
+        if surprise is not None and surprise is not self._last_surprise:
+            self._last_surprise = surprise
+            # On the tick it was detected, even when the logger skipped to a later snapshot.
+            self._rec.set_time(STEP_TIMELINE, sequence=surprise.tick)
+            self._rec.log(SURPRISE_PATH, rr.Scalars(surprise.value))
+            self.note(f"auto-hold: {surprise.describe()}", level=rr.TextLogLevel.WARN)
+            self._rec.set_time(STEP_TIMELINE, sequence=snapshot.tick)
         source = snapshot.action_source
         if source == SOURCE_HOLD:
             return  # holding between key presses does not end a take-over

@@ -14,12 +14,14 @@ import rerun as rr
 
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
+from runtime.chunk_blending import BlendConfig
 from runtime.commands import RunPolicy, TakeOver, TeleopKeys
 from runtime.rerun_log import RerunConfig, RerunError, RerunLogger
 from runtime.rerun_snapshot import STEP_TIMELINE, WALL_TIMELINE, quaternion_xyzw
 from runtime.session import Session, SessionConfig
+from runtime.surprise import SurpriseConfig
 from tests.browser_support import free_port
-from tests.fakes import ConstantPolicy, FakeRobot
+from tests.fakes import ConstantPolicy, FakeRobot, OffsetPolicy
 from tests.session_support import wait_until
 
 # Saved copies have no footer (see runtime/rerun_log.py); Rerun's reader warns and streams them.
@@ -43,8 +45,8 @@ def read_rrd(path):
 def run_logger(tmp_path):
     opened = []
 
-    def start(robot, policy, fps, **rerun_config):
-        session = Session(robot, policy, SessionConfig(fps=fps, realtime_priority=0))
+    def start(robot, policy, fps, session_options=None, **rerun_config):
+        session = Session(robot, policy, SessionConfig(fps=fps, realtime_priority=0, **(session_options or {})))
         config = RerunConfig(**{"grpc_port": free_port(), "save_dir": tmp_path / "rrd", "spool_dir": tmp_path, **rerun_config})
         logger = RerunLogger(session, config)
         opened.append((logger, session))
@@ -130,6 +132,19 @@ def test_a_robot_without_geometry_gets_time_series_images_and_a_notice(run_logge
     assert {"/timeseries/joints/joint_1.pos/planned", "/timeseries/joints/joint_1.pos/sent",
             "/timeseries/joints/joint_1.pos/measured", "/timeseries/chunk/queue_depth"} <= set(entities)
     assert not [path for path in entities if path.startswith("/world/") or "/plan/" in path]
+
+
+def test_an_auto_hold_is_marked_on_the_timeline_at_its_tick(run_logger):
+    surprise = SurpriseConfig(enabled=True, max_seam=0.2)
+    session, logger = run_logger(FakeRobot(), OffsetPolicy(low=0.0, high=0.5), FAKE_FPS,
+                                 {"surprise": surprise, "blend": BlendConfig(mode="none"), "max_step_per_tick": 1.0})
+    session.submit(RunPolicy("go"))
+    held = wait_until(lambda s: s.last_surprise is not None, session)
+    time.sleep(0.3)
+    reader = rr.chunk.RrdReader(logger.save())
+    marks = [chunk for chunk in reader.stream() if chunk.entity_path == "/timeseries/surprises" and chunk.timeline_names]
+    assert marks and all(STEP_TIMELINE in chunk.timeline_names for chunk in marks)
+    assert held.last_surprise.kind == "seam"
 
 
 def test_a_slow_logger_skips_ticks_and_never_holds_the_loop_back(run_logger):
