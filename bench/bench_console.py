@@ -1,12 +1,13 @@
 """Console benchmark (prints figures; not a test): the real app with 3 cameras, a browser
-connected and an episode recording while the policy runs (default: the shipped tiny model, its
-inference beside the loop; --policy expert: the scripted expert).
+connected to the whole page (feeds, foresight, plan; the Rerun logger on) and an episode
+recording while the policy runs (default: the shipped tiny model, its inference beside the loop;
+--policy expert: the scripted expert); --rerun-page also keeps the Rerun viewer open in a tab.
 
 Reports control-loop Hz and period error p50/p99 and missed ticks over the run (the session's
 own window: the last 900 ticks), frames/s and frame age each feed delivers in the browser, and
 recording backlog and dropped frames.
 
-    .venv/bin/python -m bench.bench_console --seconds 60 [--policy model|expert]
+    .venv/bin/python -m bench.bench_console --seconds 60 [--policy model|expert] [--rerun-page]
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.browser_support import chromium_page, console_process
+from tests.browser_support import SOFTWARE_GL_ARGS, chromium_page, console_process
 
 CAMERAS = ["head", "wrist", "side"]
 INSTRUCTION = "pick up the red block and put it in the bin"
@@ -44,12 +45,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--policy", choices=["model", "expert"], default="model")
+    parser.add_argument("--rerun-page", action="store_true",
+                        help="also keep the /rerun viewer open in a second tab (software GL: it costs 1-1.5 cores)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "bench_episodes"
         with console_process("--record-to", str(dataset), "--seed", "11", "--policy", args.policy, log_path=Path(tmp) / "console.log") as (url, _proc):
-            with chromium_page() as page:
+            with chromium_page(height=2400, extra_args=tuple(SOFTWARE_GL_ARGS) if args.rerun_page else ()) as page:
+                if args.rerun_page:
+                    viewer = page.context.new_page()
+                    viewer.goto(f"{url}/rerun/")
                 page.goto(url)
                 page.wait_for_function("cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames > 5)",
                                        arg=CAMERAS, timeout=60_000)
@@ -58,6 +64,7 @@ def main() -> None:
                 page.click("#btn-run")
                 page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=10_000)
                 page.evaluate("cams => cams.forEach(c => { window.feedStats[c].ages = []; window.feedStats[c].frames0 = window.feedStats[c].frames; })", CAMERAS)
+                page.evaluate("() => { window.foresightStats.latenciesMs = []; window.planStats.plots0 = window.planStats.plots; }")
                 started = time.monotonic()
                 missed_before = get_status(url)["loop"]["missed_ticks"]
                 backlog_max = 0
@@ -66,6 +73,8 @@ def main() -> None:
                     backlog_max = max(backlog_max, get_status(url)["recording"]["backlog"])
                 elapsed = time.monotonic() - started
                 feeds = page.evaluate("cams => cams.map(c => ({frames: window.feedStats[c].frames - window.feedStats[c].frames0, ages: window.feedStats[c].ages}))", CAMERAS)
+                foresight_ms = page.evaluate("() => window.foresightStats.latenciesMs")
+                plan_redraws = page.evaluate("() => window.planStats.plots - window.planStats.plots0")
                 end = get_status(url)
                 page.click("#btn-rec-stop")
                 recorded = wait_for_save(url)
@@ -89,6 +98,13 @@ def main() -> None:
         ages = np.asarray(feed["ages"])
         print(f"  {camera:>5}: {feed['frames'] / elapsed:.1f} frames/s; frame age at arrival p50 "
               f"{np.percentile(ages, 50):.0f} ms, p95 {np.percentile(ages, 95):.0f} ms, max {ages.max():.0f} ms")
+    if foresight_ms:
+        shown = np.asarray(foresight_ms)
+        print(f"foresight pictures: {len(shown)} shown; inference done -> pictures on the page p50 "
+              f"{np.percentile(shown, 50):.0f} ms, p90 {np.percentile(shown, 90):.0f} ms, max {shown.max():.0f} ms")
+    else:
+        print("foresight pictures: none (the policy has no foresight head)")
+    print(f"plan chart: {plan_redraws / elapsed:.1f} redraws/s" + ("; Rerun viewer open in a second tab" if args.rerun_page else ""))
     queued = recorded["episode_frames"]
     print(f"recording: {queued} frames sent by the loop, {saved_frames} in the saved dataset, "
           f"dropped {queued - saved_frames}; writer backlog max {backlog_max} frames")

@@ -1,6 +1,6 @@
 // Foresight panel for Foresight Console (ui/foresight_panel.py). A long-poll on /api/foresight
-// answers the moment an inference lands: the page then fetches the new foresight JPEGs, and the
-// reckoning JPEGs when a prediction has been judged. The live picture beside each foresight mirrors
+// answers the moment an inference lands, with the new foresight JPEGs (and the reckoning JPEGs
+// when a prediction has been judged) inside as data URLs: one round trip per change. The live picture beside each foresight mirrors
 // the camera feed's <img> (no second stream: Chromium allows 6 connections per host). The PSNR
 // chart re-reads /api/foresight/history at most once a second, and only after a new reckoning.
 // window.foresightStats holds counts and picture latencies for tests and benchmarks.
@@ -39,7 +39,8 @@
         ? `${camera} · foresight t+${state.horizon} (from tick ${state.obs_tick})`
         : `${camera} · no foresight for this camera`;
       if (!img || !has) return Promise.resolve(false);
-      return loadPicture(img, `/foresight/${camera}.jpg?v=${state.foresight_version}`);
+      const url = (state.pictures && state.pictures[camera]) || `/foresight/${camera}.jpg?v=${state.foresight_version}`;
+      return loadPicture(img, url);
     });
     const loaded = await Promise.all(loads);
     if (loaded.some(Boolean) && state.done_time) {
@@ -55,7 +56,7 @@
       if (shown[camera] === r.id) continue;
       shown[camera] = r.id;
       const img = $(`fs-reck-${camera}`), caption = $(`fs-reck-cap-${camera}`);
-      if (img) img.src = `/foresight/${camera}/reckoning.jpg?v=${r.id}`;
+      if (img) img.src = (state.reckoning_pictures && state.reckoning_pictures[camera]) || `/foresight/${camera}/reckoning.jpg?v=${r.id}`;
       const gain = r.psnr_db - r.baseline_psnr_db;
       const verdict = gain > 0 ? "model beats a still picture" : "a still picture does as well";
       if (caption) caption.textContent =
@@ -88,7 +89,8 @@
     let version = -1;
     for (;;) {
       try {
-        const response = await fetch(`/api/foresight?after=${version}`, {cache: "no-store"});
+        // The pictures come inside the answer: no request per picture.
+        const response = await fetch(`/api/foresight?after=${version}&pictures=1`, {cache: "no-store"});
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         const state = await response.json();
         version = state.version;

@@ -2,10 +2,11 @@
 // The chart: every PLAN_PERIOD_MS while the page is visible, /api/plan gives the running chunk, the one
 // before it and the commands sent; per action dimension the plan is a line by tick (the previous chunk
 // faded), the commands sent are dots, and the executed part of the chunk is shaded.
-// The dry-run cards follow a long-poll on /api/dry_run. window.planStats counts for tests.
+// The dry-run cards follow /api/dry_run (polled). window.planStats counts for tests.
 (() => {
   const PLAN_PERIOD_MS = 250;
-  const RETRY_MS = 1000;
+  const DRY_RUN_POLL_MS = 1000;
+  const DRY_RUN_PENDING_POLL_MS = 150;
   const COLOURS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563", "#db2777"];
   const stats = window.planStats = {plots: 0, chunkId: null, executed: 0, dryRunStates: 0, cards: 0};
   const $ = (id) => document.getElementById(id);
@@ -129,19 +130,23 @@
       : (state.previews.length ? "" : "Type an instruction and press Dry run (the robot must be idle or paused).");
   }
 
+  // Polled, not long-polled: Chromium allows 6 connections per host and the camera feeds, Gradio
+  // and the foresight long-poll hold 5. While a dry run is being computed, polled faster.
   async function followDryRuns() {
     let version = -1;
     for (;;) {
+      let pending = false;
       try {
-        const response = await fetch(`/api/dry_run?after=${version}`, {cache: "no-store"});
+        const response = await fetch("/api/dry_run", {cache: "no-store"});
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
         const state = await response.json();
         if (state.version !== version) showDryRuns(state);
         version = state.version;
+        pending = state.pending !== null;
       } catch (err) {
         $("dry-run-message").textContent = `dry runs: reconnecting (${err.message})`;
-        await new Promise((r) => setTimeout(r, RETRY_MS));
       }
+      await new Promise((r) => setTimeout(r, pending ? DRY_RUN_PENDING_POLL_MS : DRY_RUN_POLL_MS));
     }
   }
 

@@ -1,5 +1,5 @@
 """Plain HTTP routes beside the Gradio app: MJPEG camera feeds, foresight pictures and metrics,
-keyboard teleop and e-stop.
+keyboard teleop, e-stop, return-to-home and reconnect.
 
 They bypass Gradio's event queue on purpose: feeds need full frame rate, and the e-stop must
 work however busy the UI is.
@@ -8,6 +8,7 @@ work however busy the UI is.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import math
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from runtime.commands import EStop, Release, TakeOver, TeleopKeys
+from runtime.commands import EStop, Reconnect, Release, ReturnHome, TakeOver, TeleopKeys
 from runtime.session import Session
 from runtime.teleop_keys import AXES
 from ui.frame_encoder import SharedJpegCache
@@ -93,15 +94,30 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
     reckoning_jpegs = SharedJpegCache()
     foresight_changes = ThreadWake(foresight.wait_for_version)
 
+    def foresight_jpeg(camera: str) -> tuple[bytes, int, int] | None:
+        """(JPEG, foresight version, obs tick) of `camera`'s latest prediction, encoded once per version."""
+        found = foresight.foresight_picture(camera)
+        if found is None:
+            return None
+        version, obs_tick, picture = found
+        return foresight_jpegs.get(camera, version, picture), version, obs_tick
+
+    def reckoning_jpeg(camera: str):
+        """(JPEG, reckoning) of `camera`'s latest judged prediction, encoded once per reckoning."""
+        found = foresight.reckoning_picture(camera)
+        if found is None:
+            return None
+        reckoning, picture = found
+        return reckoning_jpegs.get(camera, reckoning.id, picture), reckoning
+
     @app.get("/foresight/{camera}.jpg")
     def foresight_frame(camera: str) -> Response:
         """The latest inference's predicted picture of `camera` (frame t + horizon)."""
         latest(camera)
-        found = foresight.foresight_picture(camera)
+        found = foresight_jpeg(camera)
         if found is None:
             raise HTTPException(404, foresight.state().message or f"the latest inference has no foresight of {camera!r}")
-        version, obs_tick, picture = found
-        jpeg = foresight_jpegs.get(camera, version, picture)
+        jpeg, version, obs_tick = found
         return Response(jpeg, media_type="image/jpeg", headers={
             "Cache-Control": "no-store", "X-Foresight-Version": str(version), "X-Foresight-Tick": str(obs_tick),
         })
@@ -110,23 +126,29 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
     def reckoning_frame(camera: str) -> Response:
         """prediction made at t | actual frame t+H | difference heat map, for `camera`'s latest reckoning."""
         latest(camera)
-        found = foresight.reckoning_picture(camera)
+        found = reckoning_jpeg(camera)
         if found is None:
             raise HTTPException(404, f"no reckoning of {camera!r} yet: a prediction is judged {foresight.horizon} ticks after it is made")
-        reckoning, picture = found
-        jpeg = reckoning_jpegs.get(camera, reckoning.id, picture)
+        jpeg, reckoning = found
         return Response(jpeg, media_type="image/jpeg", headers={
             "Cache-Control": "no-store", "X-Reckoning-Id": str(reckoning.id),
             "X-Foresight-Tick": str(reckoning.point.obs_tick), "X-Target-Tick": str(reckoning.point.target_tick),
         })
 
     @app.get("/api/foresight")
-    async def foresight_state(after: int | None = None) -> dict:
+    async def foresight_state(after: int | None = None, pictures: bool = False) -> dict:
         """What the foresight panel shows. With `after`, waits (up to FORESIGHT_WAIT_S) until the
-        version passes it: the page learns of a new foresight the moment the inference lands."""
+        version passes it: the page learns of a new foresight the moment the inference lands.
+        With `pictures`, the latest foresight and reckoning JPEGs come inside (data URLs): one
+        round trip, and no extra connection (Chromium allows 6 per host, the feeds hold 3)."""
         if after is not None:
             await foresight_changes.wait_past(after, FORESIGHT_WAIT_S)
-        return _foresight_json(foresight.state())
+        state = foresight.state()
+        answer = _foresight_json(state)
+        if pictures:
+            answer["pictures"] = {c: _data_url(found[0]) for c in state.cameras if (found := foresight_jpeg(c))}
+            answer["reckoning_pictures"] = {c: _data_url(found[0]) for c in state.reckonings if (found := reckoning_jpeg(c))}
+        return answer
 
     @app.get("/api/foresight/history")
     def foresight_history() -> dict:
@@ -152,6 +174,8 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
             "recording": dataclasses.asdict(snapshot.recording) if snapshot.recording else None,
             "last_error": snapshot.last_error,
             "seams": dataclasses.asdict(snapshot.seams),
+            "device_fault": snapshot.device_fault,
+            "stale_cameras": list(snapshot.stale_cameras),
         }
 
     @app.post("/api/teleop")
@@ -178,6 +202,18 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
     @app.post("/api/estop")
     def estop() -> dict:
         session.submit(EStop())
+        return {"ok": True}
+
+    @app.post("/api/home")
+    def home() -> dict:
+        """Move to the robot's home pose within the step clamp (any mode command interrupts it)."""
+        session.submit(ReturnHome())
+        return {"ok": True}
+
+    @app.post("/api/reconnect")
+    def reconnect() -> dict:
+        """Connect again to the devices that stopped answering (the status bar names them)."""
+        session.submit(Reconnect())
         return {"ok": True}
 
 
@@ -249,6 +285,10 @@ class ThreadWake:
             async with self._condition:
                 self._version = version
                 self._condition.notify_all()
+
+
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def _foresight_json(state) -> dict:

