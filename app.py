@@ -20,6 +20,7 @@ import uvicorn  # noqa: E402
 from robot_io.policy import Policy  # noqa: E402
 from robot_io.recorder import RecorderError  # noqa: E402
 from robot_io.dataset_conversion import default_cache_root  # noqa: E402
+from robot_io.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
 from robot_io.remote_policy import TOKEN_ENV, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
 from robot_io.robot import Robot, camera_keys, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
@@ -100,7 +101,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ask for a login on loopback too (a machine several people use)")
     parser.add_argument("--audit-log", type=Path, default=Path("recordings/audit.jsonl"), metavar="FILE",
                         help="who did what: logins, failures, commands (JSON lines)")
-    return parser.parse_args(argv)
+    add_device_arguments(parser)
+    args, leftovers = parser.parse_known_args(argv)
+    args.device_flags = device_flags(parser, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
+    return args
 
 
 def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
@@ -158,14 +162,18 @@ def main(argv: list[str] | None = None) -> int:
             surprise=SurpriseConfig(enabled=args.auto_hold, min_foresight_psnr_db=args.auto_hold_psnr,
                                     max_seam=args.auto_hold_seam),
         )
-        robot = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
+        sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
+        devices = build_devices(args, default_robot=sim)
+        robot = devices.robot
+        for note in devices.notes:
+            print(f"note: {note}", file=sys.stderr)
         replay = build_replay(args, robot)
         checkpoint = args.checkpoint if args.policy == "model" else None
         if args.policy_url:
             policy, label = build_remote_policy(args, robot), args.policy_url
         else:
             policy, label = build_policy(checkpoint, robot), str(checkpoint) if checkpoint else "scripted expert"
-        session = Session(robot, policy, session_config, policy_label=label)
+        session = Session(robot, policy, session_config, teleoperator=devices.teleoperator, policy_label=label)
         checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS, build_policy)
     except (ValueError, RecorderError, OSError, RemotePolicyError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -83,6 +83,34 @@ class HasJointLimits(Protocol):
     def joint_limits(self) -> dict[str, tuple[float, float]]: ...
 
 
+@runtime_checkable
+class HasStepLimits(Protocol):
+    """A robot whose config bounds how far a command may move each joint per control tick (LeRobot's
+    `max_relative_target`); keys it leaves out get the session's default."""
+
+    @property
+    def max_step(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class HasHomePose(Protocol):
+    """A robot with a pose to return to on request (action keys -> positions); None when it has
+    none configured (the session then takes the pose of its first tick)."""
+
+    @property
+    def home_pose(self) -> dict[str, float] | None: ...
+
+
+@runtime_checkable
+class CameraFreshness(Protocol):
+    """A robot whose cameras capture on their own clock (real cameras, a video playing): how old the
+    frames of the latest observation are. A robot without it renders on demand (the sim): always fresh."""
+
+    def frame_ages_ms(self) -> dict[str, float | None]:
+        """camera key -> milliseconds since its latest frame was captured (None: no frame yet)."""
+        ...
+
+
 MIN_PROJECTION_DEPTH = 1e-3  # m: points closer to (or behind) a camera's image plane do not project
 
 

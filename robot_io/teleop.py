@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 
 class Teleoperator(abc.ABC):
@@ -33,3 +35,20 @@ class Teleoperator(abc.ABC):
 
     @abc.abstractmethod
     def disconnect(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TeleopMotion:
+    """End-effector motion from an input device, in the console's own terms (runtime/teleop_keys.py)."""
+
+    keys: frozenset[str] = frozenset()  # console key codes held ("KeyW", "Space", ...)
+    axes: tuple[float, ...] = ()  # (dx, dy, dz, droll, dpitch, dyaw), each in [-1, 1]
+    gripper_closed: bool | None = None  # None: leave the gripper as it is
+
+
+@runtime_checkable
+class CartesianTeleoperator(Protocol):
+    """An input device that moves the end effector (a gamepad, a keyboard) rather than giving joint
+    positions as a leader arm does; the session drives it like the browser's keys and gamepad."""
+
+    def get_motion(self) -> TeleopMotion: ...

@@ -41,6 +41,7 @@ import numpy as np
 
 from robot_io.dataset_episode import IMAGE_PREFIX, DatasetReadError, DatasetSummary, EpisodeData, ReplayDataset, open_dataset
 from robot_io.dataset_conversion import V21
+from robot_io.name_mapping import parse_name_pairs
 from robot_io.policy import Policy
 from robot_io.robot import Robot, camera_keys, state_keys
 from runtime.foresight_reckoning import NO_FORESIGHT_MESSAGE, fit_to, foresight_horizon, psnr_db, valid_foresight
@@ -97,15 +98,11 @@ class ReplayConfig:
 def parse_camera_mapping(text: str) -> dict[str, str]:
     """"head=cam_high, wrist=cam_left_wrist" -> {"head": "cam_high", "wrist": "cam_left_wrist"};
     "" -> {} (same names). A dataset camera may be written with its "observation.images." prefix."""
-    mapping: dict[str, str] = {}
-    for pair in filter(None, (part.strip() for part in text.split(","))):
-        slot, sep, camera = (s.strip() for s in pair.partition("="))
-        if not sep or not slot or not camera:
-            raise ReplayError(f"camera mapping: expected policy_camera=dataset_camera pairs separated by commas, got {pair!r}")
-        if slot in mapping:
-            raise ReplayError(f"camera mapping: {slot!r} is mapped twice")
-        mapping[slot] = camera.removeprefix(IMAGE_PREFIX)
-    return mapping
+    try:
+        pairs = parse_name_pairs(text, "camera", "policy_camera=dataset_camera")
+    except ValueError as err:
+        raise ReplayError(str(err)) from err
+    return {slot: camera.removeprefix(IMAGE_PREFIX) for slot, camera in pairs.items()}
 
 
 def format_camera_mapping(mapping: Mapping[str, str]) -> str:
