@@ -32,7 +32,8 @@ from runtime.replay_service import ReplayService, ReplayServiceConfig  # noqa: E
 from runtime.rerun_log import RerunConfig, RerunError, RerunLogger  # noqa: E402
 from runtime.checkpoint_loader import CheckpointLoader  # noqa: E402
 from runtime.commands import RECORDING_MODES  # noqa: E402
-from runtime.session import Session, SessionConfig  # noqa: E402
+from runtime.safety import WorkspaceBox  # noqa: E402
+from runtime.session import DEFAULT_STALE_FRAME_MS, Session, SessionConfig  # noqa: E402
 from runtime.surprise import SurpriseConfig  # noqa: E402
 from ui.access import Access  # noqa: E402
 from ui.console import ConsoleParts, build_app  # noqa: E402
@@ -65,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
     parser.add_argument("--no-record", action="store_true", help="disable recording")
+    parser.add_argument("--workspace", default=None, metavar="X0,Y0,Z0,X1,Y1,Z1",
+                        help="end-effector box in world metres: a command leaving it is held (robots with forward kinematics)")
+    parser.add_argument("--stale-frame-ms", type=float, default=DEFAULT_STALE_FRAME_MS,
+                        help="hold when a camera has had no fresh frame this long (cameras on their own clock)")
     parser.add_argument("--realtime-priority", type=int, default=10,
                         help="SCHED_FIFO priority for the control thread when permitted (0: normal scheduling)")
     parser.add_argument("--on-exit", choices=["save", "discard"], default="save",
@@ -159,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
             save_on_exit=args.on_exit == "save",
             scene_seed=args.seed,
             realtime_priority=args.realtime_priority,
+            workspace=WorkspaceBox.parse(args.workspace) if args.workspace else None,
+            stale_frame_ms=args.stale_frame_ms,
             surprise=SurpriseConfig(enabled=args.auto_hold, min_foresight_psnr_db=args.auto_hold_psnr,
                                     max_seam=args.auto_hold_seam),
         )

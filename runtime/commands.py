@@ -17,6 +17,7 @@ class Mode(str, enum.Enum):
     PAUSED = "paused"  # holding; Run resumes with the same instruction
     TAKEOVER = "takeover"  # the operator drives
     ESTOP = "estop"  # holding, latched until the scene is reset
+    HOMING = "homing"  # moving to the robot's home pose within the step clamp, then idle
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,17 @@ class Release:
 @dataclass(frozen=True)
 class EStop:
     pass
+
+
+@dataclass(frozen=True)
+class ReturnHome:
+    """Move to the robot's home pose, no faster than the step clamp allows; any other mode command
+    (run, take over, pause, e-stop) interrupts it."""
+
+
+@dataclass(frozen=True)
+class Reconnect:
+    """Connect again to the devices that stopped answering (the robot, the teleop device)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,7 @@ RECORDING_MODES = ("attempts", "corrections")
 Command = (
     RunPolicy | Pause | TakeOver | Release | EStop | ResetScene | TeleopKeys
     | StartRecording | StopRecording | DiscardRecording | RerecordEpisode | SetRecordingMode | PolicyFailed
-    | DryRun | DiscardDryRuns | SwapPolicy
+    | DryRun | DiscardDryRuns | SwapPolicy | ReturnHome | Reconnect
 )
 
 

@@ -2,19 +2,63 @@
 
 Order: a missing, NaN or infinite value makes the whole command a hold (a partial command is
 never trusted); then each joint is clamped to its limits, then its change from the previous
-command is clamped to `max_step` so no source can make the arm jump.
+command is clamped to `max_step` so no source can make the arm jump; then, for robots with forward
+kinematics, a command whose end effector would leave the workspace box is held.
+
+Also here: which cameras are stale (no fresh frame within a limit), for the session's lockout.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import numpy as np
+
+XYZ = 3
+# A command may move an end effector that is already outside the box (a robot started there) only
+# if it does not go further out; this slack absorbs floating-point noise in forward kinematics.
+WORKSPACE_SLACK_M = 1e-6
+
+EndEffector = Callable[[Mapping[str, float]], np.ndarray]  # action -> (3,) world position of the end effector
+
+
+@dataclass(frozen=True)
+class WorkspaceBox:
+    """An axis-aligned box in world metres the end effector must stay in."""
+
+    low: tuple[float, float, float]
+    high: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if len(self.low) != XYZ or len(self.high) != XYZ:
+            raise ValueError(f"a workspace box needs (x, y, z) corners, got low={self.low}, high={self.high}")
+        if not all(math.isfinite(v) for v in (*self.low, *self.high)) or not all(lo < hi for lo, hi in zip(self.low, self.high)):
+            raise ValueError(f"a workspace box needs finite corners with low < high on every axis, got low={self.low}, high={self.high}")
+
+    @classmethod
+    def parse(cls, text: str) -> WorkspaceBox:
+        """"x0,y0,z0,x1,y1,z1" (metres) -> the box between those corners."""
+        try:
+            values = [float(part) for part in text.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 2 * XYZ:
+            raise ValueError(f"a workspace box is six numbers x0,y0,z0,x1,y1,z1 in metres, got {text!r}")
+        return cls(tuple(values[:XYZ]), tuple(values[XYZ:]))
+
+    def distance(self, point: np.ndarray) -> float:
+        """Metres from `point` (3,) to the box; 0 inside."""
+        outside = np.maximum(np.asarray(self.low) - point, 0.0) + np.maximum(point - np.asarray(self.high), 0.0)  # (3,)
+        return float(np.linalg.norm(outside))
 
 
 @dataclass(frozen=True)
 class SafetyLimits:
     joint_limits: dict[str, tuple[float, float]]  # key -> (low, high)
     max_step: dict[str, float]  # key -> largest change per control tick
+    workspace: WorkspaceBox | None = None  # enforced only with an end_effector function (make_safe)
 
     def __post_init__(self) -> None:
         missing = sorted(set(self.joint_limits) ^ set(self.max_step))
@@ -36,8 +80,10 @@ class SafeCommand:
     reason: str = ""  # why it was held, for the status bar
 
 
-def make_safe(proposed: dict[str, float] | None, previous: dict[str, float], limits: SafetyLimits) -> SafeCommand:
-    """Turn a proposed command into one the robot may execute, relative to the previous command."""
+def make_safe(proposed: dict[str, float] | None, previous: dict[str, float], limits: SafetyLimits,
+              end_effector: EndEffector | None = None) -> SafeCommand:
+    """Turn a proposed command into one the robot may execute, relative to the previous command.
+    `end_effector` (forward kinematics) enables the workspace box."""
     if proposed is None:
         return SafeCommand(dict(previous), held=True, clamped=(), reason="no action")
     missing = [k for k in limits.joint_limits if k not in proposed]
@@ -56,4 +102,15 @@ def make_safe(proposed: dict[str, float] | None, previous: dict[str, float], lim
         if value != float(proposed[key]):
             clamped.append(key)
         action[key] = value
+    if limits.workspace is not None and end_effector is not None:
+        point = end_effector(action)
+        out = limits.workspace.distance(point)
+        if out > 0 and out > limits.workspace.distance(end_effector(previous)) + WORKSPACE_SLACK_M:
+            where = ", ".join(f"{v:.3f}" for v in point)
+            return SafeCommand(dict(previous), held=True, clamped=(), reason=f"end effector would leave the workspace box, at ({where}) m")
     return SafeCommand(action, held=False, clamped=tuple(clamped))
+
+
+def stale_cameras(frame_ages_ms: Mapping[str, float | None], limit_ms: float) -> dict[str, float | None]:
+    """Cameras whose latest frame is older than `limit_ms` (or that have none yet) -> its age."""
+    return {camera: age for camera, age in frame_ages_ms.items() if age is None or age > limit_ms}

@@ -21,15 +21,18 @@ from typing import Any
 import numpy as np
 
 from robot_io.policy import Policy
-from robot_io.teleop import Teleoperator
-from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene, Robot, SceneGeometry, camera_keys, state_keys
+from robot_io.teleop import CartesianTeleoperator, Teleoperator
+from robot_io.robot import (
+    CameraFreshness, CartesianControl, HasHomePose, HasJointLimits, HasStepLimits, ResettableScene, Robot,
+    SceneGeometry, camera_keys, state_keys,
+)
 from runtime.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import Chunk, ChunkQueue
 from runtime.command_history import CommandHistory
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.commands import (
     RECORDING_MODES, Command, DiscardDryRuns, DiscardRecording, DryRun, Mode, Pause, PolicyFailed, Release,
-    RerecordEpisode, ResetScene, RunPolicy, SetRecordingMode, StartRecording, StopRecording, SwapPolicy,
+    Reconnect, RerecordEpisode, ResetScene, RunPolicy, SetRecordingMode, StartRecording, StopRecording, SwapPolicy,
     TakeOver, TeleopKeys, validate_instruction,
 )
 from runtime.dry_run import DryRunBoard, Preview
@@ -38,9 +41,9 @@ from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
 from robot_io.recorder import UNKNOWN, check_recordable
 from runtime.recording import RecorderSpec, RecordingWorker
-from runtime.safety import SafetyLimits, make_safe
+from runtime.safety import SafetyLimits, WorkspaceBox, make_safe, stale_cameras
 from runtime.snapshot import Snapshot, freeze_frames
-from runtime.step import SOURCE_POLICY, choose_command, next_mode
+from runtime.step import SOURCE_HOLD, SOURCE_POLICY, choose_command, next_mode
 from runtime.surprise import Surprise, SurpriseConfig, foresight_surprise, seam_surprise
 from runtime.teleop_keys import KEYMAP_HELP, axes_to_delta, keys_to_delta, past_dead_zone
 
@@ -50,6 +53,11 @@ DEVICE_CLIENT = "teleop-device"  # the controller name of the session's teleoper
 UNBOUNDED = (-1e9, 1e9)
 REALTIME_PRIORITY_MAX = 99
 FALLBACK_NICENESS = -10  # limits for joints a robot does not bound itself
+# The stale-camera lockout: 250 ms is ~4 ticks at 15 Hz and ~7 frames of a 30 fps camera, and it
+# is under LeRobot's own 500 ms read_latest limit, so the console names the camera before a LeRobot
+# robot's read fails.
+DEFAULT_STALE_FRAME_MS = 250.0
+HOME_REACHED_TOLERANCE = 1e-6  # a command this close to the home pose has reached it
 
 
 @dataclass
@@ -82,6 +90,10 @@ class SessionConfig:
     # CAP_SYS_NICE (root or `setcap`); ordinary users get the fallbacks.
     realtime_priority: int = 10
     surprise: SurpriseConfig = field(default_factory=SurpriseConfig)  # auto-hold (runtime/surprise.py), off by default
+    # A camera (of a robot whose cameras run on their own clock) with no fresh frame this long holds
+    # the robot and pauses the policy.
+    stale_frame_ms: float = DEFAULT_STALE_FRAME_MS
+    workspace: WorkspaceBox | None = None  # end-effector box (world metres), for robots with forward kinematics
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 1000:
@@ -106,6 +118,10 @@ class SessionConfig:
             raise TypeError(f"surprise must be a SurpriseConfig, got {type(self.surprise).__name__}")
         if not isinstance(self.blend, BlendConfig):
             raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
+        if not self.stale_frame_ms > 0:
+            raise ValueError(f"stale_frame_ms must be > 0, got {self.stale_frame_ms}")
+        if self.workspace is not None and not isinstance(self.workspace, WorkspaceBox):
+            raise TypeError(f"workspace must be a WorkspaceBox or None, got {type(self.workspace).__name__}")
         if self.record_root is not None:
             self.record_root = Path(self.record_root)
         if self.recording_mode not in RECORDING_MODES:
@@ -184,11 +200,19 @@ class Session:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop_error: BaseException | None = None
+        self._end_effector = self._end_effector_function()  # None: no workspace box, or no forward kinematics
+        self._home: dict[str, float] | None = None  # set at the first tick
+        self._stale: dict[str, float | None] = {}  # cameras without a fresh frame -> their age
+        self._robot_fault = ""  # why the robot stopped answering; nothing reaches it until Reconnect
+        self._teleop_fault = ""  # why the teleop device stopped answering
+        self._was_held = False  # last tick's command was held by safety (its reason was noted then)
 
     # --- public API (any thread) ----------------------------------------------------------
     def start(self) -> None:
         if not self.robot.is_connected:
             self.robot.connect()
+        if self.teleoperator is not None and not self.teleoperator.is_connected:
+            self.teleoperator.connect()
         self._thread = threading.Thread(target=self._loop, name="control-loop", daemon=True)
         self._thread.start()
 
@@ -239,6 +263,8 @@ class Session:
             self._recording.close(save_in_progress=self.config.save_on_exit, outcome=self._detected_outcome())
         if self.robot.is_connected:
             self.robot.disconnect()
+        if self.teleoperator is not None and self.teleoperator.is_connected:
+            self.teleoperator.disconnect()
 
     @property
     def loop_error(self) -> BaseException | None:
@@ -281,10 +307,20 @@ class Session:
         self._drain_commands()
         if self.teleoperator is not None:
             self._poll_device()
-        observation = self.robot.get_observation()
+        if self._robot_fault:
+            self._publish_error_snapshot()  # nothing reaches a robot that stopped answering until Reconnect
+            return
+        try:
+            observation = self.robot.get_observation()
+        except Exception as err:  # noqa: BLE001 - a robot that stops answering holds the loop, never ends it
+            self._robot_failed("get_observation", err)
+            return
         now = time.time()
         if self._previous is None:
             self._previous = self._current_positions(observation)
+        if self._home is None:
+            self._home = self._home_pose()
+        stale = self._check_cameras()
         frames = freeze_frames(observation, self.camera_keys)  # camera -> read-only uint8 (H, W, 3)
         self._runner.observe(self._tick, observation)
 
@@ -296,11 +332,22 @@ class Session:
             self._hold_on_surprise(seam_surprise(self.config.surprise, self._seams.record(switch, last_sent)))
         if chunk is not None and chunk is not self._current_chunk:
             self._previous_chunk, self._current_chunk = self._current_chunk, chunk
-        proposed, source = choose_command(self._mode, queued, self._operator_command(now), self.action_keys)
-        safe = make_safe(proposed, self._previous, self.safety)
+        proposed, source = choose_command(self._mode, queued, self._operator_command(now), self.action_keys, self._home)
+        if stale:
+            proposed = None  # the lockout: nobody moves the robot on a stale picture
+        safe = make_safe(proposed, self._previous, self.safety, self._end_effector)
         if safe.held and proposed is not None:
-            self._note(f"Unsafe command held ({safe.reason}).", error=True)
-        sent = self.robot.send_action(safe.action)
+            if not self._was_held:
+                self._note(f"Unsafe command held ({safe.reason}).", error=True)
+            if source == SOURCE_POLICY:
+                self._apply(Pause())  # a policy that steers out of bounds waits for the operator
+        self._was_held = safe.held and proposed is not None
+        self._finish_homing(safe)
+        try:
+            sent = self.robot.send_action(safe.action)
+        except Exception as err:  # noqa: BLE001 - as get_observation above
+            self._robot_failed("send_action", err)
+            return
         self._previous = {k: float(sent[k]) for k in self.action_keys}
         if safe.held:
             source = "hold"
@@ -334,6 +381,8 @@ class Session:
             last_error=self._last_error,
             hint=self._hint,
             events=tuple(self._events),
+            device_fault=self._device_fault(),
+            stale_cameras=tuple(stale),
         ))
         # After the action is sent and the snapshot published: judging a prediction (a few ms,
         # once per inference) and queueing the frame for the writer must not delay either.
@@ -370,6 +419,9 @@ class Session:
         if isinstance(command, SwapPolicy):
             self._swap_policy(command)
             return
+        if isinstance(command, Reconnect):
+            self._reconnect()
+            return
         transition = next_mode(self._mode, command, has_instruction=bool(self._instruction))
         if transition.message:
             self._note(transition.message, error=transition.refused or isinstance(command, PolicyFailed))
@@ -384,7 +436,7 @@ class Session:
         elif self._mode is not Mode.TAKEOVER:
             self._controller = None
         self._record_correction(previous_mode)
-        if self._mode in (Mode.RUNNING, Mode.TAKEOVER, Mode.ESTOP):
+        if self._mode in (Mode.RUNNING, Mode.TAKEOVER, Mode.ESTOP, Mode.HOMING):
             self._dry_runs.clear()  # the robot moves (or stopped hard): a preview no longer shows its future
         if isinstance(command, RunPolicy):
             self._instruction = command.instruction
@@ -447,11 +499,22 @@ class Session:
         """Read the teleop device once per tick; its motion past the dead zone takes over."""
         device = self.teleoperator
         try:
-            reading = {k: float(v) for k, v in device.get_action().items() if k in self.action_keys}
+            if isinstance(device, CartesianTeleoperator):  # a gamepad or keyboard: the browser's input path
+                motion = device.get_motion()
+            else:
+                reading = {k: float(v) for k, v in device.get_action().items() if k in self.action_keys}
         except Exception as err:  # noqa: BLE001 - a device that fails holds the robot, never stops the loop
-            if self._device_last is not None:
-                self._note(f"Teleoperator {device.name!r} stopped ({type(err).__name__}: {err}): holding.", error=True)
+            if not self._teleop_fault:
+                self._teleop_fault = f"Teleoperator {device.name!r} stopped ({type(err).__name__}: {err})"
+                self._note(f"{self._teleop_fault}: holding. Reconnect tries it again.", error=True)
             self._device_last = self._device_action = None
+            return
+        if self._teleop_fault:
+            self._teleop_fault = ""
+            self._note(f"Teleoperator {device.name!r} answers again.")
+        if isinstance(device, CartesianTeleoperator):
+            toggle = motion.gripper_closed is not None and motion.gripper_closed != self._gripper_closed
+            self._apply_keys(TeleopKeys(motion.keys, toggle, motion.axes, DEVICE_CLIENT))
             return
         last, self._device_last = self._device_last, reading
         moved = last is not None and any(abs(reading[k] - last.get(k, reading[k])) > self.config.device_dead_zone for k in reading)
@@ -463,7 +526,7 @@ class Session:
             self._controller_seen = time.time()
 
     def _takes_over_on_input(self) -> bool:
-        return self.config.takeover_on_input and self._mode in (Mode.RUNNING, Mode.PAUSED, Mode.IDLE)
+        return self.config.takeover_on_input and self._mode in (Mode.RUNNING, Mode.PAUSED, Mode.IDLE, Mode.HOMING)
 
     def _may_control(self, client: str) -> bool:
         """Take over / release is refused while another client holds control (and is still there)."""
@@ -481,7 +544,7 @@ class Session:
         input went stale (a closed tab, a gamepad unplugged)."""
         if self._mode is not Mode.TAKEOVER:
             return None
-        if self._controller == DEVICE_CLIENT:
+        if self._controller == DEVICE_CLIENT and not isinstance(self.teleoperator, CartesianTeleoperator):
             return None if self._device_action is None else {**self._previous, **self._device_action}
         if not isinstance(self.robot, CartesianControl):
             return None
@@ -659,15 +722,95 @@ class Session:
 
     def _publish_error_snapshot(self) -> None:
         if self._snapshot is not None:
-            self._publish(replace(self._snapshot, last_error=self._last_error, events=tuple(self._events)))
+            self._publish(replace(self._snapshot, mode=self._mode, action_source=SOURCE_HOLD, last_error=self._last_error,
+                                  hint=self._hint, events=tuple(self._events), device_fault=self._device_fault()))
 
     @staticmethod
     def _safety_limits(robot: Robot, config: SessionConfig) -> SafetyLimits:
         keys = list(robot.action_features)
         limits = robot.joint_limits if isinstance(robot, HasJointLimits) else {}
         joint_limits = {k: tuple(limits.get(k, UNBOUNDED)) for k in keys}
-        max_step = {k: config.max_step_overrides.get(k, config.max_step_per_tick) for k in keys}
-        return SafetyLimits(joint_limits, max_step)
+        steps = robot.max_step if isinstance(robot, HasStepLimits) else {}
+        max_step = {k: config.max_step_overrides.get(k, steps.get(k, config.max_step_per_tick)) for k in keys}
+        return SafetyLimits(joint_limits, max_step, config.workspace)
+
+    def _end_effector_function(self):
+        """action -> end-effector position, for the workspace box; None when there is no box or the
+        robot has no forward kinematics (said once in the event log)."""
+        if self.config.workspace is None:
+            return None
+        if not isinstance(self.robot, SceneGeometry):
+            self._note(f"Workspace box not enforced: robot {self.robot.name!r} has no forward kinematics (SceneGeometry).")
+            return None
+        robot = self.robot
+        return lambda joints: robot.link_positions(joints)[-1]
+
+    def _home_pose(self) -> dict[str, float]:
+        """The robot's home pose, else the pose of the first tick; within the joint limits, so it can be reached."""
+        pose = self.robot.home_pose if isinstance(self.robot, HasHomePose) else None
+        if pose is None:
+            pose = self._previous
+            self._note("Home pose: where the robot was at the first tick (it names none).")
+        return {k: min(max(float(pose.get(k, self._previous[k])), low), high) for k, (low, high) in self.safety.joint_limits.items()}
+
+    def _finish_homing(self, safe) -> None:
+        if self._mode is not Mode.HOMING or self._home is None or safe.held:
+            return
+        if all(abs(safe.action[k] - self._home[k]) <= HOME_REACHED_TOLERANCE for k in self.action_keys):
+            self._mode = Mode.IDLE
+            self._note("Home reached: holding.")
+
+    def _check_cameras(self) -> dict[str, float | None]:
+        """The stale-camera lockout: cameras with no fresh frame -> their age; the policy pauses when one goes stale."""
+        if not isinstance(self.robot, CameraFreshness):
+            return {}
+        stale = stale_cameras(self.robot.frame_ages_ms(), self.config.stale_frame_ms)
+        if set(stale) != set(self._stale):
+            if stale:
+                ages = ", ".join(f"{c!r} ({'no frame yet' if a is None else f'last frame {a:.0f} ms ago'})" for c, a in stale.items())
+                self._note(f"Stale camera {ages}: no fresh frame within {self.config.stale_frame_ms:.0f} ms, holding.", error=True)
+                if self._mode is Mode.RUNNING:
+                    self._apply(Pause())
+            else:
+                self._note("Every camera is fresh again: Run or take over to go on.")
+        self._stale = stale
+        return stale
+
+    def _robot_failed(self, call: str, err: Exception) -> None:
+        self._robot_fault = f"Robot {self.robot.name!r} stopped answering ({call}: {type(err).__name__}: {err})"
+        self._note(f"{self._robot_fault}: holding. Press Reconnect when it is back.", error=True)
+        if self._mode in (Mode.RUNNING, Mode.HOMING):
+            self._apply(Pause())
+        self._publish_error_snapshot()
+
+    def _reconnect(self) -> None:
+        """Connect again to whatever stopped answering (never calibrating: no terminal prompt here)."""
+        if not self._robot_fault and not self._teleop_fault:
+            self._note("Nothing to reconnect: every device answers.")
+            return
+        if self._robot_fault and self._connect_again(self.robot, f"robot {self.robot.name!r}"):
+            self._robot_fault = ""
+            self._previous = None  # hold where the arm is now, not where it was told to be before
+        if self._teleop_fault and self._connect_again(self.teleoperator, f"teleoperator {self.teleoperator.name!r}"):
+            self._teleop_fault = ""
+            self._device_last = None
+
+    def _connect_again(self, device, label: str) -> bool:
+        try:
+            if device.is_connected:
+                device.disconnect()  # a half-open link first
+        except Exception:  # noqa: BLE001, S110 - a device that is gone may fail to disconnect too
+            pass
+        try:
+            device.connect(calibrate=False)
+        except Exception as err:  # noqa: BLE001 - say why, stay holding
+            self._note(f"Reconnecting {label} failed ({type(err).__name__}: {err}): still holding.", error=True)
+            return False
+        self._note(f"Reconnected {label}: holding where it is.")
+        return True
+
+    def _device_fault(self) -> str:
+        return " · ".join(fault for fault in (self._robot_fault, self._teleop_fault) if fault)
 
 
 def describe_episode(episode: Any) -> str:

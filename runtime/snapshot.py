@@ -49,6 +49,8 @@ class Snapshot:
     events: tuple[str, ...] = field(default=())  # recent events, newest last
     # The latest inference's own stage timings (a remote policy: "model", "network", ...), read-only.
     inference_timings_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    device_fault: str = ""  # which device stopped answering and why ("" when all answer): Reconnect is offered
+    stale_cameras: tuple[str, ...] = ()  # cameras with no fresh frame: the robot holds
 
 
 def freeze_frames(observation: dict, camera_keys: list[str]) -> Mapping[str, np.ndarray]:

@@ -5,12 +5,13 @@ Kept free of threads and devices so they can be tested exhaustively.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from runtime.commands import (
-    Command, DiscardRecording, EStop, Mode, Pause, PolicyFailed, Release, ResetScene, RunPolicy,
+    Command, DiscardRecording, EStop, Mode, Pause, PolicyFailed, Release, ResetScene, ReturnHome, RunPolicy,
     StartRecording, StopRecording, TakeOver, TeleopKeys,
 )
 
@@ -24,8 +25,12 @@ def choose_command(
     queued: np.ndarray | None,
     operator: dict[str, float] | None,
     action_keys: list[str],
+    home: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float] | None, str]:
-    """The proposed command and its source; None means hold the previous command."""
+    """The proposed command and its source; None means hold the previous command. Returning home
+    counts as the operator's command: the operator asked for it."""
+    if mode is Mode.HOMING and home is not None:
+        return dict(home), SOURCE_OPERATOR
     if mode is Mode.RUNNING and queued is not None:
         return dict(zip(action_keys, (float(v) for v in queued))), SOURCE_POLICY
     if mode is Mode.TAKEOVER and operator is not None:
@@ -46,13 +51,17 @@ def next_mode(mode: Mode, command: Command, has_instruction: bool) -> Transition
         return Transition(Mode.ESTOP, "E-stop: holding. Reset the scene to continue.")
     if isinstance(command, ResetScene):
         return Transition(Mode.IDLE, "Scene reset.")
-    if mode is Mode.ESTOP and isinstance(command, (RunPolicy, TakeOver, Release, Pause)):
+    if mode is Mode.ESTOP and isinstance(command, (RunPolicy, TakeOver, Release, Pause, ReturnHome)):
         return Transition(mode, "E-stop is engaged: reset the scene first.", refused=True)
+    if isinstance(command, ReturnHome):
+        return Transition(Mode.HOMING, "Returning home (within the step clamp).")
     if isinstance(command, RunPolicy):
         return Transition(Mode.RUNNING, f"Running: {command.instruction}")
     if isinstance(command, Pause):
         if mode is Mode.RUNNING:
             return Transition(Mode.PAUSED, "Paused: holding.")
+        if mode is Mode.HOMING:
+            return Transition(Mode.IDLE, "Homing stopped: holding.")
         return Transition(mode, "Nothing to pause.", refused=True)
     if isinstance(command, TakeOver):
         return Transition(Mode.TAKEOVER, "Operator has control.")

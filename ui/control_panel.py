@@ -1,4 +1,5 @@
-"""Instruction box with history, and the run / pause / take over / release / e-stop / reset buttons."""
+"""Instruction box with history, and the run / pause / take over / release / e-stop / home / reconnect /
+reset buttons."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import threading
 
 import gradio as gr
 
-from runtime.commands import DryRun, EStop, Pause, ResetScene, RunPolicy, validate_instruction
+from runtime.commands import DryRun, Pause, Reconnect, ResetScene, ReturnHome, RunPolicy, validate_instruction
 from runtime.session import Session
 from runtime.teleop_keys import KEYMAP_HELP
 from ui.operator_gate import OperatorGate
@@ -44,10 +45,12 @@ def build_control_panel(session: Session, history: InstructionHistory, gate: Ope
         pause = gr.Button("❚❚ Pause", elem_id="btn-pause")
         take = gr.Button("☞ Take over", elem_id="btn-takeover")
         release = gr.Button("↩ Release", elem_id="btn-release")
-        estop = gr.Button("■ E-stop (Esc)", variant="stop", elem_id="btn-estop")
+        gr.Button("■ E-stop (Esc)", variant="stop", elem_id="btn-estop")  # posts /api/estop itself (ui/keyboard.js)
     with gr.Row():
         seed = gr.Textbox(label="Scene seed (empty: random)", value="", scale=1, elem_id="seed")
         reset = gr.Button("⟲ Reset scene", elem_id="btn-reset", scale=1)
+        home = gr.Button("⌂ Home", elem_id="btn-home", scale=1)
+        reconnect = gr.Button("⟳ Reconnect", elem_id="btn-reconnect", scale=1)
     gr.Markdown(f"**Keyboard teleop** (after Take over; click the page outside text boxes first): {KEYMAP_HELP}. "
                 "Esc = e-stop.")
 
@@ -72,7 +75,9 @@ def build_control_panel(session: Session, history: InstructionHistory, gate: Ope
     pause.click(gate.sender(Pause()))
     # Take over / Release go through /api/control from ui/keyboard.js, with the tab's id: the
     # session lets one tab hold control at a time (and that tab's keys and gamepad drive).
-    estop.click(gate.sender(EStop()))
+    # The E-stop button is not a Gradio event: ui/keyboard.js posts /api/estop, which no busy queue can delay.
+    home.click(gate.sender(ReturnHome()))
+    reconnect.click(gate.sender(Reconnect()))
 
     def on_reset(text: str, request: gr.Request) -> None:
         text = text.strip()

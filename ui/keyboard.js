@@ -1,5 +1,5 @@
 // Keyboard teleop for Foresight Console: sends the held keys to /api/teleop while any is held,
-// and Escape to /api/estop. Keys typed into a text field are left alone. Every request carries
+// and Escape (or the E-stop button) to /api/estop. Keys typed into a text field are left alone. Every request carries
 // this tab's id (window.consoleClientId): the session lets one tab hold control at a time, and a
 // motion key takes over at once when the policy is running or holding. The Take over / Release
 // buttons post to /api/control with the same id.
@@ -41,8 +41,10 @@
     if (held.delete(e.code)) send(false);
   });
   window.addEventListener("blur", () => { if (held.size) { held.clear(); send(false); } });
-  // Gradio renders the buttons after this script runs: listen on the document.
+  // Gradio renders the buttons after this script runs: listen on the document. The E-stop button
+  // posts straight to /api/estop, never through Gradio's event queue, so a busy page cannot delay it.
   document.addEventListener("click", (e) => {
+    if (e.target.closest && e.target.closest("#btn-estop")) { fetch("/api/estop", {method: "POST"}); return; }
     const button = e.target.closest && e.target.closest("#btn-takeover, #btn-release");
     if (button) window.consoleControl(button.id === "btn-takeover" ? "take" : "release");
   });

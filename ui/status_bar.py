@@ -10,7 +10,8 @@ import gradio as gr
 from runtime.snapshot import Snapshot
 
 SHOWN_QUEUE_MS = 1.0  # a remote server's batching wait is shown once it reaches this
-MODE_COLOURS = {"idle": "#6b7280", "running": "#16a34a", "paused": "#d97706", "takeover": "#2563eb", "estop": "#dc2626"}
+MODE_COLOURS = {"idle": "#6b7280", "running": "#16a34a", "paused": "#d97706", "takeover": "#2563eb", "estop": "#dc2626",
+                "homing": "#7c3aed"}
 
 
 def build_status_bar() -> gr.HTML:
@@ -53,8 +54,14 @@ def render_status(snapshot: Snapshot | None) -> str:
         rows.append(f"<div class='status'>instruction: <i>{html.escape(snapshot.instruction)}</i></div>")
     if snapshot.hint:
         rows.append(f"<div class='status hint'>{html.escape(snapshot.hint)}</div>")
+    if snapshot.device_fault:
+        rows.append(f"<div class='status error' id='status-device-fault'>⚠ {html.escape(snapshot.device_fault)}: "
+                    "holding. <b>Reconnect</b> when it is back.</div>")
+    if snapshot.stale_cameras:
+        names = ", ".join(snapshot.stale_cameras)
+        rows.append(f"<div class='status error' id='status-stale'>⚠ stale camera: {html.escape(names)} (no fresh frame): holding.</div>")
     error = snapshot.last_error or (snapshot.recording.error if snapshot.recording else "")
-    if error:
+    if error and not (snapshot.device_fault and error.startswith(snapshot.device_fault)):  # said just above
         rows.append(f"<div class='status error' id='status-error'>⚠ {html.escape(error)}</div>")
     return "\n".join(rows)
 

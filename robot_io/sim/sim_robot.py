@@ -59,6 +59,12 @@ class SimRobot(Robot):
         limits = {key: (float(lo), float(hi)) for key, (lo, hi) in zip(JOINT_KEYS, scene.ARM_JOINT_RANGES)}
         return {**limits, GRIPPER_KEY: (0.0, 1.0)}
 
+    @property
+    def home_pose(self) -> dict[str, float]:
+        """The arm over the belt, clear of the head camera, gripper open: where every episode starts
+        (less its jitter). Needs the simulation built (connect)."""
+        return {**dict(zip(JOINT_KEYS, map(float, self.env.home_joints))), GRIPPER_KEY: 0.0}
+
     # --- lifecycle -----------------------------------------------------------------------
     @property
     def is_connected(self) -> bool:

@@ -10,12 +10,12 @@ FPS = 60.0
 
 @pytest.fixture
 def make_session():
-    """make_session(policy=None, teleoperator=None, **SessionConfig fields) -> (session, robot);
-    every session is closed after the test, and must not have died."""
+    """make_session(policy=None, teleoperator=None, robot=None, **SessionConfig fields) -> (session, robot)
+    (robot None: a FakeRobot); every session is closed after the test, and must not have died."""
     sessions = []
 
-    def make(policy=None, teleoperator=None, **config):
-        robot = FakeRobot()
+    def make(policy=None, teleoperator=None, robot=None, **config):
+        robot = robot or FakeRobot()
         session = Session(robot, policy or ConstantPolicy(), SessionConfig(**({"fps": FPS} | config)), teleoperator)
         session.start()
         sessions.append(session)

@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from runtime.commands import (
-    EStop, Mode, Pause, PolicyFailed, Release, ResetScene, RunPolicy, StartRecording, TakeOver, validate_instruction,
+    EStop, Mode, Pause, PolicyFailed, Release, ResetScene, ReturnHome, RunPolicy, StartRecording, TakeOver,
+    validate_instruction,
 )
 from runtime.step import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY, choose_command, next_mode
 
@@ -59,3 +60,16 @@ def test_instruction_validation():
         validate_instruction("   ", 100)
     with pytest.raises(ValueError, match="limit is 10"):
         validate_instruction("x" * 11, 10)
+
+
+def test_returning_home_commands_the_home_pose_and_yields_to_any_mode_command():
+    home = {"a": 0.0, "b": 1.0}
+    assert choose_command(Mode.HOMING, np.array([9.0, 9.0]), {"a": 5.0, "b": 5.0}, KEYS, home) == (home, SOURCE_OPERATOR)
+    assert choose_command(Mode.HOMING, None, None, KEYS, None) == (None, SOURCE_HOLD)  # no home known yet: hold
+    for mode in (Mode.IDLE, Mode.PAUSED, Mode.RUNNING, Mode.TAKEOVER):
+        assert next_mode(mode, ReturnHome(), True).mode is Mode.HOMING
+    assert next_mode(Mode.ESTOP, ReturnHome(), True).refused
+    assert next_mode(Mode.HOMING, Pause(), True).mode is Mode.IDLE
+    assert next_mode(Mode.HOMING, RunPolicy("go"), True).mode is Mode.RUNNING
+    assert next_mode(Mode.HOMING, TakeOver(), True).mode is Mode.TAKEOVER
+    assert next_mode(Mode.HOMING, EStop(), True).mode is Mode.ESTOP
