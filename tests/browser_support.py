@@ -85,3 +85,12 @@ def chromium_page(width: int = 1400, height: int = 1000, extra_args: tuple[str, 
             yield page
         finally:
             browser.close()
+
+
+def wait_for_instruction(page, text: str = "block", timeout_ms: int = 60_000) -> None:
+    """Wait until the instruction box holds `text`: the page's load event has run (it fills in the
+    scene's instruction), so the Gradio client is connected and its buttons act."""
+    page.wait_for_function(
+        "text => { const box = document.querySelector('#instruction textarea'); return box && box.value.includes(text); }",
+        arg=text, timeout=timeout_ms,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process
+from tests.browser_support import chromium_page, console_process, wait_for_instruction
 from ui.access import add_user
 
 pytestmark = pytest.mark.browser
@@ -23,8 +23,7 @@ def log_in(page, url, name):
     page.fill("#login-name", name)
     page.fill("#login-password", PASSWORD)
     page.click("#login-submit")
-    page.wait_for_function("() => document.querySelector('#instruction textarea') && "
-                           "document.querySelector('#instruction textarea').value.includes('block')", timeout=60_000)
+    wait_for_instruction(page)
 
 
 def test_viewer_watches_operator_drives(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process
+from tests.browser_support import chromium_page, console_process, wait_for_instruction
 
 pytestmark = pytest.mark.browser
 CAMERAS = ["head", "wrist", "side"]
@@ -42,7 +42,7 @@ def test_console_end_to_end(tmp_path):
 
             # The instruction box is prefilled with the scene's instruction after load.
             instruction = page.locator("#instruction textarea")
-            page.wait_for_function("() => document.querySelector('#instruction textarea').value.includes('block')")
+            wait_for_instruction(page)
 
             # An empty instruction is refused with a message; nothing runs.
             instruction.fill("   ")
@@ -73,7 +73,7 @@ def test_console_end_to_end(tmp_path):
             page.reload()
             page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=30_000)
             page.wait_for_selector("text=● REC", timeout=10_000)
-            page.wait_for_function("() => document.querySelector('#instruction textarea').value.includes('red block')")
+            wait_for_instruction(page, "red block")
             page.wait_for_function("cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames >= 3)",
                                    arg=CAMERAS, timeout=30_000)
             page.screenshot(path=str(SCREENSHOT), full_page=True)

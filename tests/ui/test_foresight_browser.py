@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process
+from tests.browser_support import chromium_page, console_process, wait_for_instruction
 
 pytestmark = pytest.mark.browser
 CAMERAS = ["head", "wrist", "side"]
@@ -39,6 +39,7 @@ def get_json(url: str) -> dict:
 def open_console(page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector("#status-mode", timeout=30_000)
+    wait_for_instruction(page)
     page.wait_for_function(
         "cams => window.feedStats && cams.every(c => window.feedStats[c] && window.feedStats[c].frames >= 3)",
         arg=CAMERAS, timeout=30_000,

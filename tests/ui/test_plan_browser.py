@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process
+from tests.browser_support import chromium_page, console_process, wait_for_instruction
 
 pytestmark = pytest.mark.browser
 CAMERAS = ["head", "wrist", "side"]
@@ -28,6 +28,7 @@ def test_dry_runs_side_by_side_then_run_and_the_plan_chart(tmp_path):
         with chromium_page(height=2400) as page:
             page.goto(url)
             page.wait_for_selector("#plan", timeout=30_000)
+            wait_for_instruction(page)
             instruction = page.locator("#instruction textarea")
             before = get_json(f"{url}/api/status")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process
+from tests.browser_support import chromium_page, console_process, wait_for_instruction
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path(os.environ.get("RECORDING_SCREENSHOT", "/tmp/recording_panel.png"))
@@ -29,8 +29,7 @@ def test_attempt_with_verdict_then_a_correction_episode(tmp_path):
             page.goto(url)
             page.wait_for_selector("#status-mode", timeout=30_000)
             # The page is live once the load event has filled in the scene's instruction.
-            page.wait_for_function("() => document.querySelector('#instruction textarea').value.includes('block')",
-                                   timeout=30_000)
+            wait_for_instruction(page)
             page.locator("#instruction textarea").fill(INSTRUCTION)
             page.click("#btn-run")
             page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=10_000)
