@@ -97,6 +97,7 @@ class LeRobotRobot(Robot):
         return self.robot.is_connected
 
     def connect(self, calibrate: bool = True) -> None:
+        close_half_open_links(self.robot)
         self.robot.connect(calibrate=calibrate)
 
     def disconnect(self) -> None:
@@ -237,6 +238,24 @@ def relative_target_steps(robot: Any) -> dict[str, float]:
         per_motor = target if isinstance(target, Mapping) else dict.fromkeys(bus.motors, target)
         steps.update({f"{prefix}{name}{POSITION_SUFFIX}": float(step) for name, step in per_motor.items()})
     return steps
+
+
+def close_half_open_links(robot: Any) -> None:
+    """Close the ports and cameras a failed robot left open, so its connect can start over.
+
+    A LeRobot robot that lost its USB link cannot disconnect (its bus disables torque first, which
+    fails, and the port stays open) and cannot connect (an open port is refused). Its buses are
+    closed here without touching the motors (torque stays as it is), and its cameras released."""
+    for _, arm in robot_arms(robot):
+        bus = getattr(arm, "bus", None)
+        links = [(bus, {"disable_torque": False})] if bus is not None else []
+        links += [(camera, {}) for camera in (getattr(arm, "cameras", None) or {}).values()]
+        for link, options in links:
+            if getattr(link, "is_connected", False):
+                try:
+                    link.disconnect(**options)
+                except Exception:  # noqa: BLE001, S110 - a dead link may fail to close; connect will say so
+                    pass
 
 
 def camera_devices(robot: Any) -> dict[str, Any]:

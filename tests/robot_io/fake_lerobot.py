@@ -10,6 +10,7 @@ from lerobot.cameras import make_cameras_from_configs
 from lerobot.motors import Motor, MotorCalibration, MotorNormMode
 from lerobot.robots import Robot
 from lerobot.teleoperators import Teleoperator
+from lerobot.utils.errors import DeviceAlreadyConnectedError
 
 from tests.robot_io.config_fake_lerobot import FakeArmConfig, FakeGamepadConfig, FakeLeaderConfig
 
@@ -20,12 +21,15 @@ MOTORS = ("shoulder", "elbow", "gripper")
 
 
 class FakeBus:
-    """What a LeRobot MotorsBus exposes for safety: motors, calibration, resolutions."""
+    """What a LeRobot MotorsBus exposes: motors, calibration, resolutions, and its serial port as
+    LeRobot handles it: connect refuses an open port, and disconnect(disable_torque=True) talks to
+    the motors first, so on a dead handle it raises and leaves the port open."""
 
     model_resolution_table = {MODEL: STEPS_PER_TURN}
 
-    def __init__(self, use_degrees: bool) -> None:
+    def __init__(self, port: str, use_degrees: bool) -> None:
         body = MotorNormMode.DEGREES if use_degrees else MotorNormMode.RANGE_M100_100
+        self.port = port
         self.motors = {
             "shoulder": Motor(1, MODEL, MotorNormMode.RANGE_M100_100),
             "elbow": Motor(2, MODEL, body),
@@ -33,6 +37,25 @@ class FakeBus:
         }
         self.calibration = {"elbow": MotorCalibration(id=2, drive_mode=0, homing_offset=0,
                                                       range_min=ELBOW_RANGE[0], range_max=ELBOW_RANGE[1])}
+        self.is_connected = False  # the port is open
+        self.present = True  # the adapter is plugged in
+        self.dead_handle = False  # unplugged while open: this handle never works again until closed
+
+    def connect(self) -> None:
+        if self.is_connected:
+            raise DeviceAlreadyConnectedError(f"{self.port} is already open")
+        if not self.present:
+            raise ConnectionError(f"could not open port {self.port}")
+        self.is_connected = True
+
+    def check(self, what: str) -> None:
+        if not self.present or self.dead_handle:
+            raise ConnectionError(f"{what} on {self.port} failed: no status packet")
+
+    def disconnect(self, disable_torque: bool = True) -> None:
+        if disable_torque:
+            self.check("disabling torque")
+        self.is_connected = self.dead_handle = False
 
 
 class FakeArm(Robot):
@@ -42,13 +65,11 @@ class FakeArm(Robot):
     def __init__(self, config: FakeArmConfig) -> None:
         super().__init__(config)
         self.config = config
-        self.bus = FakeBus(config.use_degrees)
+        self.bus = FakeBus(config.port, config.use_degrees)
         self.cameras = make_cameras_from_configs(config.cameras)
         self.positions = {f"{m}.pos": 0.0 for m in MOTORS}
         self.sent: list[dict[str, float]] = []
-        self.unplugged = False  # set by a test: every call raises, as a pulled USB cable makes them
         self.connects = 0
-        self._connected = False
 
     @cached_property
     def observation_features(self) -> dict:
@@ -61,20 +82,25 @@ class FakeArm(Robot):
 
     @property
     def is_connected(self) -> bool:
-        return self._connected
+        return self.bus.is_connected and all(camera.is_connected for camera in self.cameras.values())
 
     @property
     def is_calibrated(self) -> bool:
         return True
 
+    def unplug(self) -> None:
+        """A pulled USB cable: every call fails, and the open handle is dead for good."""
+        self.bus.present = False
+        self.bus.dead_handle = self.bus.is_connected
+
+    def plug(self) -> None:
+        self.bus.present = True
+
     def connect(self, calibrate: bool = True) -> None:
-        if self.unplugged:
-            raise ConnectionError(f"could not open port {self.config.port}")
+        self.bus.connect()
         for camera in self.cameras.values():
-            if not camera.is_connected:
-                camera.connect()
+            camera.connect()
         self.connects += 1
-        self._connected = True
 
     def calibrate(self) -> None:
         pass
@@ -83,23 +109,20 @@ class FakeArm(Robot):
         pass
 
     def get_observation(self) -> dict:
-        if self.unplugged:
-            raise ConnectionError(f"no status packet from {self.config.port}")
+        self.bus.check("reading positions")
         frames = {name: cam.read_latest(self.config.max_frame_age_ms) for name, cam in self.cameras.items()}
         return {**self.positions, **frames}
 
     def send_action(self, action: dict) -> dict:
-        if self.unplugged:
-            raise ConnectionError(f"write to {self.config.port} failed")
+        self.bus.check("writing goals")
         self.positions = {k: float(action[k]) for k in self.positions}
         self.sent.append(dict(self.positions))
         return dict(self.positions)
 
     def disconnect(self) -> None:
+        self.bus.disconnect(disable_torque=True)  # LeRobot's arms disable torque on disconnect
         for camera in self.cameras.values():
-            if camera.is_connected:
-                camera.disconnect()
-        self._connected = False
+            camera.disconnect()
 
 
 class _FakeTeleop(Teleoperator):

@@ -161,7 +161,7 @@ def test_a_robot_that_cannot_connect_is_refused_with_the_reason(devices_file, mo
     def unplugged(self, calibrate=True):
         raise ConnectionError(f"could not open port {self.config.port}")
 
-    monkeypatch.setattr(FakeArm, "connect", unplugged)
+    monkeypatch.setattr(FakeArm, "connect", unplugged)  # as a real arm with no adapter on its port
     with pytest.raises(DeviceError, match="cannot connect robot 'fake_arm'.*/dev/ttyFAKE0"):
         build_devices(parse("--devices", devices_file()), default_robot=SIM)
 

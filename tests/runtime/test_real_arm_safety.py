@@ -186,7 +186,7 @@ def test_a_lerobot_robot_that_disconnects_holds_names_itself_and_reconnects(make
     session.submit(RunPolicy(PROMPT))
     wait_until(lambda s: s.action_source == "policy", session)
     arm = robot.robot
-    arm.unplugged = True
+    arm.unplug()
     held = wait_until(lambda s: s.device_fault != "", session)
     assert "fake_arm" in held.device_fault and "get_observation" in held.device_fault and "/dev/ttyFAKE0" in held.device_fault
     assert wait_until(lambda s: s.mode is Mode.PAUSED, session).device_fault
@@ -196,7 +196,7 @@ def test_a_lerobot_robot_that_disconnects_holds_names_itself_and_reconnects(make
     session.submit(EStop())  # commands still work while the robot is gone
     wait_until(lambda s: s.mode is Mode.ESTOP, session)
     assert len(arm.sent) == sent
-    arm.unplugged = False
+    arm.plug()  # its old port handle stays dead: LeRobot could neither disconnect nor connect it
     connects = arm.connects
     session.submit(Reconnect())
     back = wait_until(lambda s: s.device_fault == "" and len(arm.sent) > sent + 2, session)
