@@ -63,7 +63,7 @@ class LeRobotRobot(Robot):
             unknown = [key for key in values or {} if key not in self._actions]
             if unknown:
                 raise ValueError(f"{name} names {unknown}, which are not actions of {robot_type}: its actions are {self._actions}")
-        self._joint_limits = {**motor_limits(robot), **(joint_limits or {})}
+        self._limit_overrides = dict(joint_limits or {})
         self._max_step = {**relative_target_steps(robot), **(max_step or {})}
         self._home = dict(home) if home else None
 
@@ -81,7 +81,9 @@ class LeRobotRobot(Robot):
 
     @property
     def joint_limits(self) -> dict[str, tuple[float, float]]:
-        return {self._joint_map.model_name(k): limits for k, limits in self._joint_limits.items()}
+        """Read from the robot each time: LeRobot may calibrate it only on connect."""
+        limits = {**motor_limits(self.robot), **self._limit_overrides}
+        return {self._joint_map.model_name(k): value for k, value in limits.items()}
 
     @property
     def max_step(self) -> dict[str, float]:

@@ -17,6 +17,7 @@ class FakeArmConfig(RobotConfig):
     cameras: dict[str, CameraConfig] = field(default_factory=dict)
     use_degrees: bool = True
     max_frame_age_ms: int = 500  # what get_observation passes to the cameras' read_latest (LeRobot's default)
+    calibrated: bool = True  # False: no calibration until connect(calibrate=True) makes one, as LeRobot's arms
 
 
 @TeleoperatorConfig.register_subclass("fake_leader")

@@ -66,6 +66,9 @@ class FakeArm(Robot):
         super().__init__(config)
         self.config = config
         self.bus = FakeBus(config.port, config.use_degrees)
+        self._calibration = self.bus.calibration
+        if not config.calibrated:
+            self.bus.calibration = {}
         self.cameras = make_cameras_from_configs(config.cameras)
         self.positions = {f"{m}.pos": 0.0 for m in MOTORS}
         self.sent: list[dict[str, float]] = []
@@ -98,6 +101,8 @@ class FakeArm(Robot):
 
     def connect(self, calibrate: bool = True) -> None:
         self.bus.connect()
+        if calibrate and not self.bus.calibration:
+            self.bus.calibration = self._calibration  # what LeRobot's interactive calibration would record
         for camera in self.cameras.values():
             camera.connect()
         self.connects += 1

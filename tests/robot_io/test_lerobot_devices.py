@@ -108,6 +108,21 @@ def test_safety_comes_from_the_robots_own_config(devices_file):
         close(devices)
 
 
+def test_limits_in_degrees_come_from_a_calibration_made_at_connect_else_a_note_says_they_are_unknown(devices_file):
+    devices = build_devices(parse("--devices", devices_file(), "--robot.calibrated=false"), default_robot=SIM)
+    try:
+        assert "elbow.pos" in devices.robot.joint_limits and devices.notes == ()
+    finally:
+        close(devices)
+    path = devices_file(calibrate=False)
+    devices = build_devices(parse("--devices", path, "--robot.calibrated=false"), default_robot=SIM)
+    try:
+        assert "elbow.pos" not in devices.robot.joint_limits
+        assert any("No joint limits known for ['elbow.pos']" in note for note in devices.notes)
+    finally:
+        close(devices)
+
+
 def test_the_file_overrides_and_per_motor_targets(devices_file):
     path = devices_file(".json", joint_limits={"elbow.pos": [-30, 30]}, max_step={"gripper.pos": 10},
                         home={"shoulder.pos": 0, "elbow.pos": 45, "gripper.pos": 0})
