@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
     parser.add_argument("--no-record", action="store_true", help="disable recording")
     parser.add_argument("--workspace", default=None, metavar="X0,Y0,Z0,X1,Y1,Z1",
-                        help="end-effector box in world metres: a command leaving it is held (robots with forward kinematics)")
+                        help="end-effector box in world metres: a command leaving it is held (robots with forward "
+                             "kinematics); write --workspace=... when the first number is negative")
     parser.add_argument("--stale-frame-ms", type=float, default=DEFAULT_STALE_FRAME_MS,
                         help="hold when a camera has had no fresh frame this long (cameras on their own clock)")
     parser.add_argument("--realtime-priority", type=int, default=10,
