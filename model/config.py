@@ -120,9 +120,14 @@ class Qwen3VisionConfig:
 VISION_KINDS = {"conv": ConvVisionConfig, "qwen3_vl": Qwen3VisionConfig}
 
 
+TEXT_KINDS = ("words", "bytes", "qwen")
+
+
 @dataclass
 class TextConfig:
-    """Instruction tokens: `bytes` (ours, for tiny) or `qwen` (the Qwen3-VL tokenizer from a local folder)."""
+    """Instruction tokens: `words` (ours, for tiny: one token per word, hashed into the
+    vocabulary), `bytes` (ours, one token per UTF-8 byte; the first tiny checkpoints) or `qwen`
+    (the Qwen3-VL tokenizer from a local folder)."""
 
     kind: str = "bytes"
     vocab_size: int = 259  # 3 specials + 256 byte values
@@ -132,7 +137,7 @@ class TextConfig:
     vision_end_id: int = 2
 
     def __post_init__(self) -> None:
-        _check(self.kind in ("bytes", "qwen"), f"TextConfig.kind must be 'bytes' or 'qwen', got {self.kind!r}")
+        _check(self.kind in TEXT_KINDS, f"TextConfig.kind must be one of {TEXT_KINDS}, got {self.kind!r}")
         _check_positive("TextConfig", vocab_size=self.vocab_size, max_tokens=self.max_tokens)
         for name in ("pad_id", "vision_start_id", "vision_end_id"):
             token_id = getattr(self, name)
@@ -263,7 +268,7 @@ class ModelConfig:
             f"ModelConfig.mrope_section {self.mrope_section} must be 3 values summing to head_dim/2 = {self.und.head_dim // 2}",
         )
         _check(
-            self.text.kind == ("qwen" if self.vision.kind == "qwen3_vl" else "bytes"),
+            (self.text.kind == "qwen") == (self.vision.kind == "qwen3_vl"),
             f"ModelConfig: vision kind {self.vision.kind!r} and text kind {self.text.kind!r} do not belong together",
         )
 
@@ -306,6 +311,10 @@ class ModelConfig:
             raise ValueError(f"invalid model config: {err}") from err
 
 
+WORD_VOCAB = 1024  # hashed word ids: collisions are rare among an instruction vocabulary of dozens of words
+WORD_TOKENS = 16  # instructions are short; fewer text tokens also make every step cheaper
+
+
 def tiny() -> ModelConfig:
     """Same structure as a1-3b, sized so one call (chunk + 3 foresight pictures) takes ~100 ms on 2 CPU cores.
 
@@ -322,7 +331,9 @@ def tiny() -> ModelConfig:
         # Blocks are ~8 px in the head camera, one stem cell: the residual blocks let the encoder
         # tell a block's colour and place from its neighbours before 56 px patches pool them.
         vision=ConvVisionConfig(stem_blocks=2),
-        text=TextConfig(),
+        # One token per word: the colour that names the target is one embedding to attend to, not
+        # three to six bytes to compose (a byte-level tiny learned to ignore the instruction).
+        text=TextConfig(kind="words", vocab_size=WORD_VOCAB, max_tokens=WORD_TOKENS),
         foresight=ForesightConfig(tokenizer="conv", image_size=128),
         rope_theta=10_000.0,
         mrope_section=(6, 5, 5),

@@ -8,6 +8,8 @@ Both variants expose the same surface to the policy network:
 
 from __future__ import annotations
 
+import re
+import zlib
 from pathlib import Path
 
 import torch
@@ -105,6 +107,30 @@ class ByteTokenizer:
         return _pad_right(rows, self.config)
 
 
+class WordTokenizer:
+    """Instruction -> one id per word (lower-cased letters and digits; punctuation splits words),
+    hashed into the vocabulary with CRC-32 (stable across runs and machines), right-padded."""
+
+    def __init__(self, config: TextConfig) -> None:
+        self.config = config
+        self.first_word_id = max(config.pad_id, config.vision_start_id, config.vision_end_id) + 1
+        if self.first_word_id >= config.vocab_size:
+            raise ValueError(f"a word vocabulary needs ids above the specials, config has vocab_size {config.vocab_size}")
+
+    def word_id(self, word: str) -> int:
+        return self.first_word_id + zlib.crc32(word.encode("utf-8")) % (self.config.vocab_size - self.first_word_id)
+
+    def __call__(self, texts: list[str]) -> tuple[Tensor, Tensor]:
+        """-> ids (B, max_tokens) long, mask (B, max_tokens) bool."""
+        rows = []
+        for text in texts:
+            words = re.findall(r"[a-z0-9]+", text.lower())[: self.config.max_tokens]
+            if not words:
+                raise ValueError("instruction is empty")
+            rows.append([self.word_id(word) for word in words])
+        return _pad_right(rows, self.config)
+
+
 class QwenTextTokenizer:
     """Qwen3-VL's tokenizer from a local folder (tokenizer.json etc.); nothing is downloaded."""
 
@@ -136,7 +162,9 @@ def _pad_right(rows: list[list[int]], config: TextConfig) -> tuple[Tensor, Tenso
     return ids, mask
 
 
-def build_text_tokenizer(config: TextConfig, folder: str | Path | None = None) -> ByteTokenizer | QwenTextTokenizer:
+def build_text_tokenizer(config: TextConfig, folder: str | Path | None = None) -> WordTokenizer | ByteTokenizer | QwenTextTokenizer:
+    if config.kind == "words":
+        return WordTokenizer(config)
     if config.kind == "bytes":
         return ByteTokenizer(config)
     if folder is None:

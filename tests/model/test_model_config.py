@@ -26,7 +26,7 @@ def test_a1_3b_has_the_released_shapes():
 
 def test_tiny_spends_tokens_sparingly():
     c = tiny()
-    assert c.image_tokens_per_view == 16 and c.prefix_tokens == 3 * 18 + 48
+    assert c.image_tokens_per_view == 16 and c.prefix_tokens == 3 * 18 + 16 and c.text.kind == "words"
     assert c.generation_tokens == 3 * 2 * 16 and c.chunk_size == 50
 
 
