@@ -178,9 +178,9 @@ class LeRobotCartesianTeleoperator(_LeRobotTeleopAdapter):
         return TeleopMotion(axes=axes, gripper_closed=closed)
 
 
-def is_end_effector_teleop(teleop: Any) -> bool:
+def is_end_effector_teleop(action_features: Any) -> bool:
     """LeRobot's end-effector teleoperators describe their action as {"names": {"delta_x": 0, ...}}."""
-    names = teleop.action_features.get("names") if isinstance(teleop.action_features, dict) else None
+    names = action_features.get("names") if isinstance(action_features, dict) else None
     return isinstance(names, dict) and all(key in names for key in EE_DELTA_KEYS)
 
 

@@ -211,13 +211,20 @@ def _build_teleoperator(config: DevicesConfig, joints: NameMapping, robot: Robot
         raise DeviceError(f"teleoperator {kind!r} needs a package that is not installed: {err}") from err
     except Exception as err:  # noqa: BLE001
         raise DeviceError(f"cannot build teleoperator {kind!r}: {type(err).__name__}: {err}") from err
-    if is_end_effector_teleop(device):
+    try:
+        features = device.action_features
+    except Exception as err:  # noqa: BLE001 - some LeRobot teleoperators cannot say before they connect
+        raise DeviceError(f"teleoperator {kind!r} does not describe its actions ({type(err).__name__}: {err})") from err
+    if is_end_effector_teleop(features):
         if not isinstance(robot, CartesianControl):
             raise DeviceError(f"teleoperator {kind!r} moves an end effector, but robot {robot.name!r} has no "
                               "end-effector control: use a leader arm")
         teleoperator: Teleoperator = LeRobotCartesianTeleoperator(device)
+    elif not features or not all(value is float for value in features.values()):
+        raise DeviceError(f"teleoperator {kind!r} gives neither joint positions nor end-effector deltas (its action "
+                          f"features are {features}): use a leader arm, a gamepad or keyboard_ee, or the page's own keys")
     else:
-        joints.check(list(device.action_features), f"teleoperator {kind!r}")
+        joints.check(list(features), f"teleoperator {kind!r}")
         teleoperator = LeRobotTeleoperator(device, joints)
         unknown = [key for key in teleoperator.action_features if key not in robot.action_features]
         if unknown:

@@ -30,3 +30,4 @@ class FakeLeaderConfig(TeleoperatorConfig):
 @dataclass
 class FakeGamepadConfig(TeleoperatorConfig):
     use_gripper: bool = True
+    raw_keys: bool = False  # describe its action as LeRobot's plain keyboard does (key presses, no joints or deltas)

@@ -190,10 +190,13 @@ class FakeGamepad(_FakeTeleop):
 
     def __init__(self, config: FakeGamepadConfig) -> None:
         super().__init__(config)
+        self.config = config
         self.action = {"delta_x": 0.0, "delta_y": 0.0, "delta_z": 0.0, "gripper": 1}
 
     @property
     def action_features(self) -> dict:
+        if self.config.raw_keys:
+            return {"dtype": "float32", "shape": (1,), "names": {"motors": ["key"]}}
         return {"dtype": "float32", "shape": (4,), "names": {"delta_x": 0, "delta_y": 1, "delta_z": 2, "gripper": 3}}
 
     def connect(self) -> None:

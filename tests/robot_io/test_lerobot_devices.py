@@ -241,3 +241,9 @@ def test_a_gamepad_for_a_robot_without_end_effector_control_is_refused(devices_f
     teleop = {"type": "fake_gamepad", "calibration_dir": str(tmp_path / "calibration")}
     with pytest.raises(DeviceError, match="no end-effector control"):
         build_devices(parse("--devices", devices_file(teleop=teleop)), default_robot=SIM)
+
+
+def test_a_teleoperator_giving_neither_joints_nor_deltas_is_refused(tmp_path):
+    with pytest.raises(DeviceError, match="neither joint positions nor end-effector deltas"):
+        build_devices(parse("--teleop.type=fake_gamepad", "--teleop.raw_keys=true", f"--teleop.calibration_dir={tmp_path}"),
+                      default_robot=SIM)
