@@ -62,9 +62,10 @@ STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
-               "init_from", "mix", "mix_fraction")
+               "init_from", "mix", "mix_fraction", "start_frames", "start_share")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
+START_STREAM = 2  # the random stream choosing episode-start frames
 
 
 class TrainError(ValueError):
@@ -94,6 +95,10 @@ class TrainConfig:
     mix: Path | None = None  # a second dataset (e.g. the base demonstrations) mixed into training
     mix_fraction: float = 0.5  # share of steps whose batch comes from `mix`
     mix_cache: Path | None = None  # its frame/latent cache (None: OUT/cache_mix); may be shared
+    # A share of every batch drawn from the first `start_frames` frames of episodes: where the
+    # instruction decides what happens (later, the arm's motion so far gives it away).
+    start_frames: int = 0
+    start_share: float = 0.0
 
     def __post_init__(self) -> None:
         self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
@@ -127,6 +132,8 @@ class TrainConfig:
             problems.append(f"cameras must be distinct names, got {list(self.cameras)}")
         if self.init_from is not None and not (self.init_from / "config.json").is_file():
             problems.append(f"init_from {self.init_from} holds no checkpoint (no config.json)")
+        if self.start_frames < 0 or not 0.0 <= self.start_share <= 1.0 or (self.start_share > 0 and self.start_frames == 0):
+            problems.append(f"start_frames must be >= 1 and start_share in [0, 1] when used, got {self.start_frames}, {self.start_share}")
         if not 0.0 <= self.mix_fraction <= 1.0:
             problems.append(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
         if problems:
@@ -200,6 +207,10 @@ def train(cfg: TrainConfig) -> Path:
         if mix_data is not None and np.random.default_rng([cfg.seed, step, MIX_STREAM]).random() < cfg.mix_fraction:
             source = mix_data
         frames = np.random.default_rng([cfg.seed, step]).integers(0, len(source), cfg.batch_size)  # same batches on resume
+        if cfg.start_share > 0:
+            starts = source.start_frame_indices(cfg.start_frames)
+            count = round(cfg.start_share * cfg.batch_size)
+            frames[:count] = np.random.default_rng([cfg.seed, step, START_STREAM]).choice(starts, count)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, peak_lr, cfg.warmup_steps, cfg.steps)
         losses = train_step(model, optimizer, source.batch(frames, device))
@@ -297,6 +308,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--mix", type=Path, default=None, help="a second dataset mixed in (e.g. the base demonstrations)")
     parser.add_argument("--mix-fraction", type=float, default=TrainConfig.mix_fraction, help="share of steps drawn from --mix")
     parser.add_argument("--mix-cache", type=Path, default=None, help="--mix's frame/latent cache (default OUT/cache_mix)")
+    parser.add_argument("--start-frames", type=int, default=0, help="episode-start frames (see --start-share)")
+    parser.add_argument("--start-share", type=float, default=0.0,
+                        help="share of each batch drawn from the first --start-frames frames of episodes")
     args = parser.parse_args(argv)
     try:
         return TrainConfig(
@@ -304,6 +318,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             gen_loss_weight=args.gen_loss_weight, seed=args.seed, lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every,
             tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
             init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
+            start_frames=args.start_frames, start_share=args.start_share,
             cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
         )
     except ValueError as err:

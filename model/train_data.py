@@ -275,9 +275,17 @@ class TrainingData:
         self.action_norm = Normalizer.from_stats(stats, info.robot_type, ACTION_FEATURE, len(info.action_keys))
         self.delta = DeltaActions.by_name(info.action_keys, info.state_keys)
         self.text_tokens, self.text_mask = build_text_tokenizer(config.text)(info.tasks)  # (num_tasks, max_tokens)
+        self._starts: dict[int, np.ndarray] = {}  # start_frame_indices, by count
 
     def __len__(self) -> int:
         return len(self.arrays.state)
+
+    def start_frame_indices(self, count: int) -> np.ndarray:
+        """Indices of the frames among the first `count` of their episode."""
+        if count not in self._starts:
+            offset = np.arange(len(self)) - self.arrays.episodes[:, 0]  # (T,) frame number within its episode
+            self._starts[count] = np.flatnonzero(offset < count)
+        return self._starts[count]
 
     def batch(self, frames: np.ndarray, device: torch.device | str = "cpu") -> TrainBatch:
         c, a = self.config, self.arrays

@@ -337,3 +337,17 @@ def test_finetune_command_writes_the_dataset_stats_and_a_loadable_checkpoint(tra
     assert model.config.name == "tiny" and tuned_stats == json.loads((base / "stats.json").read_text())
     with pytest.raises(SystemExit):  # no checkpoint there: refused before any work
         finetune(["--dataset", str(corrections), "--checkpoint", str(tmp_path / "none")])
+
+
+def test_episode_start_frames_and_their_share_of_batches(small_data, dataset_dir, tmp_path, monkeypatch):
+    _, data, _, _ = small_data
+    np.testing.assert_array_equal(data.start_frame_indices(3), [0, 1, 2, 20, 21, 22])  # episodes of 20 and 12 frames
+    batches = []
+    original = TrainingData.batch
+    monkeypatch.setattr(TrainingData, "batch", lambda self, frames, device="cpu": batches.append(list(frames)) or original(self, frames, device))
+    out = tmp_path / "starts"
+    assert main(cli(dataset_dir, out, steps=2) + ["--start-frames", "3", "--start-share", "0.5"]) == 0
+    assert len(batches) == 2 and all(frames[0] in (0, 1, 2, 20, 21, 22) for frames in batches)  # batch 2: one start frame
+    assert main(cli(dataset_dir, out, steps=2) + ["--start-frames", "3", "--start-share", "0.25"]) == 2  # another run
+    with pytest.raises(SystemExit):
+        main(cli(dataset_dir, tmp_path / "bad", steps=1) + ["--start-share", "0.5"])  # share without frames
