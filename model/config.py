@@ -58,6 +58,10 @@ class ConvVisionConfig:
     stem_patch: int = 8  # first conv: kernel = stride = stem_patch
     tokens_per_side: int = 4
     stem_blocks: int = 0  # 0: the stem feeds the patch conv directly (one nonlinearity in all)
+    # Instruction-conditioned features (FiLM in each residual block, from the instruction's mean
+    # word embedding): a from-scratch tiny VLM has no pretraining to learn grounding from, and
+    # without it the policy learned to ignore which colour it was told (see the tiny preset).
+    text_film: bool = False
 
     def __post_init__(self) -> None:
         _check(self.kind == "conv", f"ConvVisionConfig.kind must be 'conv', got {self.kind!r}")
@@ -330,7 +334,7 @@ def tiny() -> ModelConfig:
         act=ExpertConfig(hidden_size=128, mlp_size=256, **attention),  # runs 10x per call: the narrowest MLP
         # Blocks are ~8 px in the head camera, one stem cell: the residual blocks let the encoder
         # tell a block's colour and place from its neighbours before 56 px patches pool them.
-        vision=ConvVisionConfig(stem_blocks=2),
+        vision=ConvVisionConfig(stem_blocks=2, text_film=True),
         # One token per word: the colour that names the target is one embedding to attend to, not
         # three to six bytes to compose (a byte-level tiny learned to ignore the instruction).
         text=TextConfig(kind="words", vocab_size=WORD_VOCAB, max_tokens=WORD_TOKENS),

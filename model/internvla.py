@@ -96,14 +96,16 @@ class InternVLA(nn.Module):
         und = self.qwen3_vl_with_expert.und_expert
         embed = und.model.language_model.embed_tokens
         B, N = x.camera_mask.shape
-        images = und.image_tokens(x.images.flatten(0, 1))  # (B*N, n, D)
+        text = embed(x.text_tokens)  # (B, T, D)
+        weights = x.text_mask[..., None].to(text.dtype)  # (B, T, 1)
+        instruction = (text * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D): mean of the real words
+        images = und.image_tokens(x.images.flatten(0, 1), instruction.repeat_interleave(N, dim=0))  # (B*N, n, D)
         images = images.view(B, N, -1, images.shape[-1])  # (B, N, n, D)
         marks = embed(torch.tensor([self.config.text.vision_start_id, self.config.text.vision_end_id], device=images.device))
         start = marks[0].expand(B, N, 1, -1).to(images.dtype)  # (B, N, 1, D)
         end = marks[1].expand(B, N, 1, -1).to(images.dtype)
         cameras = torch.cat([start, images, end], dim=2).flatten(1, 2)  # (B, N*(n+2), D)
-        text = embed(x.text_tokens).to(images.dtype)  # (B, T, D)
-        return torch.cat([cameras, text], dim=1)
+        return torch.cat([cameras, text.to(images.dtype)], dim=1)
 
     def embed_generation(self, history_latents: Tensor) -> Tensor:
         """(B, N, F, C, h, w) latents -> (B, N*F*k*k, D_gen) tokens, k = tokens_per_side, raster per frame."""

@@ -64,8 +64,9 @@ class Qwen3VLUnderstanding(Qwen3VLForConditionalGeneration):
         model.input_size = config.vision.input_size
         return model
 
-    def image_tokens(self, images: Tensor) -> Tensor:
-        """images (M, 3, S, S) in [-1, 1] (Qwen3-VL's mean = std = 0.5 normalisation) -> (M, tokens, D)."""
+    def image_tokens(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
+        """images (M, 3, S, S) in [-1, 1] (Qwen3-VL's mean = std = 0.5 normalisation) -> (M, tokens, D).
+        The pretrained tower reads no instruction: `instruction` is ignored (the language model grounds)."""
         images = resize_square(images, self.input_size)
         patches, grid_thw = patchify(images, self.config.vision_config)
         merged = self.model.visual(patches, grid_thw=grid_thw).pooler_output  # (M * tokens, D)

@@ -1,7 +1,7 @@
 """The understanding expert's inputs: a vision tower and an instruction tokenizer.
 
 Both variants expose the same surface to the policy network:
-`und_expert.image_tokens(images (M, 3, S, S) in [-1, 1]) -> (M, tokens_per_view, D)` and
+`und_expert.image_tokens(images (M, 3, S, S) in [-1, 1], instruction (M, D)) -> (M, tokens_per_view, D)` and
 `und_expert.model.language_model` holding `embed_tokens`, `layers` and `norm`.
 `tiny` uses our conv encoder and byte-level text; `a1-3b` uses transformers' Qwen3-VL (model/qwen3_vl.py).
 """
@@ -23,15 +23,28 @@ POSITION_INIT_STD = 0.02  # learned position embeddings start small, as in ViT
 
 
 class ResidualConvBlock(nn.Module):
-    """x + conv3x3(gelu(conv3x3(x))), same size and width."""
+    """x + conv3x3(gelu(film(conv3x3(x)))), same size and width. With `text_width`, the
+    instruction scales and shifts each channel (FiLM), starting as the identity."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, text_width: int | None = None) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
+        self.film = None
+        if text_width is not None:
+            self.film = nn.Linear(text_width, 2 * channels)
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.gelu(self.conv1(x)))
+    def forward(self, x: Tensor, text: Tensor | None = None) -> Tensor:
+        """x (M, C, H, W), text (M, text_width) or None."""
+        h = self.conv1(x)  # (M, C, H, W)
+        if self.film is not None:
+            if text is None:
+                raise ValueError("this vision encoder is instruction-conditioned: pass the instruction")
+            scale, shift = self.film(text).chunk(2, dim=-1)  # (M, C) each
+            h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        return x + self.conv2(F.gelu(h))
 
 
 class ConvVisionEncoder(nn.Module):
@@ -41,14 +54,18 @@ class ConvVisionEncoder(nn.Module):
         super().__init__()
         self.input_size = c.input_size
         self.stem = nn.Conv2d(3, c.stem_channels, kernel_size=c.stem_patch, stride=c.stem_patch)
-        self.blocks = nn.Sequential(*(ResidualConvBlock(c.stem_channels) for _ in range(c.stem_blocks)))
+        text_width = width if c.text_film else None  # the instruction arrives as a word embedding of width D
+        self.blocks = nn.ModuleList(ResidualConvBlock(c.stem_channels, text_width) for _ in range(c.stem_blocks))
         self.patch = nn.Conv2d(c.stem_channels, width, kernel_size=c.head_patch, stride=c.head_patch)
         self.pos_embed = nn.Parameter(torch.randn(c.tokens_per_side**2, width) * POSITION_INIT_STD)
         self.norm = nn.LayerNorm(width)
 
-    def forward(self, images: Tensor) -> Tensor:
-        x = F.gelu(self.blocks(self.stem(images)))  # (M, stem_channels, 28, 28)
-        x = self.patch(x)  # (M, D, 4, 4)
+    def forward(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
+        """images (M, 3, S, S), instruction (M, D) mean word embedding (needed with text_film)."""
+        x = self.stem(images)  # (M, stem_channels, 28, 28)
+        for block in self.blocks:
+            x = block(x, instruction)
+        x = self.patch(F.gelu(x))  # (M, D, 4, 4)
         x = x.flatten(2).transpose(1, 2)  # (M, 16, D), raster order
         return self.norm(x + self.pos_embed)
 
@@ -65,8 +82,9 @@ class TinyVLM(nn.Module):
             }
         )
 
-    def image_tokens(self, images: Tensor) -> Tensor:
-        return self.model.visual(resize_square(images, self.model.visual.input_size))
+    def image_tokens(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
+        """images (M, 3, S, S), instruction (M, D) the mean embedding of its words."""
+        return self.model.visual(resize_square(images, self.model.visual.input_size), instruction)
 
 
 def resize_square(images: Tensor, size: int) -> Tensor:

@@ -89,3 +89,22 @@ def test_conv_vision_stem_blocks_keep_the_token_grid():
     data = tiny().to_dict()
     del data["vision"]["stem_blocks"]
     assert ModelConfig.from_dict(data).vision.stem_blocks == 0
+
+
+def test_an_instruction_conditioned_encoder_starts_as_the_plain_one_and_needs_the_instruction():
+    import torch
+
+    from model.config import ConvVisionConfig
+    from model.understanding import ConvVisionEncoder
+
+    config = ConvVisionConfig(input_size=32, stem_channels=8, stem_patch=8, tokens_per_side=2, stem_blocks=2, text_film=True)
+    torch.manual_seed(0)
+    encoder = ConvVisionEncoder(config, width=16)
+    images, red, blue = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 16), torch.randn(2, 16)
+    torch.testing.assert_close(encoder(images, red), encoder(images, blue))  # FiLM starts as the identity
+    for block in encoder.blocks:
+        torch.nn.init.normal_(block.film.weight)
+    assert not torch.allclose(encoder(images, red), encoder(images, blue))  # then the instruction shapes the features
+    with pytest.raises(ValueError, match="pass the instruction"):
+        encoder(images)
+    assert tiny().vision.text_film
