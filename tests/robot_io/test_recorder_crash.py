@@ -29,7 +29,8 @@ KILLS = 22
 SEED = 20240611
 EARLY_KILL_SHARE = 0.25  # kills during start-up: while the dataset is created or repaired
 EARLY_KILL_MAX_S = 0.6
-RUN_BEFORE_KILL_MAX_S = 1.5  # after "open": a few episodes of 10-30 frames, saves included
+RUN_BEFORE_KILL_MAX_S = 1.5  # after those saves: about one more episode of 10-30 frames, saves included
+MAX_SAVES_BEFORE_KILL = 2  # episodes a run saves before the random kill window starts
 OPEN_TIMEOUT_S = 120.0  # the first child waits for the fork server to import LeRobot
 JOIN_TIMEOUT_S = 10.0
 POLL_S = 0.02
@@ -51,6 +52,14 @@ def wait_for_open(log: Path, proc) -> None:
     while not any(line.startswith("open") for line in read_log(log)):
         assert proc.is_alive(), f"the recording child died on its own (exit code {proc.exitcode})"
         assert time.monotonic() < deadline, "the recording child did not open the dataset in time"
+        time.sleep(POLL_S)
+
+
+def wait_for_saves(log: Path, proc, count: int) -> None:
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    while sum(line.startswith("saved") for line in read_log(log)) < count:
+        assert proc.is_alive(), f"the recording child died on its own (exit code {proc.exitcode})"
+        assert time.monotonic() < deadline, f"the recording child did not save {count} episodes in time"
         time.sleep(POLL_S)
 
 
@@ -101,6 +110,9 @@ def test_sigkill_at_random_moments_loses_no_saved_episode(tmp_path):
                 time.sleep(rng.uniform(0, EARLY_KILL_MAX_S))
             else:
                 wait_for_open(log, proc)
+                # Let it save a few episodes first, however slow the machine is, then kill at a
+                # random moment of what follows (mid-episode, mid-save or right after one).
+                wait_for_saves(log, proc, rng.randint(0, MAX_SAVES_BEFORE_KILL))
                 time.sleep(rng.uniform(0, RUN_BEFORE_KILL_MAX_S))
         finally:
             proc.kill()
