@@ -1,7 +1,7 @@
 """Measure an InternVLA-A1 checkpoint on the conveyor task: closed loop in the sim, open loop on demos.
 
     python -m model.evaluate [--checkpoint DIR] --episodes N [--json OUT] [--seed S]
-        [--demos DIR] [--demo-frames M] [--execute-horizon H] [--workers W]
+        [--demos DIR] [--demo-frames M] [--probe-scenes P] [--execute-horizon H] [--workers W]
 
 Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor).
 
@@ -16,6 +16,10 @@ foresight picture against the real frame t+15, per camera, in PSNR and SSIM, bes
 "nothing moves" baseline (frame t copied) and the tokenizer's own ceiling (frame t+15 encoded
 and decoded); and the mean squared error of the 50-step action chunk against the expert's.
 Pictures are compared at the tokenizer's resolution.
+
+Instruction probe, on P held-out scenes (robot_io/sim/instruction_probe.py): at the first tick,
+is the plan for each colour nearest the expert's plan for that colour? It tells a policy that
+follows the words from one that has learned to copy the arm's own motion.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from model.train_data import (
 from model.understanding import resize_square
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
+from robot_io.sim.instruction_probe import format_probe, probe_instructions
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SimRobot
 
@@ -190,18 +195,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="first closed-loop seed; the others follow")
     parser.add_argument("--demos", type=Path, default=DEFAULT_DEMOS, help="held-out demonstrations for the open-loop part")
     parser.add_argument("--demo-frames", type=int, default=320, help="frames sampled from --demos (0: skip the open loop)")
+    parser.add_argument("--probe-scenes", type=int, default=20, help="scenes of the instruction probe (0: skip)")
     parser.add_argument("--execute-horizon", type=int, default=EXECUTE_HORIZON, help="chunk steps run before the next inference")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="closed-loop episodes run side by side")
     parser.add_argument("--belt-speed", type=parse_speed_range, default=ConveyorSimConfig.belt_speed_range,
                         help="LOW,HIGH m/s of the closed-loop episodes (default: the training range)")
     args = parser.parse_args(argv)
-    for name in ("episodes", "demo_frames"):
+    for name in ("episodes", "demo_frames", "probe_scenes"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
     for name in ("execute_horizon", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.episodes and args.seed + args.episodes > TRAINING_SEED_START:
+    if args.seed + max(args.episodes, args.probe_scenes) > TRAINING_SEED_START:
         parser.error(f"seeds from {TRAINING_SEED_START} up are the training demonstrations'; evaluate below them")
     return args
 
@@ -220,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             report["open_loop"] = open_loop(policy.model, policy.stats, layout, args.demos,
                                             args.demo_frames, args.seed, args.execute_horizon)
             print(format_open_loop(report["open_loop"], args.execute_horizon), f"\n  ({time.perf_counter() - started:.0f} s)", flush=True)
+        if args.probe_scenes:
+            robot.connect()
+            report["instruction_probe"] = probe_instructions(robot, policy, list(range(args.seed, args.seed + args.probe_scenes)))
+            print(format_probe(report["instruction_probe"]), flush=True)
         if args.episodes:
             started = time.perf_counter()
             seeds = list(range(args.seed, args.seed + args.episodes))

@@ -41,7 +41,7 @@ def checkpoint(demos, tmp_path_factory):
 def test_report_has_closed_and_open_loop_figures(checkpoint, demos, tmp_path, capsys):
     out = tmp_path / "report.json"
     argv = ["--checkpoint", str(checkpoint), "--episodes", "2", "--seed", "7", "--demos", str(demos),
-            "--demo-frames", "12", "--workers", "1", "--json", str(out)]
+            "--demo-frames", "12", "--probe-scenes", "2", "--workers", "1", "--json", str(out)]
     assert evaluate.main(argv) == 0
     report = json.loads(out.read_text())
     closed = report["closed_loop"]
@@ -56,8 +56,10 @@ def test_report_has_closed_and_open_loop_figures(checkpoint, demos, tmp_path, ca
         assert set(m) == {f"{n}_{k}" for n in ("foresight", "copy", "ceiling") for k in ("psnr", "ssim")}
         assert 0 < m["copy_psnr"] < 100 and -1 <= m["foresight_ssim"] <= 1
     assert opened["action_mse"] > 0 and np.isfinite(opened["action_mse"])
+    probe = report["instruction_probe"]
+    assert probe["scenes"] == 2 and probe["probes"] >= 2 and 0 <= probe["named_nearest"] <= probe["probes"]
     printed = capsys.readouterr().out
-    assert "copy frame t" in printed and "success:" in printed
+    assert "copy frame t" in printed and "success:" in printed and "instruction probe" in printed
 
 
 def test_copy_baseline_and_action_error_match_direct_computations(checkpoint, demos, tmp_path):
@@ -117,7 +119,7 @@ def test_training_seeds_are_refused(capsys):
 def test_a_harder_belt_speed_range_is_used_for_the_closed_loop(checkpoint, tmp_path, capsys):
     out = tmp_path / "fast.json"
     argv = ["--checkpoint", str(checkpoint), "--episodes", "1", "--seed", "3", "--demo-frames", "0",
-            "--workers", "1", "--belt-speed", "0.2,0.22", "--json", str(out)]
+            "--probe-scenes", "0", "--workers", "1", "--belt-speed", "0.2,0.22", "--json", str(out)]
     assert evaluate.main(argv) == 0
     episode = json.loads(out.read_text())["closed_loop"]["per_episode"][0]
     assert 0.2 <= episode["belt_speed"] <= 0.22
