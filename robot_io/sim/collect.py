@@ -1,18 +1,25 @@
 """Record scripted-expert demonstrations headless as a LeRobot v3.0 dataset.
 
-    python -m robot_io.sim.collect --episodes 50 --out recordings/NAME [--seed 0] [--resume]
+    python -m robot_io.sim.collect --episodes 50 --out recordings/NAME [--seed 0] [--resume] [--every-target]
 
 Episode i uses seed `--seed + i`; with --resume the count starts at the episodes already in the
 dataset, so a resumed run continues the seed sequence rather than repeating it. Only episodes in
 which the target block ends in the bin are kept; failed ones are discarded (and reported).
+
+--every-target records each seed's scene once per block on the belt, each time told to pick
+another one: the same pictures under different instructions, so a model cannot learn which block
+to pick from the scene alone (with 500 one-target scenes it can memorise scene -> target and
+ignore the words). Resumed, it starts at the next whole scene.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from robot_io.recorder import EpisodeRecorder, RecorderError
 from robot_io.sim.conveyor_env import ConveyorSimConfig
@@ -30,10 +37,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--resume", action="store_true", help="append to the dataset at --out")
     parser.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
+    parser.add_argument("--every-target", action="store_true", help="each scene once per block as the target")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
     return args
+
+
+def scene_draws(first_seed: int, targets: int | None) -> Iterator[tuple[int, int | None]]:
+    """(seed, target index) in recording order; targets None: one episode per seed, its own target."""
+    for seed in itertools.count(first_seed):
+        if targets is None:
+            yield seed, None
+        else:
+            yield from ((seed, target) for target in range(targets))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     robot.connect()
     expert = ScriptedExpert()
-    seed = args.seed + recorder.num_episodes
+    targets = robot.config.num_blocks if args.every_target else None
+    scenes_begun = -(-recorder.num_episodes // (targets or 1))
+    draws = scene_draws(args.seed + scenes_begun, targets)
     saved = failed = 0
     started = time.perf_counter()
     try:
@@ -60,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             if failed > MAX_ATTEMPTS_PER_EPISODE * args.episodes:
                 print(f"error: giving up after {failed} failed episodes", file=sys.stderr)
                 return 1
-            episode = robot.reset_scene(seed)
+            seed, target_index = next(draws)
+            episode = robot.reset_scene(seed, target_index)
             recorder.start_episode(episode.instruction)
             result = run_episode(
                 robot, expert,
@@ -74,8 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 recorder.discard_episode()
                 failed += 1
-                print(f"seed {seed} failed (in bin: {list(result.in_bin)}): discarded", flush=True)
-            seed += 1
+                print(f"seed {seed} ({episode.target_color}) failed (in bin: {list(result.in_bin)}): discarded", flush=True)
     finally:
         recorder.finalize()
         robot.disconnect()

@@ -205,13 +205,19 @@ class ConveyorEnv:
     def time(self) -> float:
         return float(self.data.time)
 
-    def reset(self, seed: int) -> EpisodeSpec:
-        """Start the episode `seed`: everything random is drawn from it, in a fixed order."""
+    def reset(self, seed: int, target_index: int | None = None) -> EpisodeSpec:
+        """Start the episode `seed`: everything random is drawn from it, in a fixed order.
+
+        target_index picks another block of the same scene as the target (None: the seed's own),
+        for demonstrations of one scene under different instructions."""
         cfg, m, d = self.config, self.model, self.data
         rng = np.random.default_rng(seed)
         belt_speed = float(rng.uniform(*cfg.belt_speed_range))
         colors = tuple(str(c) for c in rng.choice(cfg.colors, size=cfg.num_blocks, replace=False))
-        target_index = int(rng.integers(cfg.num_blocks))
+        drawn_target = int(rng.integers(cfg.num_blocks))  # drawn either way: the rest of the scene stays the seed's
+        if target_index is not None and not 0 <= target_index < cfg.num_blocks:
+            raise ValueError(f"target_index must be between 0 and {cfg.num_blocks - 1}, got {target_index}")
+        target_index = drawn_target if target_index is None else target_index
         first_x = rng.uniform(*cfg.first_block_x_range)
         gaps = rng.uniform(*cfg.block_spacing_range, size=cfg.num_blocks - 1)
         xs = first_x - np.concatenate([[0.0], np.cumsum(gaps)])

@@ -109,9 +109,10 @@ class SimRobot(Robot):
         return sent
 
     # --- the simulation's extras ---------------------------------------------------------
-    def reset_scene(self, seed: int | None) -> EpisodeSpec:
-        """A new episode; `seed` None draws a random one (reported in the returned spec)."""
-        return self.env.reset(secrets.randbelow(MAX_RANDOM_SEED) if seed is None else seed)
+    def reset_scene(self, seed: int | None, target_index: int | None = None) -> EpisodeSpec:
+        """A new episode; `seed` None draws a random one (reported in the returned spec);
+        `target_index` another block of the scene as the target (see ConveyorEnv.reset)."""
+        return self.env.reset(secrets.randbelow(MAX_RANDOM_SEED) if seed is None else seed, target_index)
 
     @property
     def episode(self) -> EpisodeSpec | None:

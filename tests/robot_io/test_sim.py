@@ -112,6 +112,19 @@ def test_episode_spec_names_the_target_in_the_instruction(robot):
     assert STATE_ONLY.belt_speed_range[0] <= episode.belt_speed <= STATE_ONLY.belt_speed_range[1]
 
 
+def test_another_target_keeps_the_scene_and_changes_the_instruction(robot):
+    own = robot.reset_scene(5)
+    positions = robot.get_observation()[SIM_STATE_KEY].block_positions.copy()
+    other_index = (own.colors.index(own.target_color) + 1) % len(own.colors)
+    other = robot.reset_scene(5, target_index=other_index)
+    assert (other.colors, other.belt_speed) == (own.colors, own.belt_speed)
+    np.testing.assert_array_equal(robot.get_observation()[SIM_STATE_KEY].block_positions, positions)
+    assert other.target_color == own.colors[other_index] != own.target_color
+    assert other.target_color in other.instruction
+    with pytest.raises(ValueError, match="target_index must be between 0 and 3"):
+        robot.reset_scene(5, target_index=4)
+
+
 # --- belt physics --------------------------------------------------------------------------------
 def test_belt_carries_blocks_by_friction(robot):
     episode = robot.reset_scene(3)
@@ -271,3 +284,19 @@ def test_collect_keeps_successful_episodes_and_resumes(tmp_path):
     assert info["total_episodes"] == 2
     assert info["features"]["observation.images.head"]["shape"] == [SMALL_IMAGE, SMALL_IMAGE, 3]
     assert info["features"]["action"]["names"] == [*JOINT_KEYS, GRIPPER_KEY]
+
+
+def test_collect_every_target_records_one_scene_under_each_instruction(tmp_path, capsys):
+    from robot_io.sim import collect
+
+    out = tmp_path / "paired"
+    args = ["--episodes", "2", "--out", str(out), "--seed", "7", "--image-size", str(SMALL_IMAGE), "--every-target"]
+    assert collect.main(args) == 0
+    saved = [line for line in capsys.readouterr().out.splitlines() if " saved: seed " in line]
+    assert len(saved) == 2 and all("seed 7," in line for line in saved)
+    colors = [line.split("seed 7, ")[1].split(",")[0] for line in saved]
+    assert colors[0] != colors[1]
+    assert json.loads((out / "meta" / "info.json").read_text())["total_tasks"] == 2
+    assert collect.scene_draws(3, None).__next__() == (3, None)
+    draws = collect.scene_draws(3, 2)
+    assert [next(draws) for _ in range(3)] == [(3, 0), (3, 1), (4, 0)]
