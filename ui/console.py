@@ -94,7 +94,7 @@ def build_app(session: Session, parts: ConsoleParts | None = None) -> FastAPI:
     parts = parts or ConsoleParts()
     app = FastAPI(title="Foresight Console")
     install_access(app, parts.access)
-    mount_rerun_page(app, parts.rerun, parts.rerun_off_reason)  # before "/", which would catch /rerun
+    mount_rerun_page(app, parts.rerun, parts.rerun_off_reason, parts.access)  # before "/", which would catch /rerun
     add_console_routes(app, session)
     add_plan_routes(app, session)
     if parts.replay is not None:

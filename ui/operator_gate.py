@@ -13,20 +13,24 @@ from ui.access import Access
 VIEWER_MESSAGE = "You are logged in as a viewer: viewers watch only. Ask an operator."
 
 
+def may_operate(access: Access, request: gr.Request | None, action: str) -> bool:
+    """May this browser's user do `action`? Says why not to them, logs it either way."""
+    user = getattr(request, "username", None) or "local"
+    address = request.client.host if request is not None and request.client else "?"
+    if not access.may_operate(getattr(request, "username", None)):
+        access.audit(user, address, "refused (viewer)", action)
+        gr.Warning(VIEWER_MESSAGE)
+        return False
+    access.audit(user, address, "command", action)
+    return True
+
+
 class OperatorGate:
     def __init__(self, session: Session, access: Access) -> None:
         self.session, self.access = session, access
 
     def allowed(self, request: gr.Request | None, action: str) -> bool:
-        """May this browser's user do `action`? Says why not to them, logs it either way."""
-        user = getattr(request, "username", None) or "local"
-        address = request.client.host if request is not None and request.client else "?"
-        if not self.access.may_operate(getattr(request, "username", None)):
-            self.access.audit(user, address, "refused (viewer)", action)
-            gr.Warning(VIEWER_MESSAGE)
-            return False
-        self.access.audit(user, address, "command", action)
-        return True
+        return may_operate(self.access, request, action)
 
     def submit(self, request: gr.Request | None, command: Command) -> bool:
         if isinstance(command, EStop) or self.allowed(request, repr(command)):

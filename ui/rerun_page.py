@@ -1,6 +1,6 @@
 """The Rerun page (/rerun): the live Rerun viewer (gradio-rerun, fed from the logger's gRPC
 server), how to open the same stream in Rerun's own viewer, and a button that saves the session
-as an .rrd.
+as an .rrd (operators only: it writes a file; logged with who pressed it).
 
 A page of its own, not a panel of the console: in a browser without a GPU the viewer needs
 software GL and a core or more, which would starve the console's camera feeds.
@@ -15,13 +15,15 @@ from gradio_rerun import Rerun
 
 from runtime.rerun_log import RerunError, RerunLogger
 from runtime.rerun_snapshot import NO_GEOMETRY_NOTICE
+from ui.access import Access
+from ui.operator_gate import VIEWER_MESSAGE, may_operate
 
 RERUN_PAGE_PATH = "/rerun"
 VIEWER_HEIGHT_PX = 860
 BYTES_PER_MB = 1e6
 
 
-def build_rerun_page(logger: RerunLogger | None, off_reason: str) -> gr.Blocks:
+def build_rerun_page(logger: RerunLogger | None, off_reason: str, access: Access) -> gr.Blocks:
     with gr.Blocks(title="Foresight Console · Rerun") as page:
         gr.Markdown("## Plan in Rerun · [back to the console](/)")
         if logger is None:
@@ -36,7 +38,9 @@ def build_rerun_page(logger: RerunLogger | None, off_reason: str) -> gr.Blocks:
             result = gr.Markdown(elem_id="rerun-save-result")
         Rerun(value=[logger.url], height=VIEWER_HEIGHT_PX, elem_id="rerun-viewer", show_label=False)
 
-        def on_save() -> str:
+        def on_save(request: gr.Request) -> str:
+            if not may_operate(access, request, "save the Rerun session as .rrd"):
+                return f"Not saved: {VIEWER_MESSAGE}"
             try:
                 path = logger.save()
             except RerunError as err:
@@ -47,11 +51,14 @@ def build_rerun_page(logger: RerunLogger | None, off_reason: str) -> gr.Blocks:
     return page
 
 
-def mount_rerun_page(app: FastAPI, logger: RerunLogger | None, off_reason: str) -> None:
-    """Mount before the console's own mount at "/", which would otherwise catch /rerun."""
+def mount_rerun_page(app: FastAPI, logger: RerunLogger | None, off_reason: str, access: Access | None = None) -> None:
+    """Mount before the console's own mount at "/", which would otherwise catch /rerun.
+    access None: an open loopback console, where everyone operates."""
+    access = access or Access(None)
 
     @app.get(RERUN_PAGE_PATH, include_in_schema=False)
     def without_slash() -> RedirectResponse:  # Gradio serves a mounted page at PATH/ only
         return RedirectResponse(f"{RERUN_PAGE_PATH}/")
 
-    gr.mount_gradio_app(app, build_rerun_page(logger, off_reason), path=RERUN_PAGE_PATH, footer_links=[])
+    gr.mount_gradio_app(app, build_rerun_page(logger, off_reason, access), path=RERUN_PAGE_PATH, footer_links=[],
+                        auth_dependency=access.gradio_user if access.required else None)

@@ -3,6 +3,7 @@ through Gradio's own HTTP API (a written file, or why not)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from runtime.rerun_snapshot import NO_GEOMETRY_NOTICE
 from runtime.session import Session, SessionConfig
 from tests.browser_support import free_port
 from tests.fakes import ConstantPolicy, FakeRobot
+from ui.access import Access, add_user, install_access
 from ui.rerun_page import mount_rerun_page
+
+PASSWORD = "correct horse battery"
 
 
 def page_values(client: TestClient) -> dict[str, list]:
@@ -37,14 +41,16 @@ def press_save(client: TestClient) -> str:
 def logger_page(tmp_path):
     made = []
 
-    def make(save_dir: Path):
+    def make(save_dir: Path, access: Access | None = None):
         session = Session(FakeRobot(), ConstantPolicy(), SessionConfig(fps=30, realtime_priority=0))
         logger = RerunLogger(session, RerunConfig(grpc_port=free_port(), save_dir=save_dir, spool_dir=tmp_path))
         session.start()
         logger.start()
         made.append((logger, session))
         app = FastAPI()
-        mount_rerun_page(app, logger, "")
+        if access is not None:
+            install_access(app, access)
+        mount_rerun_page(app, logger, "", access)
         return logger, app
 
     yield make
@@ -83,3 +89,19 @@ def test_a_failed_save_says_why(logger_page, tmp_path):
     with TestClient(app) as client:
         answer = press_save(client)
     assert "Not saved: cannot create" in answer and "a_file" in answer
+
+
+def test_a_viewer_cannot_save_and_the_refusal_is_logged(logger_page, tmp_path):
+    users, audit = tmp_path / "users.json", tmp_path / "audit.jsonl"
+    add_user(users, "ana", PASSWORD, "operator", with_token=False)
+    add_user(users, "vic", PASSWORD, "viewer", with_token=False)
+    _, app = logger_page(tmp_path / "rrd", Access(users, audit, required=True))
+    with TestClient(app) as client:
+        client.post("/login", data={"name": "vic", "password": PASSWORD})
+        assert "Not saved: You are logged in as a viewer" in press_save(client)
+        assert not (tmp_path / "rrd").exists()
+        client.post("/login", data={"name": "ana", "password": PASSWORD})
+        assert "Saved `" in press_save(client)
+    rows = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert any(r["user"] == "vic" and r["action"] == "refused (viewer)" and "Rerun" in r["detail"] for r in rows)
+    assert any(r["user"] == "ana" and r["action"] == "command" and "Rerun" in r["detail"] for r in rows)
