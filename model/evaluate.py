@@ -228,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
             print(format_open_loop(report["open_loop"], args.execute_horizon), f"\n  ({time.perf_counter() - started:.0f} s)", flush=True)
         if args.probe_scenes:
             robot.connect()
-            report["instruction_probe"] = probe_instructions(robot, policy, list(range(args.seed, args.seed + args.probe_scenes)))
+            try:
+                report["instruction_probe"] = probe_instructions(robot, policy, list(range(args.seed, args.seed + args.probe_scenes)))
+            finally:
+                robot.disconnect()
             print(format_probe(report["instruction_probe"]), flush=True)
         if args.episodes:
             started = time.perf_counter()

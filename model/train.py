@@ -159,14 +159,14 @@ def train(cfg: TrainConfig) -> Path:
     device = cfg.torch_device
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    if cfg.tokenizer is None and preset(cfg.preset).foresight.tokenizer == "conv":
-        print("warning: no --tokenizer given: foresight latents come from an untrained autoencoder", file=sys.stderr)
     resume = latest_checkpoint(cfg.out)
     resumed_stats = load_stats(resume / "stats.json") if resume else None
     if resume:
         check_same_run(cfg, json.loads((resume / TRAIN_CONFIG_FILE).read_text())["train"])
 
     start = resume or cfg.init_from  # the checkpoint whose weights this run starts from, if any
+    if start is None and cfg.tokenizer is None and preset(cfg.preset).foresight.tokenizer == "conv":
+        print("warning: no --tokenizer given: foresight latents come from an untrained autoencoder", file=sys.stderr)
     base_config = _checkpoint_config(cfg, start) if start else None
     known_stats = resumed_stats or (load_stats(cfg.init_from / STATS_FILE) if cfg.init_from else None)
     model_config = model_config_for(cfg, base_config)

@@ -184,9 +184,14 @@ class Access:
         return bool(row) and row["role"] == "operator"
 
     def gradio_user(self, request: Request) -> str | None:
-        """For gr.mount_gradio_app(auth_dependency=...): the user's name, None when not logged in."""
+        """The user's name, None when not logged in."""
         user = self.user_of(request)
         return None if user is None else user.name
+
+    @property
+    def auth_dependency(self) -> Callable[[Request], str | None] | None:
+        """For gr.mount_gradio_app(auth_dependency=...): none for an open console."""
+        return self.gradio_user if self.required else None
 
 
 def install_access(app: FastAPI, access: Access) -> None:

@@ -102,5 +102,5 @@ def build_app(session: Session, parts: ConsoleParts | None = None) -> FastAPI:
     return gr.mount_gradio_app(
         app, build_console(session, parts), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS + RECORDING_CSS,
         head=PAGE_SCRIPTS, footer_links=[],
-        auth_dependency=parts.access.gradio_user if parts.access.required else None,
+        auth_dependency=parts.access.auth_dependency,
     )

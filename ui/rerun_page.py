@@ -61,4 +61,4 @@ def mount_rerun_page(app: FastAPI, logger: RerunLogger | None, off_reason: str, 
         return RedirectResponse(f"{RERUN_PAGE_PATH}/")
 
     gr.mount_gradio_app(app, build_rerun_page(logger, off_reason, access), path=RERUN_PAGE_PATH, footer_links=[],
-                        auth_dependency=access.gradio_user if access.required else None)
+                        auth_dependency=access.auth_dependency)
