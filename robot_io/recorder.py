@@ -65,7 +65,8 @@ logger = logging.getLogger(__name__)
 
 # --- configuration --------------------------------------------------------------------------
 
-ACTION_SOURCES: tuple[str, ...] = ("policy", "operator", "hold")  # code = index; never reorder
+SOURCE_POLICY, SOURCE_OPERATOR, SOURCE_HOLD = "policy", "operator", "hold"  # who produced a tick's action
+ACTION_SOURCES: tuple[str, ...] = (SOURCE_POLICY, SOURCE_OPERATOR, SOURCE_HOLD)  # code = index; never reorder
 EPISODE_OUTCOMES: tuple[str, ...] = ("failure", "success", "unknown")  # code = index; never reorder
 INTERVENTION_KEY = "intervention"  # lerobot 0.6.1's DAgger name for "the human produced this action"
 ACTION_SOURCE_KEY = "actor"

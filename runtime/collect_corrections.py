@@ -1,7 +1,7 @@
 """Collect corrections in the sim as the console does, with an automatic operator.
 
     python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
-        [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts]
+        [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -11,6 +11,11 @@ becomes one correction episode, tagged as an intervention, exactly as a person's
 scene ends when a block has settled in the bin or at the sim's time limit. Episode i uses seed
 S + i (keep them apart from the evaluation seeds). Prints the policy's own success rate, the
 takeovers and their reasons, and what was saved.
+
+--unpaced runs each scene headless as fast as the CPU allows, the way `model.evaluate` does
+(robot_io.sim.expert_rollout: one tick of inference latency, no chunk blending or safety layer),
+with the same operator and the same recording conventions: several times faster than the
+console's 15 Hz, and the corrections come from the states the evaluation meets.
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ from collections import Counter
 from pathlib import Path
 
 from model.policy import policy_for_robot
-from robot_io.recorder import RecorderError
+from robot_io.policy import Policy
+from robot_io.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
-from robot_io.sim.expert_rollout import SETTLE_TICKS
+from robot_io.sim.expert_rollout import SETTLE_TICKS, run_episode
 from robot_io.sim.sim_robot import SimRobot
 from runtime.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
 from runtime.session import Session, SessionConfig
@@ -74,6 +80,70 @@ def run_scene(session: Session, operator: AutoOperator, seed: int, time_limit_s:
             "reason": operator.reason, "reason_kind": operator.reason_kind}
 
 
+def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
+                      seed: int, attempts: bool) -> dict:
+    """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
+    episode whose outcome is the scene's success."""
+    episode = robot.reset_scene(seed)
+    policy.seed(seed)  # the same scene draws the same noise on every run
+
+    def record(observation: dict, action: dict[str, float], source: str) -> None:
+        intervention = source == SOURCE_OPERATOR  # DAgger convention, as in the session
+        if not (attempts or intervention):
+            return
+        if not recorder.is_recording:
+            recorder.start_episode(episode.instruction)
+        recorder.add_frame(observation, action, intervention=intervention, source=source)
+
+    result = run_episode(robot, policy, on_frame=record, operator=operator)
+    if recorder.is_recording:
+        recorder.save_episode("success" if result.success else "failure")
+    return {"seed": seed, "scene": f"seed {seed}, {episode.target_color}, belt {episode.belt_speed:.3f} m/s",
+            "success": result.success, "took_over": bool(operator.reason), "reason": operator.reason,
+            "reason_kind": operator.reason_kind}
+
+
+def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace) -> tuple[list[dict], int]:
+    """(per-scene results, episodes in the dataset)."""
+    recorder = EpisodeRecorder(args.out, round(robot.config.fps), robot.observation_features, robot.action_features,
+                               resume=args.out.exists(), robot_type=robot.name)
+    results = []
+    try:
+        for i in range(args.episodes):
+            results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts"))
+            report(i, args.episodes, results[-1])
+    finally:
+        recorder.finalize()
+    return results, recorder.num_episodes
+
+
+def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace,
+                       sim: ConveyorSimConfig) -> tuple[list[dict], int]:
+    """(per-scene results, episodes in the dataset), each scene run by the console's real-time session."""
+    session = Session(robot, policy, SessionConfig(fps=sim.fps, record_root=args.out, recording_mode=args.mode,
+                                                   scene_seed=args.seed), teleoperator=operator,
+                      policy_label=str(args.checkpoint))
+    session.start()
+    results = []
+    try:
+        if wait_for(session, lambda s: True, SCENE_START_TIMEOUT_S) is None:
+            raise RuntimeError("the control loop did not start")
+        for i in range(args.episodes):
+            results.append(run_scene(session, operator, args.seed + i, sim.episode_time_limit_s, args.mode == "attempts"))
+            report(i, args.episodes, results[-1])
+        session.submit(ResetScene(args.seed + args.episodes))  # saves the last correction
+        wait_for(session, lambda s: s.mode is Mode.IDLE and not (s.recording and s.recording.active), SCENE_START_TIMEOUT_S)
+    finally:
+        session.close()
+    status = session.snapshot().recording
+    return results, status.saved_episodes if status else 0
+
+
+def report(i: int, total: int, result: dict) -> None:
+    print(f"[{i + 1}/{total}] {result['scene']}: {'success' if result['success'] else 'failure'}"
+          + (f", operator took over: {result['reason']}" if result["took_over"] else ", policy alone"), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
@@ -82,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=200_000, help="seed of the first scene")
     parser.add_argument("--belt-speed", type=parse_speed_range, default=None, help="LOW,HIGH m/s (default: the sim's)")
     parser.add_argument("--mode", choices=RECORDING_MODES, default="corrections")
+    parser.add_argument("--unpaced", action="store_true", help="headless and as fast as the CPU allows, as model.evaluate runs")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
@@ -92,34 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     operator = AutoOperator(robot)
     try:
         policy = policy_for_robot(args.checkpoint, robot)
-        session = Session(robot, policy, SessionConfig(fps=sim.fps, record_root=args.out, recording_mode=args.mode,
-                                                       scene_seed=args.seed), teleoperator=operator,
-                          policy_label=str(args.checkpoint))
+        if args.unpaced:
+            results, saved = collect_unpaced(robot, policy, operator, args)
+        else:
+            results, saved = collect_in_session(robot, policy, operator, args, sim)
     except (ValueError, RecorderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    session.start()
-    results = []
-    try:
-        if wait_for(session, lambda s: True, SCENE_START_TIMEOUT_S) is None:
-            raise RuntimeError("the control loop did not start")
-        for i in range(args.episodes):
-            result = run_scene(session, operator, args.seed + i, sim.episode_time_limit_s, args.mode == "attempts")
-            results.append(result)
-            print(f"[{i + 1}/{args.episodes}] {result['scene']}: {'success' if result['success'] else 'failure'}"
-                  + (f", operator took over: {result['reason']}" if result["took_over"] else ", policy alone"), flush=True)
-        session.submit(ResetScene(args.seed + args.episodes))  # saves the last correction
-        wait_for(session, lambda s: s.mode is Mode.IDLE and not (s.recording and s.recording.active), SCENE_START_TIMEOUT_S)
     finally:
-        session.close()
+        robot.disconnect()
     alone = [r for r in results if not r["took_over"]]
     corrected = [r for r in results if r["took_over"]]
     print(f"policy alone: {sum(r['success'] for r in alone)}/{len(results)} scenes succeeded without help; "
           f"operator took over in {len(corrected)} ({sum(r['success'] for r in corrected)} of those ended in success)")
     for kind, count in Counter(r["reason_kind"] for r in corrected).most_common():
         print(f"  takeovers because the policy {TAKEOVER_KINDS[kind]}: {count}")
-    status = session.snapshot().recording
-    print(f"dataset {args.out}: {status.saved_episodes if status else 0} episodes")
+    print(f"dataset {args.out}: {saved} episodes")
     return 0
 
 

@@ -10,11 +10,11 @@ import numpy as np
 import rerun as rr
 import rerun.blueprint as rrb
 
+from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR
 from robot_io.robot import CameraModel, SceneGeometry
 from runtime.chunk_queue import Chunk
 from runtime.commands import Mode
 from runtime.snapshot import Snapshot
-from runtime.step import SOURCE_HOLD, SOURCE_OPERATOR
 
 STEP_TIMELINE = "control_step"
 WALL_TIMELINE = "wall_time"

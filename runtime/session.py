@@ -39,11 +39,11 @@ from runtime.dry_run import DryRunBoard, Preview
 from runtime.plan_overlay import plan_overlays
 from runtime.loop_timing import LoopClock
 from runtime.policy_runner import PolicyRunner
-from robot_io.recorder import UNKNOWN, check_recordable
+from robot_io.recorder import SOURCE_HOLD, SOURCE_POLICY, UNKNOWN, check_recordable
 from runtime.recording import RecorderSpec, RecordingWorker
 from runtime.safety import SafetyLimits, WorkspaceBox, make_safe, stale_cameras
 from runtime.snapshot import Snapshot, freeze_frames
-from runtime.step import SOURCE_HOLD, SOURCE_POLICY, choose_command, next_mode
+from runtime.step import choose_command, next_mode
 from runtime.surprise import Surprise, SurpriseConfig, foresight_surprise, seam_surprise
 from runtime.teleop_keys import KEYMAP_HELP, axes_to_delta, keys_to_delta, past_dead_zone
 
@@ -350,7 +350,7 @@ class Session:
             return
         self._previous = {k: float(sent[k]) for k in self.action_keys}
         if safe.held:
-            source = "hold"
+            source = SOURCE_HOLD
         self._sent.append(self._tick, source, self._previous)
         result = self._runner.last_result
         self._publish(Snapshot(

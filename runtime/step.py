@@ -10,14 +10,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from runtime.commands import (
     Command, DiscardRecording, EStop, Mode, Pause, PolicyFailed, Release, ResetScene, ReturnHome, RunPolicy,
     StartRecording, StopRecording, TakeOver, TeleopKeys,
 )
-
-SOURCE_POLICY = "policy"
-SOURCE_OPERATOR = "operator"
-SOURCE_HOLD = "hold"
 
 
 def choose_command(

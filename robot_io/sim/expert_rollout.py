@@ -4,6 +4,9 @@ Each tick: observe (and show the policy the observation), send the command chunk
 `execute_horizon` steps (or runs out) ask the policy for the next one from this tick's
 observation. That chunk starts at the next tick: one tick of inference latency, as in the console.
 Ticks with no command (the very first) hold the current joint positions.
+
+With an automatic operator watching, the operator's command replaces the policy's from the tick
+it takes over to the end of the episode (as a person's takeover does in the console).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from typing import Any, Callable
 import numpy as np
 
 from robot_io.policy import Policy
+from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
+from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
 from robot_io.sim.sim_robot import SimRobot
 
@@ -38,12 +43,14 @@ def run_episode(
     instruction: str | None = None,
     execute_horizon: int = EXECUTE_HORIZON,
     on_frame: FrameCallback | None = None,
+    operator: AutoOperator | None = None,
 ) -> RolloutResult:
     """Run the current scene (call `robot.reset_scene` first) until a block has settled in the
     bin or the time limit.
 
     instruction: None follows the scene's own instruction. on_frame gets every tick's
-    observation, the action sent and its source ("policy" or "hold").
+    observation, the action sent and its source (SOURCE_POLICY, SOURCE_HOLD or SOURCE_OPERATOR).
+    operator: watches every tick and, once it takes over, drives the rest of the episode.
     """
     episode = robot.episode
     instruction = episode.instruction if instruction is None else instruction
@@ -58,12 +65,15 @@ def run_episode(
         observation = robot.get_observation()
         policy.observe(observation)
         step = tick - chunk_tick - 1
-        if chunk is not None and 0 <= step < len(chunk):
-            action, source = dict(zip(keys, map(float, chunk[step]))), "policy"
+        command = operator.get_action() if operator is not None else None
+        if operator is not None and operator.reason:
+            action, source = command, SOURCE_OPERATOR
+        elif chunk is not None and 0 <= step < len(chunk):
+            action, source = dict(zip(keys, map(float, chunk[step]))), SOURCE_POLICY
         else:
             action = held or {key: float(observation[key]) for key in keys}
-            source = "hold"
-        if chunk is None or step + 1 >= min(execute_horizon, len(chunk)):
+            source = SOURCE_HOLD
+        if source != SOURCE_OPERATOR and (chunk is None or step + 1 >= min(execute_horizon, len(chunk))):
             chunk, chunk_tick = policy.infer(observation, instruction).actions, tick
         if on_frame is not None:
             on_frame(observation, action, source)

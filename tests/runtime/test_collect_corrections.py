@@ -1,27 +1,46 @@
 """runtime.collect_corrections end to end: an untrained policy on a fast belt, the automatic
-operator takes over, and the correction lands as an intervention episode LeRobot loads."""
+operator takes over, and the correction lands as an intervention episode LeRobot loads, both in
+the real-time session and unpaced."""
 
 import os
 
+import pytest
+
 from runtime.collect_corrections import main
+from robot_io.recorder import ACTION_SOURCES, SOURCE_OPERATOR
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 from tests.model.helpers import write_checkpoint
 
 
-def test_an_untrained_policy_gets_corrected_and_the_correction_is_recorded(tmp_path, capsys):
+def collect(tmp_path, *extra: str):
     checkpoint = tmp_path / "ckpt"
     write_checkpoint(checkpoint, SimRobot(ConveyorSimConfig()))
     out = tmp_path / "corrections"
     assert main(["--checkpoint", str(checkpoint), "--episodes", "1", "--out", str(out), "--seed", "7",
-                 "--belt-speed", "0.2,0.2"]) == 0
-    printed = capsys.readouterr().out
-    assert "operator took over" in printed and "policy alone: 0/1" in printed
-
+                 "--belt-speed", "0.2,0.2", *extra]) == 0
     os.environ["HF_HUB_OFFLINE"] = "1"
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    ds = LeRobotDataset("local/corrections", root=out)
+    return LeRobotDataset("local/corrections", root=out)
+
+
+@pytest.mark.parametrize("pacing", [[], ["--unpaced"]], ids=["session", "unpaced"])
+def test_an_untrained_policy_gets_corrected_and_the_correction_is_recorded(tmp_path, capsys, pacing):
+    ds = collect(tmp_path, *pacing)
+    printed = capsys.readouterr().out
+    assert "operator took over" in printed and "policy alone: 0/1" in printed
     assert ds.num_episodes == 1
     assert all(bool(v) for v in ds.hf_dataset["intervention"])  # a correction: the operator throughout
     assert int(ds.hf_dataset["episode_outcome"][0]) == 1  # "success": the expert finished the job
+
+
+def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_path):
+    ds = collect(tmp_path, "--unpaced", "--mode", "attempts")
+    assert ds.num_episodes == 1
+    intervention = [bool(v) for v in ds.hf_dataset["intervention"]]
+    sources = [ACTION_SOURCES[int(v)] for v in ds.hf_dataset["actor"]]
+    takeover = intervention.index(True)
+    assert takeover > 0 and all(intervention[takeover:])  # the policy first, then the operator to the end
+    assert all(s == SOURCE_OPERATOR for s in sources[takeover:]) and SOURCE_OPERATOR not in sources[:takeover]
+    assert int(ds.hf_dataset["episode_outcome"][0]) == 1

@@ -1,11 +1,12 @@
 import numpy as np
 import pytest
 
+from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from runtime.commands import (
     EStop, Mode, Pause, PolicyFailed, Release, ResetScene, ReturnHome, RunPolicy, StartRecording, TakeOver,
     validate_instruction,
 )
-from runtime.step import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY, choose_command, next_mode
+from runtime.step import choose_command, next_mode
 
 KEYS = ["a", "b"]
 
