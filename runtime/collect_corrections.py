@@ -34,7 +34,7 @@ from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.expert_rollout import SETTLE_TICKS, run_episode
 from robot_io.sim.sim_robot import SimRobot
 from runtime.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
-from runtime.session import Session, SessionConfig
+from runtime.session import Session, SessionConfig, describe_episode
 
 POLL_S = 0.02
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",
@@ -98,7 +98,7 @@ def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, r
     result = run_episode(robot, policy, on_frame=record, operator=operator)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
-    return {"seed": seed, "scene": f"seed {seed}, {episode.target_color}, belt {episode.belt_speed:.3f} m/s",
+    return {"seed": seed, "scene": describe_episode(episode),
             "success": result.success, "took_over": bool(operator.reason), "reason": operator.reason,
             "reason_kind": operator.reason_kind}
 

@@ -65,8 +65,8 @@ def run_episode(
         observation = robot.get_observation()
         policy.observe(observation)
         step = tick - chunk_tick - 1
-        command = operator.get_action() if operator is not None else None
-        if operator is not None and operator.reason:
+        command = operator.get_action() if operator is not None else None  # it watches every tick
+        if command is not None and operator.reason:
             action, source = command, SOURCE_OPERATOR
         elif chunk is not None and 0 <= step < len(chunk):
             action, source = dict(zip(keys, map(float, chunk[step]))), SOURCE_POLICY
