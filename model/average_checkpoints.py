@@ -5,8 +5,10 @@
 Fine-tunings that start from the same weights stay in one basin, so their mean is a model too,
 often better than each; averaging costs no training and keeps the size and speed. The sources must
 agree on the model config, the normalisation stats and the robot layout they learned (each
-difference is named). The result is an ordinary checkpoint: its `train_config.json` keeps the
-first source's layout and names every source under "average_of".
+difference is named); the optimizer settings and the sampling noise scale may differ (fine-tunings
+at other learning rates average fine), and the result keeps the first source's. The result is an
+ordinary checkpoint: its `train_config.json` keeps the first source's layout and names every source
+under "average_of".
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from model.checkpoint import (
     read_layout,
     save_checkpoint,
 )
+from model.config import ModelConfig
 
 MIN_SOURCES = 2
 
@@ -39,7 +42,7 @@ def average_checkpoints(sources: list[Path], out: Path) -> Path:
     for folder, (model, stats) in zip(sources[1:], loaded[1:]):
         differ = [
             name for name, same in (
-                ("model config", model.config.to_dict() == first_model.config.to_dict()),
+                ("model config", _weights_config(model.config) == _weights_config(first_model.config)),
                 ("normalisation stats", stats == first_stats),
                 ("robot layout", read_layout(folder) == first_layout),
             ) if not same
@@ -60,6 +63,13 @@ def average_checkpoints(sources: list[Path], out: Path) -> Path:
     train_config["average_of"] = [str(folder.resolve()) for folder in sources]
     (out / TRAIN_CONFIG_FILE).write_text(json.dumps(train_config, indent=2))
     return out
+
+
+def _weights_config(config: ModelConfig) -> dict:
+    """The config that shapes and means the weights: without the optimizer and the sampling noise scale."""
+    shaping = config.to_dict()
+    del shaping["optim"], shaping["flow"]["sample_noise_scale"]
+    return shaping
 
 
 def _read_train_config(folder: Path) -> dict:

@@ -2,6 +2,7 @@
 
     python -m model.evaluate [--checkpoint DIR] --episodes N [--json OUT] [--seed S]
         [--demos DIR] [--demo-frames M] [--probe-scenes P] [--execute-horizon H] [--workers W]
+        [--noise-scale S] [--denoise-steps K]
 
 Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor).
 
@@ -20,11 +21,16 @@ Pictures are compared at the tokenizer's resolution.
 Instruction probe, on P held-out scenes (robot_io/sim/instruction_probe.py): at the first tick,
 is the plan for each colour nearest the expert's plan for that colour? It tells a policy that
 follows the words from one that has learned to copy the arm's own motion.
+
+--noise-scale and --denoise-steps override how the checkpoint samples its chunks in all three
+parts (flow.sample_noise_scale, 0: the flow from the noise's mean, one chunk per observation; 1:
+sampled from the learned distribution; flow.denoise_steps: Euler steps of the action expert).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -74,11 +80,13 @@ NOISE_SEED = 0  # flow-matching noise of the open-loop part: the same figures on
 _worker: dict[str, Any] = {}  # each worker process's own robot and policy
 
 
-def _start_worker(checkpoint: Path, execute_horizon: int, sim: ConveyorSimConfig) -> None:
+def _start_worker(checkpoint: Path, execute_horizon: int, sim: ConveyorSimConfig, sampling: Sampling) -> None:
     torch.set_num_threads(1)  # one core per worker: workers run side by side
     robot = SimRobot(sim)
     robot.connect()
-    _worker.update(robot=robot, policy=policy_for_robot(checkpoint, robot), horizon=execute_horizon)
+    policy = policy_for_robot(checkpoint, robot)
+    sampling.apply(policy.model)
+    _worker.update(robot=robot, policy=policy, horizon=execute_horizon)
 
 
 def _run_seed(seed: int) -> RolloutResult:
@@ -89,17 +97,30 @@ def _run_seed(seed: int) -> RolloutResult:
 
 
 def closed_loop(checkpoint: Path, seeds: list[int], execute_horizon: int, workers: int,
-                sim: ConveyorSimConfig | None = None) -> list[RolloutResult]:
+                sim: ConveyorSimConfig | None = None, sampling: Sampling | None = None) -> list[RolloutResult]:
     """Episodes in seed order, each printed as it finishes."""
     results = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(checkpoint, execute_horizon, sim or ConveyorSimConfig())) as pool:
+                             initargs=(checkpoint, execute_horizon, sim or ConveyorSimConfig(), sampling or Sampling())) as pool:
         for seed, result in zip(seeds, pool.map(_run_seed, seeds)):
             ep = result.episode
             print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
                   f"{'ok  ' if result.success else 'FAIL'} {result.ticks} ticks, in bin: {list(result.in_bin)}", flush=True)
             results.append(result)
     return results
+
+
+@dataclasses.dataclass(frozen=True)
+class Sampling:
+    """Overrides of the checkpoint's flow-matching sampling; None keeps the checkpoint's own."""
+
+    noise_scale: float | None = None  # flow.sample_noise_scale
+    denoise_steps: int | None = None  # flow.denoise_steps
+
+    def apply(self, model: InternVLA) -> None:
+        changes = {name: value for name, value in (("sample_noise_scale", self.noise_scale),
+                                                   ("denoise_steps", self.denoise_steps)) if value is not None}
+        model.config.flow = dataclasses.replace(model.config.flow, **changes)  # validated again
 
 
 # ---- open loop on demonstrations -------------------------------------------------------------
@@ -200,10 +221,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="closed-loop episodes run side by side")
     parser.add_argument("--belt-speed", type=parse_speed_range, default=ConveyorSimConfig.belt_speed_range,
                         help="LOW,HIGH m/s of the closed-loop episodes (default: the training range)")
+    parser.add_argument("--noise-scale", type=float, default=None,
+                        help="flow-matching starting noise scale (default: the checkpoint's flow.sample_noise_scale)")
+    parser.add_argument("--denoise-steps", type=int, default=None,
+                        help="Euler steps per chunk (default: the checkpoint's flow.denoise_steps)")
     args = parser.parse_args(argv)
     for name in ("episodes", "demo_frames", "probe_scenes"):
         if getattr(args, name) < 0:
             parser.error(f"--{name.replace('_', '-')} must be >= 0")
+    if args.noise_scale is not None and not args.noise_scale >= 0:
+        parser.error("--noise-scale must be >= 0")
+    if args.denoise_steps is not None and args.denoise_steps < 1:
+        parser.error("--denoise-steps must be >= 1")
     for name in ("execute_horizon", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -221,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         robot = SimRobot(sim)
         layout = robot_layout(robot)
         policy = policy_for_robot(args.checkpoint, robot)  # refuses another layout before any long work
+        sampling = Sampling(args.noise_scale, args.denoise_steps)
+        sampling.apply(policy.model)
+        flow_config = policy.model.config.flow
+        report |= {"noise_scale": flow_config.sample_noise_scale, "denoise_steps": flow_config.denoise_steps}
+        print(f"flow-matching sampling: noise scale {flow_config.sample_noise_scale:g}, "
+              f"{flow_config.denoise_steps} Euler steps", flush=True)
         if args.demo_frames:
             started = time.perf_counter()
             report["open_loop"] = open_loop(policy.model, policy.stats, layout, args.demos,
@@ -236,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.episodes:
             started = time.perf_counter()
             seeds = list(range(args.seed, args.seed + args.episodes))
-            results = closed_loop(args.checkpoint, seeds, args.execute_horizon, args.workers, sim)
+            results = closed_loop(args.checkpoint, seeds, args.execute_horizon, args.workers, sim, sampling)
             report["closed_loop"] = summarize(results, robot.config) | {"seeds": [seeds[0], seeds[-1]]}
             print(f"closed loop, seeds {seeds[0]}-{seeds[-1]} ({time.perf_counter() - started:.0f} s):")
             print(format_summary(report["closed_loop"]))

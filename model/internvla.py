@@ -227,7 +227,10 @@ class InternVLA(nn.Module):
 
     @torch.no_grad()
     def denoise(self, state: Tensor, layout: Layout, cache: KVCache, noise: Tensor | None = None) -> Tensor:
-        """Pass 3: Euler steps of the action expert reading the cache (never growing it) -> (B, chunk, A)."""
+        """Pass 3: Euler steps of the action expert reading the cache (never growing it) -> (B, chunk, A).
+
+        noise (B, chunk, A) is scaled by flow.sample_noise_scale before the first step.
+        """
         c = self.config
         if noise is None:
             noise = torch.randn(state.shape[0], c.chunk_size, c.max_action_dim, device=state.device, dtype=state.dtype)
@@ -237,7 +240,7 @@ class InternVLA(nn.Module):
             (out,), _ = self.qwen3_vl_with_expert([(ACT, self.embed_suffix(state, noisy, t))], attention, cache)
             return self.action_out_proj(out[:, 1:])  # (B, chunk, A), skipping the state token
 
-        return flow.euler_sample(velocity, noise, c.flow.denoise_steps)
+        return flow.euler_sample(velocity, noise * c.flow.sample_noise_scale, c.flow.denoise_steps)
 
     @torch.no_grad()
     def sample(self, x: ModelInputs, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:

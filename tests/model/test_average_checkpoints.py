@@ -1,5 +1,6 @@
 """Averaging checkpoints: the mean of the weights as a loadable checkpoint; sources that disagree refused."""
 
+import dataclasses
 import json
 
 import pytest
@@ -46,6 +47,26 @@ def test_sources_with_other_stats_or_layout_are_refused_by_name(tmp_path):
     with pytest.raises(CheckpointError, match="robot layout differ"):
         average_checkpoints([tmp_path / "a", tmp_path / "other_layout"], tmp_path / "soup")
     assert not (tmp_path / "soup").exists()
+
+
+def test_other_learning_rates_average_but_another_time_embedding_is_refused(tmp_path):
+    """The optimizer settings and the sampling noise scale do not shape the weights: the first source's are kept."""
+    fine_tuned(tmp_path / "a", seed=1)
+    other = small_model(2)
+    other.config.optim = dataclasses.replace(other.config.optim, lr=1e-5)
+    other.config.flow = dataclasses.replace(other.config.flow, sample_noise_scale=1.0)
+    save_checkpoint(tmp_path / "other_lr", other, stats_for(STATE_KEYS))
+    (tmp_path / "other_lr" / TRAIN_CONFIG_FILE).write_text(json.dumps({"dataset": LAYOUT}))
+    soup, _ = load_checkpoint(average_checkpoints([tmp_path / "a", tmp_path / "other_lr"], tmp_path / "soup"))
+    first, _ = load_checkpoint(tmp_path / "a")
+    assert soup.config.to_dict() == first.config.to_dict()
+
+    other_periods = small_model(3)  # the time embedding the action expert learned to read
+    other_periods.config.flow = dataclasses.replace(other_periods.config.flow, max_period=2 * other_periods.config.flow.max_period)
+    save_checkpoint(tmp_path / "other_flow", other_periods, stats_for(STATE_KEYS))
+    (tmp_path / "other_flow" / TRAIN_CONFIG_FILE).write_text(json.dumps({"dataset": LAYOUT}))
+    with pytest.raises(CheckpointError, match="model config differ"):
+        average_checkpoints([tmp_path / "a", tmp_path / "other_flow"], tmp_path / "soup2")
 
 
 def test_command_line_refuses_one_source_a_missing_one_and_overwriting_a_source(tmp_path, capsys):

@@ -126,3 +126,33 @@ def test_a_harder_belt_speed_range_is_used_for_the_closed_loop(checkpoint, tmp_p
     with pytest.raises(SystemExit):
         evaluate.main(["--episodes", "1", "--belt-speed", "fast"])
     assert "expected a belt speed range LOW,HIGH" in capsys.readouterr().err
+
+
+def test_sampling_overrides_reach_the_open_loop_and_the_closed_loop_workers(checkpoint, demos, tmp_path, monkeypatch, capsys):
+    """With --noise-scale 0 the open-loop chunks no longer depend on the noise drawn; the figures
+    are in the report and each closed-loop worker's policy samples with them too."""
+    def action_mse(noise_seed, scale):
+        monkeypatch.setattr(evaluate, "NOISE_SEED", noise_seed)
+        out = tmp_path / f"open_{noise_seed}_{scale}.json"
+        argv = ["--checkpoint", str(checkpoint), "--episodes", "0", "--demos", str(demos), "--demo-frames", "8",
+                "--probe-scenes", "0", "--noise-scale", str(scale), "--denoise-steps", "3", "--json", str(out)]
+        assert evaluate.main(argv) == 0
+        report = json.loads(out.read_text())
+        assert (report["noise_scale"], report["denoise_steps"]) == (scale, 3)
+        return report["open_loop"]["action_mse"]
+
+    assert action_mse(0, 0.0) == action_mse(5, 0.0)
+    assert action_mse(0, 1.0) != action_mse(5, 1.0)
+
+    evaluate._start_worker(checkpoint, 8, evaluate.ConveyorSimConfig(), evaluate.Sampling(0.0, 3))
+    try:
+        flow_config = evaluate._worker["policy"].model.config.flow
+        assert (flow_config.sample_noise_scale, flow_config.denoise_steps) == (0.0, 3)
+    finally:
+        evaluate._worker["robot"].disconnect()
+    with pytest.raises(SystemExit):
+        evaluate.main(["--episodes", "1", "--noise-scale", "-1"])
+    assert "--noise-scale must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate.main(["--episodes", "1", "--denoise-steps", "0"])
+    assert "--denoise-steps must be >= 1" in capsys.readouterr().err

@@ -1,6 +1,9 @@
 """The block structure's promises: foresight never sees state or actions, actions see foresight,
 padding is invisible, and the three-pass cached inference equals one full-sequence forward."""
 
+import dataclasses
+
+import pytest
 import torch
 
 from model import flow
@@ -66,10 +69,31 @@ def test_cached_three_pass_inference_equals_full_forward():
         return model.predict(x, noisy, t)[1]
 
     with torch.no_grad():
-        reference = flow.euler_sample(full_velocity, noise, config.flow.denoise_steps)
+        reference = flow.euler_sample(full_velocity, noise * config.flow.sample_noise_scale, config.flow.denoise_steps)
         reference_latents, _ = model.predict(x, noise, torch.ones(2))
     torch.testing.assert_close(actions, reference, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(latents, reference_latents, atol=1e-5, rtol=1e-5)
+
+
+def test_sampling_starts_from_the_noise_scaled_by_sample_noise_scale():
+    """Scale 0 gives one chunk whatever the noise; scale 1 gives another chunk for other noise;
+    in between, sampling equals the Euler integration from the scaled noise."""
+    model, config = small_model(), small_config()
+    x = random_inputs(config)
+    noise, other = random_noise(config, seed=1), random_noise(config, seed=2)
+
+    def sample(scale, start):
+        model.config.flow = dataclasses.replace(model.config.flow, sample_noise_scale=scale)
+        return model.sample(x, start)[0]
+
+    torch.testing.assert_close(sample(0.0, noise), sample(0.0, other), atol=0, rtol=0)
+    assert (sample(1.0, noise) - sample(1.0, other)).abs().max() > 1e-3
+    torch.testing.assert_close(sample(0.5, noise), sample(1.0, 0.5 * noise), atol=1e-6, rtol=1e-6)
+
+
+def test_a_negative_sample_noise_scale_is_refused():
+    with pytest.raises(ValueError, match="sample_noise_scale must be >= 0"):
+        dataclasses.replace(small_config().flow, sample_noise_scale=-0.1)
 
 
 def test_batch_matches_single_samples():
