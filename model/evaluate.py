@@ -226,16 +226,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--denoise-steps", type=int, default=None,
                         help="Euler steps per chunk (default: the checkpoint's flow.denoise_steps)")
     args = parser.parse_args(argv)
-    for name in ("episodes", "demo_frames", "probe_scenes"):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name.replace('_', '-')} must be >= 0")
-    if args.noise_scale is not None and not args.noise_scale >= 0:
-        parser.error("--noise-scale must be >= 0")
-    if args.denoise_steps is not None and args.denoise_steps < 1:
-        parser.error("--denoise-steps must be >= 1")
-    for name in ("execute_horizon", "workers"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    for low, names in ((0, ("episodes", "demo_frames", "probe_scenes", "noise_scale")),
+                       (1, ("execute_horizon", "workers", "denoise_steps"))):
+        for name in names:
+            value = getattr(args, name)
+            if value is not None and not value >= low:  # None: the checkpoint's own; `not >=` also refuses NaN
+                parser.error(f"--{name.replace('_', '-')} must be >= {low}")
     if args.seed + max(args.episodes, args.probe_scenes) > TRAINING_SEED_START:
         parser.error(f"seeds from {TRAINING_SEED_START} up are the training demonstrations'; evaluate below them")
     return args
