@@ -2,6 +2,7 @@
 
     python -m model.finetune --dataset recordings/console [--checkpoint DIR] [--base-dataset DIR]
         [--base-fraction 0.5] [--base-cache DIR] [--out DIR] [--steps 1000] [--lr 1e-4] [--batch-size 16]
+        [--learn-from all|operator]
 
 Starts from --checkpoint (default: the shipped model) with its weights, config and normalisation
 stats, and a fresh optimizer; model.train does the work (progress bar, loss curves, checkpoints,
@@ -9,6 +10,9 @@ resume when rerun). Also writes the recordings dataset's own `stats.json` in the
 layout (robot type -> feature -> mean/std, delta-mode actions) at the dataset's top level, so the
 same data feeds the paper's fine-tuning flow for the 3B model. The console loads the result
 without a restart: paste the printed checkpoint folder under "Model" and press Load.
+
+Recordings made in "attempts" mode hold the policy's frames too: `--learn-from operator` learns only
+the operator's takeovers, with the frames before each takeover as its history (model.train).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from model.checkpoint import CONFIG_FILE, CheckpointError, load_config
 from model.shipped import SHIPPED_CHECKPOINT
 from model.train import TrainConfig, TrainError, train
-from model.train_data import DatasetError, check_dataset, compute_stats, open_dataset, read_dataset
+from model.train_data import LEARN_FROM, DatasetError, check_dataset, compute_stats, open_dataset, read_dataset
 
 DEFAULT_STEPS = 1000
 DEFAULT_LR = 1e-4  # below the base run's 3e-4: small steps away from a model that already works
@@ -53,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
+                        help="operator: learn only the operator's frames (recordings in 'attempts' mode)")
     args = parser.parse_args(argv)
     if not (args.checkpoint / CONFIG_FILE).is_file():
         parser.error(f"--checkpoint {args.checkpoint} holds no checkpoint (no {CONFIG_FILE})")
@@ -62,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
             dataset=args.dataset, out=out, preset=load_config(args.checkpoint / CONFIG_FILE).name, steps=args.steps,
             batch_size=args.batch_size, lr=args.lr, warmup_steps=DEFAULT_WARMUP, save_every=max(1, args.steps // 4),
             seed=args.seed, threads=args.threads, init_from=args.checkpoint, mix=args.base_dataset,
-            mix_fraction=args.base_fraction, mix_cache=args.base_cache,
+            mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from,
         )
     except ValueError as err:
         parser.error(str(err))

@@ -3,6 +3,7 @@
     python -m model.train --preset tiny --dataset DIR --out DIR [--steps N] [--batch-size B]
         [--gen-loss-weight W] [--seed S] [--tokenizer DIR] [--device auto|cpu|cuda]
         [--lr LR] [--warmup-steps W] [--save-every K] [--threads T] [--cameras head,wrist,side] [--cache DIR]
+        [--learn-from all|operator] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S]
 
 The dataset is checked before anything else (cameras, dims, tasks, a resumed run's robot type).
 Frames are decoded, letterboxed and encoded by the frozen image tokenizer once, into OUT/cache
@@ -11,6 +12,10 @@ The learning rate warms up linearly for --warmup-steps, then follows a cosine to
 Checkpoints in the released layout go to OUT/checkpoints/step_NNNNNNN every --save-every steps
 and at the end, with train_config.json and training_state.pt (optimizer, step, RNG, losses);
 rerunning the same command resumes from the latest one. Loss curves: OUT/loss_curves.html.
+
+--learn-from operator learns only the chunks of frames an operator drove, in a dataset recorded in
+"attempts" mode (DAgger: the policy's own frames before a takeover are the history of the first
+corrected ones, as they were when the operator saw them); --mix datasets are learned whole.
 
 --tokenizer: the frozen image tokenizer's folder, as build_model takes it: encoder.jit / decoder.jit
 for `cosmos` presets, tokenizer.safetensors (from `python -m model.train_tokenizer`) for `conv` ones.
@@ -45,6 +50,7 @@ from model.checkpoint import (
 from model.config import PRESETS, ModelConfig, preset
 from model.internvla import InternVLA, build_model
 from model.train_data import (
+    LEARN_FROM,
     DatasetError,
     TrainingData,
     build_cache,
@@ -53,6 +59,7 @@ from model.train_data import (
     open_dataset,
     open_metadata,
     read_dataset,
+    target_frames,
 )
 from model.train_step import make_optimizer, train_step
 from robot_io.sim.scene import CAMERA_NAMES
@@ -62,7 +69,7 @@ STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
-               "init_from", "mix", "mix_fraction", "start_frames", "start_share")
+               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
 START_STREAM = 2  # the random stream choosing episode-start frames
@@ -99,6 +106,7 @@ class TrainConfig:
     # instruction decides what happens (later, the arm's motion so far gives it away).
     start_frames: int = 0
     start_share: float = 0.0
+    learn_from: str = "all"  # one of LEARN_FROM: which of `dataset`'s frames have their chunks learned
 
     def __post_init__(self) -> None:
         self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
@@ -134,6 +142,8 @@ class TrainConfig:
             problems.append(f"init_from {self.init_from} holds no checkpoint (no config.json)")
         if self.start_frames < 0 or not 0.0 <= self.start_share <= 1.0 or (self.start_share > 0 and self.start_frames == 0):
             problems.append(f"start_frames must be >= 1 and start_share in [0, 1] when used, got {self.start_frames}, {self.start_share}")
+        if self.learn_from not in LEARN_FROM:
+            problems.append(f"learn_from must be one of {', '.join(LEARN_FROM)}, got {self.learn_from!r}")
         if not 0.0 <= self.mix_fraction <= 1.0:
             problems.append(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
         if problems:
@@ -170,7 +180,7 @@ def train(cfg: TrainConfig) -> Path:
     base_config = _checkpoint_config(cfg, start) if start else None
     known_stats = resumed_stats or (load_stats(cfg.init_from / STATS_FILE) if cfg.init_from else None)
     model_config = model_config_for(cfg, base_config)
-    info = check_dataset(open_metadata(cfg.dataset), model_config, list(cfg.cameras), known_stats)  # before any work
+    info = check_dataset(open_metadata(cfg.dataset), model_config, list(cfg.cameras), known_stats, cfg.learn_from)  # before any work
     mix_info = check_dataset(open_metadata(cfg.mix), model_config, list(cfg.cameras), known_stats) if cfg.mix else None
     dataset = open_dataset(cfg.dataset)
 
@@ -179,10 +189,11 @@ def train(cfg: TrainConfig) -> Path:
     model.config = model_config  # this run's loss weight and learning rate
     optimizer = make_optimizer(model)
     arrays = read_dataset(dataset)
-    stats = compute_stats(arrays, info, model_config.chunk_size) if known_stats is None else known_stats
+    targets = target_frames(arrays, cfg.learn_from)
+    stats = compute_stats(arrays, info, model_config.chunk_size, targets) if known_stats is None else known_stats
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2))
-    data = TrainingData(info, arrays, build_cache(dataset, info, model, cfg.cache), stats, model.config)
+    data = TrainingData(info, arrays, build_cache(dataset, info, model, cfg.cache), stats, model.config, cfg.learn_from)
     mix_data = None
     if mix_info is not None:
         mix_dataset = open_dataset(cfg.mix)
@@ -206,7 +217,8 @@ def train(cfg: TrainConfig) -> Path:
         source = data
         if mix_data is not None and np.random.default_rng([cfg.seed, step, MIX_STREAM]).random() < cfg.mix_fraction:
             source = mix_data
-        frames = np.random.default_rng([cfg.seed, step]).integers(0, len(source), cfg.batch_size)  # same batches on resume
+        draw = np.random.default_rng([cfg.seed, step]).integers(0, len(source.targets), cfg.batch_size)  # same batches on resume
+        frames = source.targets[draw]
         if cfg.start_share > 0:
             starts = source.start_frame_indices(cfg.start_frames)
             count = round(cfg.start_share * cfg.batch_size)
@@ -311,6 +323,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--start-frames", type=int, default=0, help="episode-start frames (see --start-share)")
     parser.add_argument("--start-share", type=float, default=0.0,
                         help="share of each batch drawn from the first --start-frames frames of episodes")
+    parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
+                        help="operator: learn only the operator's frames of --dataset (recorded in 'attempts' mode), "
+                             "the policy's earlier frames serving as their history")
     args = parser.parse_args(argv)
     try:
         return TrainConfig(
@@ -318,7 +333,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             gen_loss_weight=args.gen_loss_weight, seed=args.seed, lr=args.lr, warmup_steps=args.warmup_steps, save_every=args.save_every,
             tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
             init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
-            start_frames=args.start_frames, start_share=args.start_share,
+            start_frames=args.start_frames, start_share=args.start_share, learn_from=args.learn_from,
             cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
         )
     except ValueError as err:

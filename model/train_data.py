@@ -5,6 +5,7 @@ its inputs (letterbox, mean/std normalisation, delta actions, the same text toke
     read_dataset    -> state, action, episode bounds and task of every frame
     compute_stats   -> stats.json in the InternVLA-A1 layout (delta-mode actions)
     build_cache     -> letterboxed frames and tokenizer latents, decoded/encoded once, on disk
+    target_frames   -> the frames whose chunks are learned: all, or only the operator's (DAgger attempts)
     TrainingData    -> TrainBatch for frame indices: frames t-15, t; latent t+15; 50-step chunk from t
 """
 
@@ -36,10 +37,16 @@ from model.preprocess import (
 )
 from model.train_step import TrainBatch
 from model.understanding import build_text_tokenizer
+from robot_io.recorder import ACTION_SOURCE_KEY, ACTION_SOURCES, SOURCE_OPERATOR
 
 IMAGE_PREFIX = "observation.images."
 CACHE_META = "meta.json"  # written last: a cache without it is incomplete and rebuilt
 ENCODE_BATCH = 32  # frames per tokenizer call while building the cache
+# Which frames' chunks a run learns. "operator": only the frames an operator drove, from datasets
+# recorded in "attempts" mode with takeovers (the recorder's actor column); the policy's frames
+# before a takeover are never learned from but give the first corrected frames their real frame
+# t-15 (a correction recorded as its own episode would see its first frame repeated instead).
+LEARN_FROM = ("all", "operator")
 
 
 class DatasetError(ValueError):
@@ -63,6 +70,7 @@ class DatasetArrays:
     action: np.ndarray  # (T, A) float32, absolute
     episodes: np.ndarray  # (T, 2) int64: [start, end) of each frame's episode
     task_index: np.ndarray  # (T,) int64
+    source: np.ndarray | None = None  # (T,) int64 index into ACTION_SOURCES; None when not recorded
 
 
 def open_metadata(root: str | Path) -> Any:
@@ -90,13 +98,20 @@ def _open_local(cls: type, root: str | Path) -> Any:
         raise DatasetError(f"cannot read the LeRobot dataset at {root}: {type(err).__name__}: {err}") from err
 
 
-def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Stats | None = None) -> DatasetInfo:
+def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Stats | None = None,
+                  learn_from: str = "all") -> DatasetInfo:
     """Everything training needs from a dataset's metadata, or a DatasetError listing every problem.
 
     stats: those of a checkpoint being resumed; the dataset must match its robot type and dims.
+    learn_from: "operator" needs the recorder's actor column (see LEARN_FROM).
     """
     features = meta.features
     problems = []
+    if learn_from not in LEARN_FROM:
+        problems.append(f"learn_from must be one of {LEARN_FROM}, got {learn_from!r}")
+    elif learn_from == SOURCE_OPERATOR and SOURCE_OPERATOR not in ((features.get(ACTION_SOURCE_KEY) or {}).get("names") or []):
+        problems.append(f"learning from the operator's frames needs the {ACTION_SOURCE_KEY!r} column that the console's "
+                        f"recorder writes (who drove each frame); this dataset has none")
     have = [key.removeprefix(IMAGE_PREFIX) for key in meta.video_keys]
     missing = [cam for cam in cameras if cam not in have]
     if missing:
@@ -143,16 +158,34 @@ def _stats_mismatch(stats: Stats, robot_type: str, state_dim: int, action_dim: i
 
 
 def read_dataset(dataset: Any) -> DatasetArrays:
-    columns = dataset.hf_dataset.select_columns([STATE_FEATURE, ACTION_FEATURE, "episode_index", "task_index"])
-    table = columns.with_format("numpy")[:]
+    actor = dataset.meta.features.get(ACTION_SOURCE_KEY)
+    names = [STATE_FEATURE, ACTION_FEATURE, "episode_index", "task_index"] + ([ACTION_SOURCE_KEY] if actor else [])
+    table = dataset.hf_dataset.select_columns(names).with_format("numpy")[:]
     episode_index = table["episode_index"].astype(np.int64)  # (T,)
     bounds = {int(e["episode_index"]): (e["dataset_from_index"], e["dataset_to_index"]) for e in dataset.meta.episodes}
+    source = None
+    if actor:  # codes as the dataset names them, mapped to ours
+        recorded = np.asarray(table[ACTION_SOURCE_KEY]).reshape(-1).astype(np.int64)  # (T,)
+        source = np.array([ACTION_SOURCES.index(n) if n in ACTION_SOURCES else -1 for n in actor["names"]])[recorded]
     return DatasetArrays(
         state=np.stack(table[STATE_FEATURE]).astype(np.float32),
         action=np.stack(table[ACTION_FEATURE]).astype(np.float32),
         episodes=np.array([bounds[int(e)] for e in episode_index], dtype=np.int64),
         task_index=table["task_index"].astype(np.int64),
+        source=source,
     )
+
+
+def target_frames(arrays: DatasetArrays, learn_from: str) -> np.ndarray:
+    """Indices (sorted) of the frames whose chunks are learned, by LEARN_FROM; DatasetError if none."""
+    if learn_from == "all":
+        return np.arange(len(arrays.state))
+    if arrays.source is None:
+        raise DatasetError(f"learning from the operator's frames needs the {ACTION_SOURCE_KEY!r} column; the dataset has none")
+    frames = np.flatnonzero(arrays.source == ACTION_SOURCES.index(SOURCE_OPERATOR))
+    if len(frames) == 0:
+        raise DatasetError("no frame of the dataset was driven by the operator: nothing to learn from")
+    return frames
 
 
 def chunk_indices(episodes: np.ndarray, frames: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,20 +198,21 @@ def chunk_indices(episodes: np.ndarray, frames: np.ndarray, chunk: int) -> tuple
     return np.minimum(steps, last), steps > last
 
 
-def compute_stats(arrays: DatasetArrays, info: DatasetInfo, chunk: int) -> Stats:
+def compute_stats(arrays: DatasetArrays, info: DatasetInfo, chunk: int, starts: np.ndarray | None = None) -> Stats:
     """Mean/std of the state, and of the actions as the model sees them: every real (not padded) step
-    of every chunk, in delta mode (joints relative to the chunk's start state, grippers absolute)."""
+    of every chunk, in delta mode (joints relative to the chunk's start state, grippers absolute).
+    starts: the frames whose chunks are learned (target_frames); None: all."""
     delta = DeltaActions.by_name(info.action_keys, info.state_keys)
-    starts = np.arange(len(arrays.state))
+    starts = np.arange(len(arrays.state)) if starts is None else starts
     index, is_pad = chunk_indices(arrays.episodes, starts, chunk)  # (T, chunk)
     count, total, squares = 0, 0.0, 0.0
     for k in range(chunk):  # accumulate per chunk offset: memory stays at one (T, A) array
         real = ~is_pad[:, k]
-        actions = delta.to_delta(arrays.action[index[real, k]][:, None], arrays.state[real])[:, 0].astype(np.float64)
+        actions = delta.to_delta(arrays.action[index[real, k]][:, None], arrays.state[starts[real]])[:, 0].astype(np.float64)
         count, total, squares = count + len(actions), total + actions.sum(0), squares + (actions**2).sum(0)
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    state = arrays.state.astype(np.float64)
+    state = arrays.state[starts].astype(np.float64)
     return {
         info.robot_type: {
             STATE_FEATURE: {"mean": state.mean(0).tolist(), "std": state.std(0).tolist()},
@@ -269,22 +303,23 @@ def _tokenizer_digest(model: InternVLA) -> str:
 class TrainingData:
     """TrainBatch for frame indices, normalised, delta-converted and padded as InternVLAPolicy does."""
 
-    def __init__(self, info: DatasetInfo, arrays: DatasetArrays, cache: FrameCache, stats: Stats, config: ModelConfig) -> None:
+    def __init__(self, info: DatasetInfo, arrays: DatasetArrays, cache: FrameCache, stats: Stats, config: ModelConfig,
+                 learn_from: str = "all") -> None:
         self.info, self.arrays, self.cache, self.config = info, arrays, cache, config
+        self.targets = target_frames(arrays, learn_from)  # (N,) the frames a batch is drawn from
         self.state_norm = Normalizer.from_stats(stats, info.robot_type, STATE_FEATURE, len(info.state_keys))
         self.action_norm = Normalizer.from_stats(stats, info.robot_type, ACTION_FEATURE, len(info.action_keys))
         self.delta = DeltaActions.by_name(info.action_keys, info.state_keys)
         self.text_tokens, self.text_mask = build_text_tokenizer(config.text)(info.tasks)  # (num_tasks, max_tokens)
         self._starts: dict[int, np.ndarray] = {}  # start_frame_indices, by count
 
-    def __len__(self) -> int:
-        return len(self.arrays.state)
-
     def start_frame_indices(self, count: int) -> np.ndarray:
-        """Indices of the frames among the first `count` of their episode."""
+        """Indices of the frames among the first `count` targets of their episode (with learn_from
+        "operator": the first frames after a takeover)."""
         if count not in self._starts:
-            offset = np.arange(len(self)) - self.arrays.episodes[:, 0]  # (T,) frame number within its episode
-            self._starts[count] = np.flatnonzero(offset < count)
+            episode = self.arrays.episodes[self.targets, 0]  # (N,) each target's episode start
+            first = np.searchsorted(episode, episode)  # (N,) position of its episode's first target (targets are sorted)
+            self._starts[count] = self.targets[np.arange(len(self.targets)) - first < count]
         return self._starts[count]
 
     def batch(self, frames: np.ndarray, device: torch.device | str = "cpu") -> TrainBatch:

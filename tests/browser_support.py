@@ -94,3 +94,13 @@ def wait_for_instruction(page, text: str = "block", timeout_ms: int = 60_000) ->
         "text => { const box = document.querySelector('#instruction textarea'); return box && box.value.includes(text); }",
         arg=text, timeout=timeout_ms,
     )
+
+
+def shown_width(page, element_id: str, timeout_ms: int = 5_000) -> int:
+    """The pixel width of the picture an <img> shows. A live picture gets a new src many times a
+    second and its naturalWidth reads 0 while that one decodes, so wait for a decoded picture."""
+    page.wait_for_function(
+        "id => { const img = document.getElementById(id); return img && img.complete && img.naturalWidth > 0; }",
+        arg=element_id, timeout=timeout_ms, polling=10,
+    )
+    return page.evaluate("id => document.getElementById(id).naturalWidth", element_id)

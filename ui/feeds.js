@@ -18,7 +18,15 @@
   async function run(img) {
     const camera = img.dataset.camera;
     const caption = document.getElementById(`feed-stats-${camera}`);
-    const stats = window.feedStats[camera] = {frames: 0, fps: 0, ageMs: null, ages: [], lastFrameAt: 0};
+    const stats = window.feedStats[camera] = {frames: 0, fps: 0, ageMs: null, ages: [], lastFrameAt: 0, width: 0, height: 0};
+    // Blob URLs given to the <img>, oldest first. Once a picture is shown, every URL before it is
+    // spent: frames can arrive faster than the browser decodes them, so one load may retire several.
+    const handed = [];
+    img.addEventListener("load", () => {
+      stats.width = img.naturalWidth;  // of the picture on screen (naturalWidth reads 0 while the next decodes)
+      stats.height = img.naturalHeight;
+      while (handed.length && handed[0] !== img.currentSrc) URL.revokeObjectURL(handed.shift());
+    });
     const times = [];
     const latin1 = new TextDecoder("latin1");
     setInterval(() => {
@@ -45,8 +53,7 @@
             const jpeg = buf.slice(end + 4, end + 4 + length);
             buf = buf.subarray(end + 4 + length);
             const url = URL.createObjectURL(new Blob([jpeg], {type: "image/jpeg"}));
-            const old = img.src;
-            img.onload = () => { if (old.startsWith("blob:")) URL.revokeObjectURL(old); };
+            handed.push(url);
             img.src = url;
             const now = performance.now();
             times.push(now);

@@ -15,12 +15,15 @@ from model.policy import InternVLAPolicy
 from model.tokenizer import ConvAutoencoder
 from model.train import TrainConfig, learning_rate, main
 from model.train_data import (
+    DatasetError,
     TrainingData,
     build_cache,
     check_dataset,
     compute_stats,
     open_dataset,
+    open_metadata,
     read_dataset,
+    target_frames,
 )
 from model.train_step import make_optimizer, train_step
 from robot_io.recorder import EpisodeRecorder
@@ -30,19 +33,23 @@ EPISODES = [("pick the red block", 20), ("pick the blue block", 12)]  # (task, f
 SIZE = 32  # the video encoder's smallest side
 
 
-def record(root, action_keys=STATE_KEYS, episodes=EPISODES):
-    """Joints drift per frame, actions lead the state a little; every frame a different picture."""
+def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=()):
+    """Joints drift per frame, actions lead the state a little; every frame a different picture.
+    takeovers: per episode, the frame from which the operator drives (None: the policy throughout)."""
     rng = np.random.default_rng(0)
     features = {key: float for key in STATE_KEYS}
     cameras = {cam: (SIZE, SIZE, 3) for cam in CAMERAS}
     recorder = EpisodeRecorder(root, 15, features | cameras, {key: float for key in action_keys})
-    for task, frames in episodes:
+    for e, (task, frames) in enumerate(episodes):
+        takeover = takeovers[e] if e < len(takeovers) else None
         recorder.start_episode(task)
         for i in range(frames):
+            operator = takeover is not None and i >= takeover
             state = rng.normal(size=len(STATE_KEYS)) * 0.1 + i * 0.05
             images = {cam: rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for cam in cameras}
             action = {key: state[i % len(state)] + 0.02 for i, key in enumerate(action_keys)}
-            recorder.add_frame(dict(zip(STATE_KEYS, state)) | images, action, intervention=False, source="policy")
+            recorder.add_frame(dict(zip(STATE_KEYS, state)) | images, action, intervention=operator,
+                               source="operator" if operator else "policy")
         recorder.save_episode()
     recorder.finalize()
     return root
@@ -351,3 +358,40 @@ def test_episode_start_frames_and_their_share_of_batches(small_data, dataset_dir
     assert main(cli(dataset_dir, out, steps=2) + ["--start-frames", "3", "--start-share", "0.25"]) == 2  # another run
     with pytest.raises(SystemExit):
         main(cli(dataset_dir, tmp_path / "bad", steps=1) + ["--start-share", "0.5"])  # share without frames
+
+
+def test_learning_from_the_operator_takes_only_takeover_frames_with_their_real_history(tmp_path, monkeypatch, capsys):
+    # DAgger attempts: the operator took over episode 0 at frame 12; the policy finished episode 1 alone.
+    attempts = record(tmp_path / "attempts", takeovers=(12, None))
+    dataset = open_dataset(attempts)
+    model, config = small_model(), small_config()
+    info = check_dataset(dataset.meta, config, CAMERAS, learn_from="operator")
+    arrays = read_dataset(dataset)
+    np.testing.assert_array_equal(target_frames(arrays, "all"), np.arange(32))
+    stats = compute_stats(arrays, info, config.chunk_size, target_frames(arrays, "operator"))
+    data = TrainingData(info, arrays, build_cache(dataset, info, model, tmp_path / "cache"), stats, config, "operator")
+    np.testing.assert_array_equal(data.targets, np.arange(12, 20))
+    np.testing.assert_array_equal(data.start_frame_indices(3), [12, 13, 14])  # the first corrected frames
+    # The first corrected frame sees the policy's frame 0 as its history (t-15 clamped at the
+    # episode start, not at the takeover); its chunk is the operator's actions to the episode end.
+    batch = data.batch(np.array([12]))
+    history = torch.from_numpy(np.asarray(data.cache.latents[[0, 12]])).float()  # (2, K, C, h, w)
+    torch.testing.assert_close(batch.inputs.history_latents[0, : len(CAMERAS)], history.transpose(0, 1))
+    assert batch.action_is_pad[0, : 20 - 12].logical_not().all() and batch.action_is_pad[0, 20 - 12 :].all()
+
+    # Training draws every batch from the operator's frames only.
+    batches = []
+    original = TrainingData.batch
+    monkeypatch.setattr(TrainingData, "batch", lambda self, frames, device="cpu": batches.append(list(frames)) or original(self, frames, device))
+    assert main(cli(attempts, tmp_path / "run", steps=3) + ["--learn-from", "operator", "--start-frames", "2", "--start-share", "0.5"]) == 0
+    assert len(batches) == 3 and all(12 <= f < 20 for frames in batches for f in frames)
+    assert all(frames[0] in (12, 13) for frames in batches)  # the start share: the takeover's first frames
+
+    # A dataset the operator never drove, or one without the actor column, is refused before any work.
+    alone = record(tmp_path / "alone", episodes=[("pick the red block", 8)])
+    assert main(cli(alone, tmp_path / "run_alone", steps=1) + ["--learn-from", "operator"]) == 2
+    assert "no frame of the dataset was driven by the operator" in capsys.readouterr().err
+    meta = open_metadata(attempts)
+    del meta.info.features["actor"]  # as in a dataset recorded by another tool
+    with pytest.raises(DatasetError, match="needs the 'actor' column"):
+        check_dataset(meta, config, CAMERAS, learn_from="operator")

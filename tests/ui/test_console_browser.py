@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process, wait_for_instruction
+from tests.browser_support import chromium_page, console_process, shown_width, wait_for_instruction
 
 pytestmark = pytest.mark.browser
 CAMERAS = ["head", "wrist", "side"]
@@ -37,8 +37,9 @@ def test_console_end_to_end(tmp_path):
             page.wait_for_timeout(1000)
             later = page.evaluate("cams => cams.map(c => window.feedStats[c].frames)", CAMERAS)
             assert all(b > a for a, b in zip(first, later)), (first, later)
+            page.wait_for_function("cams => cams.every(c => window.feedStats[c].width === 224)", arg=CAMERAS, timeout=5_000)
             for camera in CAMERAS:
-                assert page.evaluate(f"document.getElementById('feed-{camera}').naturalWidth") == 224
+                assert shown_width(page, f"feed-{camera}") == 224
 
             # The instruction box is prefilled with the scene's instruction after load.
             instruction = page.locator("#instruction textarea")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import chromium_page, console_process, wait_for_instruction
+from tests.browser_support import chromium_page, console_process, shown_width, wait_for_instruction
 
 pytestmark = pytest.mark.browser
 CAMERAS = ["head", "wrist", "side"]
@@ -58,8 +58,8 @@ def test_foresight_panel_with_the_shipped_model(tmp_path):
             # Foresight pictures arrive, at the model's picture size, beside the live frames.
             page.wait_for_function("() => window.foresightStats.pictures >= 2", timeout=30_000)
             for camera in CAMERAS:
-                assert page.evaluate(f"document.getElementById('fs-pred-{camera}').naturalWidth") > 0
-                assert page.evaluate(f"document.getElementById('fs-live-{camera}').naturalWidth") == 224
+                assert shown_width(page, f"fs-pred-{camera}") > 0
+                assert shown_width(page, f"fs-live-{camera}") == 224
             first = page.evaluate(PICTURE_SUM, "fs-pred-head")
             first_version = page.evaluate("window.foresightStats.foresightVersion")
 
