@@ -1,7 +1,7 @@
 """Collect corrections in the sim as the console does, with an automatic operator.
 
     python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
-        [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced]
+        [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -29,7 +29,7 @@ from pathlib import Path
 from model.policy import policy_for_robot
 from robot_io.policy import Policy
 from robot_io.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
-from robot_io.sim.auto_operator import AutoOperator
+from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.expert_rollout import SETTLE_TICKS, run_episode
 from robot_io.sim.sim_robot import SimRobot
@@ -38,7 +38,7 @@ from runtime.session import Session, SessionConfig, describe_episode
 
 POLL_S = 0.02
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",
-                  "stalled": "held the target without delivering it"}
+                  "stalled": "held the target without delivering it", "fumbled": "left the target in reach unpicked"}
 SCENE_START_TIMEOUT_S = 30.0
 
 
@@ -153,14 +153,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--belt-speed", type=parse_speed_range, default=None, help="LOW,HIGH m/s (default: the sim's)")
     parser.add_argument("--mode", choices=RECORDING_MODES, default="corrections")
     parser.add_argument("--unpaced", action="store_true", help="headless and as fast as the CPU allows, as model.evaluate runs")
+    parser.add_argument("--fumble-s", type=float, default=AutoOperatorConfig.fumble_s,
+                        help="take over when the target has been in the arm's reach this long unpicked (0: never)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    if not args.fumble_s >= 0:
+        parser.error("--fumble-s must be >= 0 (0: never)")
 
     sim = ConveyorSimConfig() if args.belt_speed is None else ConveyorSimConfig(belt_speed_range=args.belt_speed)
     robot = SimRobot(sim)
     robot.connect()
-    operator = AutoOperator(robot)
+    operator = AutoOperator(robot, AutoOperatorConfig(fumble_s=args.fumble_s or None))
     try:
         policy = policy_for_robot(args.checkpoint, robot)
         if args.unpaced:

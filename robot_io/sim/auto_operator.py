@@ -11,6 +11,9 @@ What it watches (privileged sim state, what a person sees from the bench):
 - a wrong block lifted off the belt;
 - the target block not lifted while it still has `catch_margin_s` of belt travel inside the
   arm's reach (the expert's last good chance to catch it);
+- the target block inside the arm's reach for `fumble_s` and not lifted: on a slow belt it stays
+  in reach longer than an episode lasts, so the rule above never fires while the policy fumbles
+  (hovering over a neighbouring block after a missed grasp, say);
 - the target held but not delivered within `deliver_s` (a stall on the way to the bin).
 """
 
@@ -26,17 +29,21 @@ from robot_io.sim.sim_robot import GRIPPER_KEY, JOINT_KEYS, SIM_STATE_KEY, SimRo
 from robot_io.teleop import Teleoperator
 
 LIFTED_Z = scene.BELT_TOP_Z + 3 * scene.BLOCK_HALF  # a block this high is off the belt
-REASON_KINDS = ("wrong_block", "missed", "stalled")
+REASON_KINDS = ("wrong_block", "missed", "stalled", "fumbled")
 
 
 @dataclass(frozen=True)
 class AutoOperatorConfig:
     catch_margin_s: float = 2.0  # take over when the unlifted target has this little reach left
     deliver_s: float = 4.0  # take over when a held target is not in the bin this long after lifting
+    # Take over when the unlifted target has been in reach this long (None: never). Longer than the
+    # belt's fastest pass through the reach less catch_margin_s (0.8 m at 0.15 m/s: 5.3 - 2 s).
+    fumble_s: float | None = 5.0
 
     def __post_init__(self) -> None:
-        if self.catch_margin_s <= 0 or self.deliver_s <= 0:
-            raise ValueError(f"AutoOperatorConfig times must be > 0, got {self.catch_margin_s}, {self.deliver_s}")
+        times = (self.catch_margin_s, self.deliver_s) + (() if self.fumble_s is None else (self.fumble_s,))
+        if not all(t > 0 for t in times):
+            raise ValueError(f"AutoOperatorConfig times must be > 0, got {self.catch_margin_s}, {self.deliver_s}, {self.fumble_s}")
 
 
 class AutoOperator(Teleoperator):
@@ -50,6 +57,7 @@ class AutoOperator(Teleoperator):
         self._episode_seed: int | None = None
         self._rest: dict[str, float] = {}
         self._lifted_at: float | None = None
+        self._reachable_at: float | None = None  # when the unlifted target came within reach
         self.reason = ""  # why it took over in the current episode, "" while it only watches
         self.reason_kind = ""  # one of REASON_KINDS, "" while it only watches
 
@@ -71,7 +79,8 @@ class AutoOperator(Teleoperator):
         state = self.robot.env.state()
         episode = self.robot.episode
         if episode.seed != self._episode_seed:  # a new scene: watch again from its start
-            self._episode_seed, self.reason, self.reason_kind, self._lifted_at = episode.seed, "", "", None
+            self._episode_seed, self.reason, self.reason_kind = episode.seed, "", ""
+            self._lifted_at = self._reachable_at = None
             self._expert.reset()
             self._rest = {**dict(zip(JOINT_KEYS, map(float, state.joint_targets))), GRIPPER_KEY: float(state.gripper_command)}
         if not self.reason:
@@ -97,7 +106,11 @@ class AutoOperator(Teleoperator):
             return "", ""
         self._lifted_at = None
         x, speed = state.block_positions[target, 0], max(state.belt_speed, 1e-6)
-        reach_end = self._expert.config.reach_x_range[1]
+        reach_start, reach_end = self._expert.config.reach_x_range
         if (reach_end - x) / speed < self.config.catch_margin_s:
             return "missed", f"the target is {reach_end - x:.2f} m from leaving the arm's reach and not picked"
+        if x >= reach_start and self.config.fumble_s is not None:
+            self._reachable_at = state.time if self._reachable_at is None else self._reachable_at
+            if state.time - self._reachable_at > self.config.fumble_s:
+                return "fumbled", f"the target has been within the arm's reach {self.config.fumble_s:g} s and not picked"
         return "", ""

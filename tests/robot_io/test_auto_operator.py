@@ -1,5 +1,5 @@
 """The sim's automatic operator: it watches without moving, then takes over when the target is
-about to leave the arm's reach, and drives the scripted expert's commands."""
+about to leave the arm's reach or has stayed in it unpicked, and drives the scripted expert's commands."""
 
 import os
 
@@ -12,10 +12,15 @@ from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 
 
+def belt_robot(speed: float):
+    robot = SimRobot(ConveyorSimConfig(cameras=(), belt_speed_range=(speed, speed)))
+    robot.connect()
+    return robot
+
+
 @pytest.fixture
 def robot():
-    robot = SimRobot(ConveyorSimConfig(cameras=(), belt_speed_range=(0.15, 0.15)))
-    robot.connect()
+    robot = belt_robot(0.15)
     yield robot
     robot.disconnect()
 
@@ -57,6 +62,36 @@ def test_watches_still_then_takes_over_before_the_target_leaves_reach(robot):
     assert operator.reason == "" and operator.reason_kind == ""
 
 
+def test_on_a_slow_belt_it_takes_over_once_the_target_has_been_in_reach_too_long():
+    # At 0.03 m/s the target stays in reach (0.8 m) longer than an episode: "missed" never comes.
+    robot = belt_robot(0.03)
+    try:
+        robot.reset_scene(3)
+        state = robot.env.state()
+        reach_start = AutoOperator(robot)._expert.config.reach_x_range[0]
+        in_reach_at = max(0.0, (reach_start - state.block_positions[state.target_index, 0]) / state.belt_speed)
+        operator = AutoOperator(robot, AutoOperatorConfig(fumble_s=3.0))
+        for _ in range(robot.config.max_ticks):
+            operator.get_action()
+            if operator.reason:
+                break
+            hold(robot)
+        assert operator.reason_kind == "fumbled" and "within the arm's reach 3 s" in operator.reason
+        assert 3.0 < robot.env.state().time - in_reach_at <= 3.0 + 2 * state.control_period
+
+        # Turned off, the same scene runs to its time limit without a takeover.
+        robot.reset_scene(3)
+        patient = AutoOperator(robot, AutoOperatorConfig(fumble_s=None))
+        for _ in range(robot.config.max_ticks):
+            patient.get_action()
+            hold(robot)
+        assert patient.reason == ""
+    finally:
+        robot.disconnect()
+
+
 def test_config_is_checked():
     with pytest.raises(ValueError, match="must be > 0"):
         AutoOperatorConfig(catch_margin_s=0)
+    with pytest.raises(ValueError, match="must be > 0"):
+        AutoOperatorConfig(fumble_s=0)
