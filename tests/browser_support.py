@@ -99,8 +99,8 @@ def wait_for_instruction(page, text: str = "block", timeout_ms: int = 60_000) ->
 def shown_width(page, element_id: str, timeout_ms: int = 5_000) -> int:
     """The pixel width of the picture an <img> shows. A live picture gets a new src many times a
     second and its naturalWidth reads 0 while that one decodes, so wait for a decoded picture."""
-    page.wait_for_function(
-        "id => { const img = document.getElementById(id); return img && img.complete && img.naturalWidth > 0; }",
+    width = page.wait_for_function(  # read in the same evaluation: by the next one a new src may be decoding
+        "id => { const img = document.getElementById(id); return img && img.complete && img.naturalWidth; }",
         arg=element_id, timeout=timeout_ms, polling=10,
     )
-    return page.evaluate("id => document.getElementById(id).naturalWidth", element_id)
+    return width.json_value()
