@@ -5,7 +5,7 @@ A chunk computed from the observation of tick `t` holds the commands for ticks t
 the steps whose tick has passed are skipped, so the robot never replays the past.
 
 A pushed chunk takes over at the first `pop` for one of its ticks, on the control thread: there
-it is blended with what remains of the running plan (runtime/chunk_blending.py, `BlendConfig`),
+it is blended with what remains of the running plan (robot_io/chunk_blending.py, `BlendConfig`),
 and the switch is kept for `take_switch` so the session can measure the seam.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.chunk_blending import BlendConfig, ChunkSwitch, Plan, blend_into_plan
+from robot_io.chunk_blending import BlendConfig, ChunkSwitch, Plan, blend_into_plan
 
 
 @dataclass(frozen=True)

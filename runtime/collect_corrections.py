@@ -2,6 +2,7 @@
 
     python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
         [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
+        [--blend MODE --blend-steps N --blend-k K]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -13,7 +14,7 @@ S + i (keep them apart from the evaluation seeds). Prints the policy's own succe
 takeovers and their reasons, and what was saved.
 
 --unpaced runs each scene headless as fast as the CPU allows, the way `model.evaluate` does
-(robot_io.sim.expert_rollout: one tick of inference latency, no chunk blending or safety layer),
+(robot_io.sim.expert_rollout: one tick of inference latency, the same chunk blending, no safety layer),
 with the same operator and the same recording conventions: several times faster than the
 console's 15 Hz, and the corrections come from the states the evaluation meets.
 """
@@ -27,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from model.policy import policy_for_robot
+from robot_io.chunk_blending import BlendConfig, add_blend_arguments, blend_from_args
 from robot_io.policy import Policy
 from robot_io.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
@@ -81,7 +83,7 @@ def run_scene(session: Session, operator: AutoOperator, seed: int, time_limit_s:
 
 
 def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
-                      seed: int, attempts: bool) -> dict:
+                      seed: int, attempts: bool, blend: BlendConfig) -> dict:
     """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
     episode whose outcome is the scene's success."""
     episode = robot.reset_scene(seed)
@@ -95,7 +97,7 @@ def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, r
             recorder.start_episode(episode.instruction)
         recorder.add_frame(observation, action, intervention=intervention, source=source)
 
-    result = run_episode(robot, policy, on_frame=record, operator=operator)
+    result = run_episode(robot, policy, on_frame=record, operator=operator, blend=blend)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
     return {"seed": seed, "scene": describe_episode(episode),
@@ -110,7 +112,8 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
     results = []
     try:
         for i in range(args.episodes):
-            results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts"))
+            results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts",
+                                             args.blend_config))
             report(i, args.episodes, results[-1])
     finally:
         recorder.finalize()
@@ -120,7 +123,7 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
 def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace,
                        sim: ConveyorSimConfig) -> tuple[list[dict], int]:
     """(per-scene results, episodes in the dataset), each scene run by the console's real-time session."""
-    session = Session(robot, policy, SessionConfig(fps=sim.fps, record_root=args.out, recording_mode=args.mode,
+    session = Session(robot, policy, SessionConfig(fps=sim.fps, blend=args.blend_config, record_root=args.out, recording_mode=args.mode,
                                                    scene_seed=args.seed), teleoperator=operator,
                       policy_label=str(args.checkpoint))
     session.start()
@@ -155,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unpaced", action="store_true", help="headless and as fast as the CPU allows, as model.evaluate runs")
     parser.add_argument("--fumble-s", type=float, default=AutoOperatorConfig.fumble_s,
                         help="take over when the target has been in the arm's reach this long unpicked (0: never)")
+    add_blend_arguments(parser)
     args = parser.parse_args(argv)
+    args.blend_config = blend_from_args(parser, args)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
     if not args.fumble_s >= 0:

@@ -26,7 +26,7 @@ from robot_io.robot import (
     CameraFreshness, CartesianControl, HasHomePose, HasJointLimits, HasStepLimits, ResettableScene, Robot,
     SceneGeometry, camera_keys, state_keys,
 )
-from runtime.chunk_blending import BlendConfig, SeamMeter
+from robot_io.chunk_blending import BlendConfig, SeamMeter
 from runtime.chunk_queue import Chunk, ChunkQueue
 from runtime.command_history import CommandHistory
 from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
@@ -64,8 +64,8 @@ HOME_REACHED_TOLERANCE = 1e-6  # a command this close to the home pose has reach
 class SessionConfig:
     fps: float = 15.0
     execute_horizon: int = 8  # chunk steps executed before the next inference is requested
-    # How a new chunk takes over from the running one (runtime/chunk_blending.py): a linear
-    # cross-fade over 8 ticks by default; BlendConfig(mode="none") switches at once.
+    # How a new chunk takes over from the running one (robot_io/chunk_blending.py): at once by
+    # default, as the policy was measured; BlendConfig(mode="linear") cross-fades.
     blend: BlendConfig = field(default_factory=BlendConfig)
     max_instruction_chars: int = 200
     max_step_per_tick: float = 0.2  # rad (or gripper units) a command may change per tick

@@ -11,7 +11,7 @@ from typing import Mapping
 
 import numpy as np
 
-from runtime.chunk_blending import SeamStats
+from robot_io.chunk_blending import SeamStats
 from runtime.chunk_queue import Chunk
 from runtime.commands import Mode
 from runtime.loop_timing import LoopStats

@@ -6,7 +6,7 @@ Two signals, both already measured by the session:
   its PSNR against the real frame (mean over cameras) below `min_foresight_psnr_db`, or its latent
   L2 above `max_foresight_latent_l2` (when the policy can encode frames);
 - chunk-switch jump: a new chunk whose first step differs from the command sent the tick before
-  by more than `max_seam` (runtime/chunk_blending.Seam.raw, before blending), i.e. the policy
+  by more than `max_seam` (robot_io/chunk_blending.Seam.raw, before blending), i.e. the policy
   changed its mind abruptly.
 
 Off by default (an operator turns it on per session, e.g. while collecting corrections); a
@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from runtime.chunk_blending import Seam
+from robot_io.chunk_blending import Seam
 from runtime.foresight_reckoning import ForesightPoint
 
 

@@ -1,6 +1,9 @@
 """app.py's refusals, before anything starts."""
 
-from app import main
+import pytest
+
+from app import main, parse_args
+from robot_io.chunk_blending import BlendConfig
 
 
 def test_an_address_other_than_loopback_needs_logins(capsys):
@@ -12,3 +15,11 @@ def test_a_users_file_that_cannot_be_read_is_named(tmp_path, capsys):
     missing = tmp_path / "users.json"
     assert main(["--host", "0.0.0.0", "--users", str(missing), "--no-record", "--no-rerun"]) == 2
     assert str(missing) in capsys.readouterr().err
+
+
+def test_chunk_blending_is_chosen_by_flags_and_checked(capsys):
+    assert parse_args([]).blend_config == BlendConfig()  # the session's own default
+    assert parse_args(["--blend", "linear", "--blend-steps", "3"]).blend_config == BlendConfig("linear", steps=3)
+    with pytest.raises(SystemExit):
+        parse_args(["--blend", "exponential", "--blend-k", "-1"])
+    assert "ensemble_k must be a finite number >= 0" in capsys.readouterr().err

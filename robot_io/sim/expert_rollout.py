@@ -1,9 +1,10 @@
 """Run one episode of a policy on a `SimRobot` the way the console does, headless and unpaced.
 
-Each tick: observe (and show the policy the observation), send the command chunked for this tick, and when the chunk has had
-`execute_horizon` steps (or runs out) ask the policy for the next one from this tick's
-observation. That chunk starts at the next tick: one tick of inference latency, as in the console.
-Ticks with no command (the very first) hold the current joint positions.
+Each tick: observe (and show the policy the observation), send the planned command for this tick, and when the plan has had
+`execute_horizon` steps (or runs out) ask the policy for the next chunk from this tick's
+observation. That chunk starts at the next tick: one tick of inference latency, as in the console,
+and takes over from what remains of the running plan as the console's chunk queue does (`blend`,
+robot_io/chunk_blending.py). Ticks with no command (the very first) hold the current joint positions.
 
 With an automatic operator watching, the operator's command replaces the policy's from the tick
 it takes over to the end of the episode (as a person's takeover does in the console).
@@ -14,8 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
-
+from robot_io.chunk_blending import BlendConfig, Plan, blend_into_plan
 from robot_io.policy import Policy
 from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
@@ -44,6 +44,7 @@ def run_episode(
     execute_horizon: int = EXECUTE_HORIZON,
     on_frame: FrameCallback | None = None,
     operator: AutoOperator | None = None,
+    blend: BlendConfig | None = None,
 ) -> RolloutResult:
     """Run the current scene (call `robot.reset_scene` first) until a block has settled in the
     bin or the time limit.
@@ -51,30 +52,32 @@ def run_episode(
     instruction: None follows the scene's own instruction. on_frame gets every tick's
     observation, the action sent and its source (SOURCE_POLICY, SOURCE_HOLD or SOURCE_OPERATOR).
     operator: watches every tick and, once it takes over, drives the rest of the episode.
+    blend: how a new chunk takes over from the running plan; None: the console's default.
     """
     episode = robot.episode
     instruction = episode.instruction if instruction is None else instruction
     keys = list(robot.action_features)
+    blend = blend if blend is not None else BlendConfig()
     policy.reset()
-    chunk: np.ndarray | None = None
-    chunk_tick = 0  # the tick whose observation produced `chunk`
+    plan: Plan | None = None  # the commands from plan.start_tick on: the newest chunk, blended
     held: dict[str, float] | None = None
     in_bin_ticks = 0
     tick = 0
     while tick < robot.config.max_ticks and in_bin_ticks < SETTLE_TICKS:
         observation = robot.get_observation()
         policy.observe(observation)
-        step = tick - chunk_tick - 1
+        planned = plan.action_for(tick) if plan is not None else None
         command = operator.get_action() if operator is not None else None  # it watches every tick
         if command is not None and operator.reason:
             action, source = command, SOURCE_OPERATOR
-        elif chunk is not None and 0 <= step < len(chunk):
-            action, source = dict(zip(keys, map(float, chunk[step]))), SOURCE_POLICY
+        elif planned is not None:
+            action, source = dict(zip(keys, map(float, planned))), SOURCE_POLICY
         else:
             action = held or {key: float(observation[key]) for key in keys}
             source = SOURCE_HOLD
-        if source != SOURCE_OPERATOR and (chunk is None or step + 1 >= min(execute_horizon, len(chunk))):
-            chunk, chunk_tick = policy.infer(observation, instruction).actions, tick
+        step = tick - plan.start_tick if plan is not None else 0
+        if source != SOURCE_OPERATOR and (plan is None or step + 1 >= min(execute_horizon, len(plan.actions))):
+            plan, _ = blend_into_plan(plan, tick + 1, policy.infer(observation, instruction).actions, blend)
         if on_frame is not None:
             on_frame(observation, action, source)
         held = robot.send_action(action)

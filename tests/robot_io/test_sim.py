@@ -9,6 +9,8 @@ import threading
 import numpy as np
 import pytest
 
+from robot_io.chunk_blending import BlendConfig
+from robot_io.policy import Policy, PolicyOutput
 from robot_io.robot import CartesianControl, HasJointLimits, ResettableScene
 from robot_io.sim.conveyor_env import ConveyorEnv, ConveyorSimConfig
 from robot_io.sim.expert_rollout import run_episode
@@ -236,6 +238,34 @@ def test_expert_puts_the_target_block_in_the_bin(expert, speed, execute_horizon)
             assert robot.is_success()
     finally:
         robot.disconnect()
+
+
+class CountingPolicy(Policy):
+    """Chunk n (n = 1, 2, ...) commands 0.01 * n to every key, so each tick's command says which
+    chunks it came from."""
+
+    def __init__(self, keys: list[str], steps: int = 50) -> None:
+        self.keys, self.steps, self.calls = keys, steps, 0
+
+    def infer(self, observation, instruction):
+        self.calls += 1
+        return PolicyOutput(np.full((self.steps, len(self.keys)), 0.01 * self.calls, dtype=np.float32))
+
+
+@pytest.mark.parametrize("blend, chunk_two", [
+    (BlendConfig("none"), [0.02, 0.02, 0.02]),  # switches at once
+    (BlendConfig("linear", steps=2), [0.01 + 0.01 / 3, 0.01 + 0.02 / 3, 0.02]),  # the console's cross-fade
+])
+def test_rollout_blends_a_new_chunk_into_the_running_one_as_the_console_does(robot, blend, chunk_two):
+    robot.reset_scene(0)
+    sent = []
+    run_episode(robot, CountingPolicy(list(robot.action_features)), execute_horizon=4, blend=blend,
+                on_frame=lambda observation, action, source: sent.append((action[JOINT_KEYS[0]], source)))
+    commands, sources = zip(*sent[:8])
+    assert sources == ("hold",) + ("policy",) * 7
+    # tick 0 holds while the first chunk is computed; chunk 1 runs ticks 1-4, chunk 2 from tick 5
+    assert commands[1:5] == pytest.approx([0.01] * 4)
+    assert commands[5:8] == pytest.approx(chunk_two)
 
 
 def test_expert_follows_the_instruction_even_naming_another_colour(robot, expert):

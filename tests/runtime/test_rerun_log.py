@@ -14,7 +14,7 @@ import rerun as rr
 
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
-from runtime.chunk_blending import BlendConfig
+from robot_io.chunk_blending import BlendConfig
 from runtime.commands import RunPolicy, TakeOver, TeleopKeys
 from runtime.rerun_log import RerunConfig, RerunError, RerunLogger
 from runtime.rerun_snapshot import STEP_TIMELINE, WALL_TIMELINE, quaternion_xyzw

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from runtime.chunk_blending import BlendConfig
+from robot_io.chunk_blending import BlendConfig
 from runtime.commands import EStop, Mode, Pause, Release, ResetScene, RunPolicy, TakeOver, TeleopKeys
 from runtime.session import SessionConfig
 from tests.session_support import wait_until
@@ -151,7 +151,7 @@ def joint_1_steps(robot):
 
 def test_blending_makes_the_executed_seam_smaller_than_the_raw_one(make_session):
     # A step clamp wider than the offset, so any smoothing seen here is the blend's, not safety's.
-    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0)
+    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0, blend=BlendConfig(mode="linear"))
     session.submit(RunPolicy("go"))
     snap = wait_until(lambda s: len(blended_seams(s)) >= BLENDED_SWITCHES, session)
     seams = blended_seams(snap)

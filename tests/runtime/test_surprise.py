@@ -3,7 +3,7 @@ switch surprised it."""
 
 import pytest
 
-from runtime.chunk_blending import BlendConfig, Seam
+from robot_io.chunk_blending import BlendConfig, Seam
 from runtime.commands import Mode, RunPolicy
 from runtime.foresight_reckoning import ForesightPoint
 from runtime.surprise import SurpriseConfig, foresight_surprise, seam_surprise

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from runtime.chunk_blending import BlendConfig
+from robot_io.chunk_blending import BlendConfig
 from runtime.commands import DryRun, Mode, RunPolicy
 from runtime.session import Session, SessionConfig
 from tests.fakes import FailingPolicy, FakeRobot, ForesightPolicy

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.chunk_blending import (
+from robot_io.chunk_blending import (
     BlendConfig,
     ChunkSwitch,
     SeamMeter,
@@ -32,8 +32,8 @@ def max_step_change(actions, before):
 
 
 # --- config ------------------------------------------------------------------------------
-def test_default_is_a_linear_blend_over_eight_steps():
-    assert BlendConfig() == BlendConfig(mode="linear", steps=8)
+def test_default_switches_at_once_and_a_linear_blend_fades_over_two_steps():
+    assert BlendConfig() == BlendConfig(mode="none", steps=2)
 
 
 @pytest.mark.parametrize(
