@@ -72,7 +72,7 @@ def bench_three_passes(config: ModelConfig, calls: int, cosmos_dir: str | None, 
     if model.cosmos is None:
         model.cosmos = ConvAutoencoder(config.foresight.latent_channels).to(device, dtype).eval()
         tokenizer_label = "ConvAutoencoder as a stand-in (no Cosmos files given)"
-    x = _random_inputs(config, device, dtype)
+    x = random_inputs(config, device, dtype)
     frames = torch.rand(1, config.num_cameras, 2, 3, config.image_size, config.image_size, device=device, dtype=dtype) * 2 - 1
     clock = _Clock(device)
     rows = []
@@ -120,15 +120,16 @@ class _Clock:
         return torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None
 
 
-def _random_inputs(c: ModelConfig, device: torch.device, dtype: torch.dtype) -> ModelInputs:
-    text_mask = torch.arange(c.text.max_tokens, device=device)[None] < 12  # a 12-token instruction
+def random_inputs(c: ModelConfig, device: torch.device, dtype: torch.dtype, batch: int = 1) -> ModelInputs:
+    """Random model inputs with a 12-token instruction; history latents empty (callers set them)."""
+    text_mask = torch.arange(c.text.max_tokens, device=device)[None].expand(batch, -1) < 12  # a 12-token instruction
     return ModelInputs(
-        images=torch.rand(1, c.num_cameras, 3, c.image_size, c.image_size, device=device, dtype=dtype) * 2 - 1,
-        camera_mask=torch.ones(1, c.num_cameras, dtype=torch.bool, device=device),
-        text_tokens=torch.randint(0, c.text.vocab_size, (1, c.text.max_tokens), device=device),
+        images=torch.rand(batch, c.num_cameras, 3, c.image_size, c.image_size, device=device, dtype=dtype) * 2 - 1,
+        camera_mask=torch.ones(batch, c.num_cameras, dtype=torch.bool, device=device),
+        text_tokens=torch.randint(0, c.text.vocab_size, (batch, c.text.max_tokens), device=device),
         text_mask=text_mask,
         history_latents=torch.empty(0, device=device),  # replaced per call, inside the timing
-        state=torch.randn(1, c.max_state_dim, device=device, dtype=dtype),
+        state=torch.randn(batch, c.max_state_dim, device=device, dtype=dtype),
     )
 
 
