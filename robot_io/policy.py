@@ -2,6 +2,13 @@
 
 A local model, a remote client and a scripted expert all fit it. Actions are absolute,
 unnormalised, in the robot's `action_features` order.
+
+Which tick a chunk starts at: a LeRobot dataset records each tick's observation with the command
+sent in that tick, so a policy trained on it predicts actions[0] for the observation's own tick.
+That command has gone out by the time the chunk exists (the policy thinks while the loop runs on),
+so the console runs such a chunk from actions[1] on, at the next tick (`commands_after_observation`).
+A policy that plans around that latency itself, actions[0] for the next tick, says so with
+`chunk_starts_next_tick` (the scripted expert).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ class PolicyOutput:
 
 class Policy(abc.ABC):
     name: str = "policy"
+    chunk_starts_next_tick: bool = False  # actions[0] is for the tick after the observation's
 
     @abc.abstractmethod
     def infer(self, observation: dict[str, Any], instruction: str) -> PolicyOutput: ...
@@ -37,3 +45,13 @@ class Policy(abc.ABC):
     def reset(self) -> None:
         """Forget any per-episode state (called at every scene reset)."""
         return None
+
+
+def commands_after_observation(policy: Policy, actions: np.ndarray) -> np.ndarray:
+    """The chunk's commands for the ticks after the observation's, (n, action_dim): actions[0] is
+    dropped when it was for the observation's own tick (see the module's docstring)."""
+    kept = actions if policy.chunk_starts_next_tick else actions[1:]
+    if len(kept) == 0:
+        raise ValueError(f"the policy's chunk of {len(actions)} step(s) holds no command after the observation's tick: "
+                         "a chunk needs at least 2 steps when actions[0] is for the observation's own tick")
+    return kept

@@ -1,7 +1,8 @@
 """Action chunks waiting to be executed, shared by the inference thread and the control loop.
 
 A chunk computed from the observation of tick `t` holds the commands for ticks t+1, t+2, ...
-(the command of tick t was already sent while the policy was thinking). When it arrives late,
+(the command of tick t was already sent while the policy was thinking; the policy runner drops a
+policy's own step for tick t: robot_io.policy.commands_after_observation). When it arrives late,
 the steps whose tick has passed are skipped, so the robot never replays the past.
 
 A pushed chunk takes over at the first `pop` for one of its ticks, on the control thread: there

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robot_io.policy import Policy, PolicyOutput
+from robot_io.policy import Policy, PolicyOutput, commands_after_observation
 from runtime.chunk_queue import ChunkQueue
 
 MAX_UNOBSERVED = 64  # ticks of history kept for policy.observe if the runner falls behind
@@ -174,7 +174,7 @@ class PolicyRunner:
             started = time.perf_counter()
             try:
                 output = policy.infer(obs, instruction)
-                actions = self._checked_actions(output)
+                actions = self._checked_actions(policy, output)
             except Exception as err:  # noqa: BLE001 - any policy failure holds the robot and is shown
                 if job.kind == "preview":
                     self._preview_done(instruction, tick, obs, None, f"{type(err).__name__}: {err}")
@@ -196,13 +196,14 @@ class PolicyRunner:
             if self._on_result is not None:
                 self._on_result(result)
 
-    def _checked_actions(self, output: PolicyOutput) -> np.ndarray:
+    def _checked_actions(self, policy: Policy, output: PolicyOutput) -> np.ndarray:
+        """The chunk's commands for the ticks after its observation's, checked."""
         actions = np.asarray(output.actions, dtype=np.float32)
         if actions.ndim != 2 or actions.shape[1] != self._action_dim or len(actions) == 0:
             raise ValueError(f"policy returned actions of shape {actions.shape}, expected (steps, {self._action_dim})")
         if not np.isfinite(actions).all():
             raise ValueError("policy returned NaN or infinite actions")
-        return actions
+        return commands_after_observation(policy, actions)
 
     def _preview_done(self, instruction: str, tick: int, observation: dict[str, Any], result: InferenceResult | None, error: str) -> None:
         if self._on_preview is not None:

@@ -36,7 +36,7 @@ class Snapshot:
     recording: RecordingStatus | None
     chunk_id: int | None
     chunk_step: int | None
-    chunk: Chunk | None  # the chunk the plan runs (raw policy output, read-only actions), None when holding
+    chunk: Chunk | None  # the chunk the plan runs (its commands after the observation's tick, read-only), None when holding
     previous_chunk: Chunk | None  # the one it replaced, for "planned before" views
     queue_depth: int  # steps of the current chunk left after this tick
     inference_ms: float | None

@@ -1,9 +1,10 @@
 """Run one episode of a policy on a `SimRobot` the way the console does, headless and unpaced.
 
-Each tick: observe (and show the policy the observation), send the planned command for this tick, and when the plan has had
-`execute_horizon` steps (or runs out) ask the policy for the next chunk from this tick's
-observation. That chunk starts at the next tick: one tick of inference latency, as in the console,
-and takes over from what remains of the running plan as the console's chunk queue does (`blend`,
+Each tick: observe (and show the policy the observation), send the planned command for this
+tick, and when the plan has had `execute_horizon` steps (or runs out) ask the policy for the next
+chunk from this tick's observation. Its commands run from the next tick
+(robot_io.policy.commands_after_observation): one tick of inference latency, as in the console;
+they take over from what remains of the running plan as the console's chunk queue does (`blend`,
 robot_io/chunk_blending.py). Ticks with no command (the very first) hold the current joint positions.
 
 With an automatic operator watching, the operator's command replaces the policy's from the tick
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from robot_io.chunk_blending import BlendConfig, Plan, blend_into_plan
-from robot_io.policy import Policy
+from robot_io.policy import Policy, commands_after_observation
 from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
@@ -77,7 +78,8 @@ def run_episode(
             source = SOURCE_HOLD
         step = tick - plan.start_tick if plan is not None else 0
         if source != SOURCE_OPERATOR and (plan is None or step + 1 >= min(execute_horizon, len(plan.actions))):
-            plan, _ = blend_into_plan(plan, tick + 1, policy.infer(observation, instruction).actions, blend)
+            chunk = commands_after_observation(policy, policy.infer(observation, instruction).actions)
+            plan, _ = blend_into_plan(plan, tick + 1, chunk, blend)
         if on_frame is not None:
             on_frame(observation, action, source)
         held = robot.send_action(action)

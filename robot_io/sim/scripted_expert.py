@@ -128,6 +128,7 @@ def _over_bin(position: np.ndarray) -> bool:
 
 class ScriptedExpert(Policy):
     name = "scripted_expert"
+    chunk_starts_next_tick = True  # it plans from the world at t+1 (the module's docstring)
 
     def __init__(self, config: ScriptedExpertConfig | None = None) -> None:
         self.config = config or ScriptedExpertConfig()

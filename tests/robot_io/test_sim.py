@@ -268,6 +268,27 @@ def test_rollout_blends_a_new_chunk_into_the_running_one_as_the_console_does(rob
     assert commands[5:8] == pytest.approx(chunk_two)
 
 
+class StepPolicy(Policy):
+    """Step i of every chunk commands 0.01 * i to every key."""
+
+    def __init__(self, keys: list[str], starts_next_tick: bool) -> None:
+        self.keys, self.chunk_starts_next_tick = keys, starts_next_tick
+
+    def infer(self, observation, instruction):
+        steps = 0.01 * np.arange(50, dtype=np.float32)[:, None]  # (50, 1)
+        return PolicyOutput(np.repeat(steps, len(self.keys), axis=1))
+
+
+@pytest.mark.parametrize("starts_next_tick, first_step", [(False, 1), (True, 0)])
+def test_rollout_runs_a_chunk_from_its_step_for_the_next_tick(robot, starts_next_tick, first_step):
+    robot.reset_scene(0)
+    sent = []
+    run_episode(robot, StepPolicy(list(robot.action_features), starts_next_tick), execute_horizon=4,
+                on_frame=lambda observation, action, source: sent.append(action[JOINT_KEYS[0]]))
+    # tick 0 holds while the first chunk is computed from its observation; ticks 1-4 run that chunk
+    assert sent[1:5] == pytest.approx([0.01 * (first_step + i) for i in range(4)])
+
+
 def test_expert_follows_the_instruction_even_naming_another_colour(robot, expert):
     episode = robot.reset_scene(2)
     other = next(c for c in episode.colors if c != episode.target_color)

@@ -198,8 +198,9 @@ def test_snapshot_carries_the_running_chunk_the_one_before_and_the_queue_depth(m
     session, _ = make_session(ConstantPolicy(target=0.5, steps=50), execute_horizon=4)
     session.submit(RunPolicy("go"))
     first = wait_until(lambda s: s.chunk is not None, session)
-    assert first.chunk.actions.shape == (50, len(session.action_keys)) and not first.chunk.actions.flags.writeable
-    assert first.queue_depth == 50 - first.chunk.step_for(first.tick) - 1
+    # actions[0] was for the observation's own tick, already sent: the chunk runs the other 49
+    assert first.chunk.actions.shape == (49, len(session.action_keys)) and not first.chunk.actions.flags.writeable
+    assert first.queue_depth == 49 - first.chunk.step_for(first.tick) - 1
     later = wait_until(lambda s: s.chunk is not None and s.chunk.chunk_id > first.chunk.chunk_id, session)
     assert later.previous_chunk is not None and later.previous_chunk.chunk_id < later.chunk.chunk_id
     session.submit(Pause())
