@@ -18,7 +18,7 @@ os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times b
 import uvicorn  # noqa: E402
 
 from robot_io.chunk_blending import add_blend_arguments, blend_from_args  # noqa: E402
-from robot_io.policy import Policy  # noqa: E402
+from robot_io.policy import Policy, add_execute_horizon_argument  # noqa: E402
 from robot_io.recorder import RecorderError  # noqa: E402
 from robot_io.dataset_conversion import default_cache_root  # noqa: E402
 from robot_io.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
@@ -109,6 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--audit-log", type=Path, default=Path("recordings/audit.jsonl"), metavar="FILE",
                         help="who did what: logins, failures, commands (JSON lines)")
     add_blend_arguments(parser)
+    add_execute_horizon_argument(parser)
     add_device_arguments(parser)
     args, leftovers = parser.parse_known_args(argv)
     args.blend_config = blend_from_args(parser, args)
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
         session_config = SessionConfig(
             fps=args.fps,
+            execute_horizon=args.execute_horizon,
             blend=args.blend_config,
             record_root=None if args.no_record else args.record_to,
             recording_mode=args.recording_mode,

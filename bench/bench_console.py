@@ -7,7 +7,7 @@ Reports control-loop Hz and period error p50/p99 and missed ticks over the run (
 own window: the last 900 ticks), frames/s and frame age each feed delivers in the browser, and
 recording backlog and dropped frames.
 
-    .venv/bin/python -m bench.bench_console --seconds 60 [--policy model|expert] [--rerun-page]
+    .venv/bin/python -m bench.bench_console --seconds 60 [--policy model|expert] [--rerun-page] [--execute-horizon N]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_io.policy import add_execute_horizon_argument
 from tests.browser_support import SOFTWARE_GL_ARGS, chromium_page, console_process
 
 CAMERAS = ["head", "wrist", "side"]
@@ -47,11 +48,13 @@ def main() -> None:
     parser.add_argument("--policy", choices=["model", "expert"], default="model")
     parser.add_argument("--rerun-page", action="store_true",
                         help="also keep the /rerun viewer open in a second tab (software GL: it costs 1-1.5 cores)")
+    add_execute_horizon_argument(parser)  # inferences per second the cores carry beside the loop
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "bench_episodes"
-        with console_process("--record-to", str(dataset), "--seed", "11", "--policy", args.policy, log_path=Path(tmp) / "console.log") as (url, _proc):
+        with console_process("--record-to", str(dataset), "--seed", "11", "--policy", args.policy,
+                             "--execute-horizon", str(args.execute_horizon), log_path=Path(tmp) / "console.log") as (url, _proc):
             with chromium_page(height=2400, extra_args=tuple(SOFTWARE_GL_ARGS) if args.rerun_page else ()) as page:
                 if args.rerun_page:
                     viewer = page.context.new_page()

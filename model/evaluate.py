@@ -66,7 +66,8 @@ from model.train_data import (
 from model.understanding import resize_square
 from robot_io.chunk_blending import BlendConfig, add_blend_arguments, blend_from_args
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
-from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
+from robot_io.policy import add_execute_horizon_argument
+from robot_io.sim.expert_rollout import RolloutResult, run_episode
 from robot_io.sim.instruction_probe import format_probe, probe_instructions
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SimRobot
@@ -222,7 +223,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--demos", type=Path, default=DEFAULT_DEMOS, help="held-out demonstrations for the open-loop part")
     parser.add_argument("--demo-frames", type=int, default=320, help="frames sampled from --demos (0: skip the open loop)")
     parser.add_argument("--probe-scenes", type=int, default=20, help="scenes of the instruction probe (0: skip)")
-    parser.add_argument("--execute-horizon", type=int, default=EXECUTE_HORIZON, help="chunk steps run before the next inference")
+    add_execute_horizon_argument(parser)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="closed-loop episodes run side by side")
     parser.add_argument("--belt-speed", type=parse_speed_range, default=ConveyorSimConfig.belt_speed_range,
                         help="LOW,HIGH m/s of the closed-loop episodes (default: the training range)")
@@ -234,7 +235,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.blend_config = blend_from_args(parser, args)
     for low, names in ((0, ("episodes", "demo_frames", "probe_scenes", "noise_scale")),
-                       (1, ("execute_horizon", "workers", "denoise_steps"))):
+                       (1, ("workers", "denoise_steps"))):
         for name in names:
             value = getattr(args, name)
             if value is not None and not value >= low:  # None: the checkpoint's own; `not >=` also refuses NaN

@@ -2,7 +2,7 @@
 
     python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
         [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
-        [--blend MODE --blend-steps N --blend-k K]
+        [--execute-horizon N] [--blend MODE --blend-steps N --blend-k K]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from model.policy import policy_for_robot
 from robot_io.chunk_blending import BlendConfig, add_blend_arguments, blend_from_args
-from robot_io.policy import Policy
+from robot_io.policy import Policy, add_execute_horizon_argument
 from robot_io.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
@@ -83,7 +83,7 @@ def run_scene(session: Session, operator: AutoOperator, seed: int, time_limit_s:
 
 
 def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
-                      seed: int, attempts: bool, blend: BlendConfig) -> dict:
+                      seed: int, attempts: bool, execute_horizon: int, blend: BlendConfig) -> dict:
     """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
     episode whose outcome is the scene's success."""
     episode = robot.reset_scene(seed)
@@ -97,7 +97,7 @@ def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, r
             recorder.start_episode(episode.instruction)
         recorder.add_frame(observation, action, intervention=intervention, source=source)
 
-    result = run_episode(robot, policy, on_frame=record, operator=operator, blend=blend)
+    result = run_episode(robot, policy, execute_horizon=execute_horizon, on_frame=record, operator=operator, blend=blend)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
     return {"seed": seed, "scene": describe_episode(episode),
@@ -113,7 +113,7 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
     try:
         for i in range(args.episodes):
             results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts",
-                                             args.blend_config))
+                                             args.execute_horizon, args.blend_config))
             report(i, args.episodes, results[-1])
     finally:
         recorder.finalize()
@@ -123,7 +123,8 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
 def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace,
                        sim: ConveyorSimConfig) -> tuple[list[dict], int]:
     """(per-scene results, episodes in the dataset), each scene run by the console's real-time session."""
-    session = Session(robot, policy, SessionConfig(fps=sim.fps, blend=args.blend_config, record_root=args.out, recording_mode=args.mode,
+    session = Session(robot, policy, SessionConfig(fps=sim.fps, execute_horizon=args.execute_horizon, blend=args.blend_config,
+                                                   record_root=args.out, recording_mode=args.mode,
                                                    scene_seed=args.seed), teleoperator=operator,
                       policy_label=str(args.checkpoint))
     session.start()
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unpaced", action="store_true", help="headless and as fast as the CPU allows, as model.evaluate runs")
     parser.add_argument("--fumble-s", type=float, default=AutoOperatorConfig.fumble_s,
                         help="take over when the target has been in the arm's reach this long unpicked (0: never)")
+    add_execute_horizon_argument(parser)
     add_blend_arguments(parser)
     args = parser.parse_args(argv)
     args.blend_config = blend_from_args(parser, args)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_io.policy import Policy
+from robot_io.policy import DEFAULT_EXECUTE_HORIZON, Policy
 from robot_io.teleop import CartesianTeleoperator, Teleoperator
 from robot_io.robot import (
     CameraFreshness, CartesianControl, HasHomePose, HasJointLimits, HasStepLimits, ResettableScene, Robot,
@@ -63,7 +63,7 @@ HOME_REACHED_TOLERANCE = 1e-6  # a command this close to the home pose has reach
 @dataclass
 class SessionConfig:
     fps: float = 15.0
-    execute_horizon: int = 8  # chunk steps executed before the next inference is requested
+    execute_horizon: int = DEFAULT_EXECUTE_HORIZON  # chunk steps executed before the next inference is requested
     # How a new chunk takes over from the running one (robot_io/chunk_blending.py): at once by
     # default, as the policy was measured; BlendConfig(mode="linear") cross-fades.
     blend: BlendConfig = field(default_factory=BlendConfig)

@@ -23,3 +23,14 @@ def test_chunk_blending_is_chosen_by_flags_and_checked(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--blend", "exponential", "--blend-k", "-1"])
     assert "ensemble_k must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_chunk_steps_per_inference_is_chosen_by_a_flag_and_checked(capsys):
+    from robot_io.policy import DEFAULT_EXECUTE_HORIZON
+    from runtime.session import SessionConfig
+
+    assert parse_args([]).execute_horizon == DEFAULT_EXECUTE_HORIZON == SessionConfig().execute_horizon
+    assert parse_args(["--execute-horizon", "3"]).execute_horizon == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--execute-horizon", "0"])
+    assert "--execute-horizon: must be >= 1 chunk step, got 0" in capsys.readouterr().err

@@ -13,7 +13,8 @@ import sys
 import time
 
 from robot_io.sim.conveyor_env import ConveyorSimConfig
-from robot_io.sim.expert_rollout import EXECUTE_HORIZON, RolloutResult, run_episode
+from robot_io.policy import add_execute_horizon_argument
+from robot_io.sim.expert_rollout import RolloutResult, run_episode
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
@@ -23,14 +24,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="first episode's seed; the others follow")
-    parser.add_argument("--execute-horizon", type=int, default=EXECUTE_HORIZON,
-                        help="chunk steps run before the next inference")
+    add_execute_horizon_argument(parser)
     parser.add_argument("--no-cameras", action="store_true", help="render nothing (faster; same physics)")
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
-    if args.execute_horizon < 1:
-        parser.error("--execute-horizon must be >= 1")
     return args
 
 

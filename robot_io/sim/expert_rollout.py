@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from robot_io.chunk_blending import BlendConfig, Plan, blend_into_plan
-from robot_io.policy import Policy, commands_after_observation
+from robot_io.policy import DEFAULT_EXECUTE_HORIZON, Policy, commands_after_observation
 from robot_io.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
 from robot_io.sim.sim_robot import SimRobot
 
-EXECUTE_HORIZON = 8  # the console's default number of chunk steps run before the next inference
 SETTLE_TICKS = 8  # the episode ends once a block has stayed in the bin this long
 
 FrameCallback = Callable[[dict[str, Any], dict[str, float], str], None]  # observation, action, source
@@ -42,7 +41,7 @@ def run_episode(
     robot: SimRobot,
     policy: Policy,
     instruction: str | None = None,
-    execute_horizon: int = EXECUTE_HORIZON,
+    execute_horizon: int = DEFAULT_EXECUTE_HORIZON,
     on_frame: FrameCallback | None = None,
     operator: AutoOperator | None = None,
     blend: BlendConfig | None = None,

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from runtime import collect_corrections
 from runtime.collect_corrections import main
 from robot_io.recorder import ACTION_SOURCES, SOURCE_OPERATOR
 from robot_io.sim.conveyor_env import ConveyorSimConfig
@@ -35,8 +36,16 @@ def test_an_untrained_policy_gets_corrected_and_the_correction_is_recorded(tmp_p
     assert int(ds.hf_dataset["episode_outcome"][0]) == 1  # "success": the expert finished the job
 
 
-def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_path):
-    ds = collect(tmp_path, "--unpaced", "--mode", "attempts")
+def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_path, monkeypatch):
+    horizons, real_run_episode = [], collect_corrections.run_episode
+
+    def run_episode(*args, **kwargs):  # the real rollout, its chunk steps per inference noted
+        horizons.append(kwargs["execute_horizon"])
+        return real_run_episode(*args, **kwargs)
+
+    monkeypatch.setattr(collect_corrections, "run_episode", run_episode)
+    ds = collect(tmp_path, "--unpaced", "--mode", "attempts", "--execute-horizon", "3")
+    assert horizons == [3]
     assert ds.num_episodes == 1
     intervention = [bool(v) for v in ds.hf_dataset["intervention"]]
     sources = [ACTION_SOURCES[int(v)] for v in ds.hf_dataset["actor"]]
