@@ -4,8 +4,8 @@ recording while the policy runs (default: the shipped tiny model, its inference 
 --policy expert: the scripted expert); --rerun-page also keeps the Rerun viewer open in a tab.
 
 Reports control-loop Hz and period error p50/p99 and missed ticks over the run (the session's
-own window: the last 900 ticks), frames/s and frame age each feed delivers in the browser, and
-recording backlog and dropped frames.
+own window: the last 900 ticks), the model's inference time in ms and control ticks, frames/s and
+frame age each feed delivers in the browser, and recording backlog and dropped frames.
 
     .venv/bin/python -m bench.bench_console --seconds 60 [--policy model|expert] [--rerun-page] [--execute-horizon N]
 """
@@ -22,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.policy import add_execute_horizon_argument
+from runtime.session import SessionConfig
 from tests.browser_support import SOFTWARE_GL_ARGS, chromium_page, console_process
 
 CAMERAS = ["head", "wrist", "side"]
 INSTRUCTION = "pick up the red block and put it in the bin"
+FPS = SessionConfig().fps  # the console's default control rate
 
 
 def get_status(url: str) -> dict:
@@ -54,7 +56,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "bench_episodes"
         with console_process("--record-to", str(dataset), "--seed", "11", "--policy", args.policy,
-                             "--execute-horizon", str(args.execute_horizon), log_path=Path(tmp) / "console.log") as (url, _proc):
+                             "--execute-horizon", str(args.execute_horizon), "--fps", str(FPS), log_path=Path(tmp) / "console.log") as (url, _proc):
             with chromium_page(height=2400, extra_args=tuple(SOFTWARE_GL_ARGS) if args.rerun_page else ()) as page:
                 if args.rerun_page:
                     viewer = page.context.new_page()
@@ -70,10 +72,12 @@ def main() -> None:
                 page.evaluate("() => { window.foresightStats.latenciesMs = []; window.planStats.plots0 = window.planStats.plots; }")
                 started = time.monotonic()
                 missed_before = get_status(url)["loop"]["missed_ticks"]
-                backlog_max = 0
+                backlog_max, inference_ms = 0, []
                 while time.monotonic() - started < args.seconds:
                     time.sleep(1.0)
-                    backlog_max = max(backlog_max, get_status(url)["recording"]["backlog"])
+                    status = get_status(url)
+                    backlog_max = max(backlog_max, status["recording"]["backlog"])
+                    inference_ms.append(status["inference_ms"])  # the latest inference's, once a second
                 elapsed = time.monotonic() - started
                 feeds = page.evaluate("cams => cams.map(c => ({frames: window.feedStats[c].frames - window.feedStats[c].frames0, ages: window.feedStats[c].ages}))", CAMERAS)
                 foresight_ms = page.evaluate("() => window.foresightStats.latenciesMs")
@@ -96,6 +100,12 @@ def main() -> None:
           f"p99 {loop['period_error_p99_ms']:.2f} ms; missed ticks {loop['missed_ticks'] - missed_before} "
           f"({loop['missed_ticks']} since start-up); "
           f"tick work p50 {loop['work_p50_ms']:.1f} ms, p99 {loop['work_p99_ms']:.1f} ms")
+    if args.policy == "model":  # the expert's plans take no time worth showing
+        period_ms = 1e3 / FPS
+        ms = np.asarray([m for m in inference_ms if m is not None])
+        print(f"inference (sampled once a second): p50 {np.percentile(ms, 50):.0f} ms, p90 {np.percentile(ms, 90):.0f} ms: "
+              f"{np.percentile(ms, 50) / period_ms:.1f} / {np.percentile(ms, 90) / period_ms:.1f} ticks "
+              f"(`model.evaluate --latency-ticks` plays this)")
     print("camera feeds in the browser:")
     for camera, feed in zip(CAMERAS, feeds):
         ages = np.asarray(feed["ages"])

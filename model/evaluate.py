@@ -2,14 +2,15 @@
 
     python -m model.evaluate [--checkpoint DIR] --episodes N [--json OUT] [--seed S]
         [--demos DIR] [--demo-frames M] [--probe-scenes P] [--execute-horizon H] [--workers W]
-        [--noise-scale S] [--denoise-steps K] [--blend MODE --blend-steps N --blend-k K]
+        [--noise-scale S] [--denoise-steps K] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L]
 
 Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor).
 
 Closed loop: N seeded sim episodes (seeds S, S+1, ...; the training demonstrations use seeds from
 TRAINING_SEED_START up, so the default ones are held out) run as the console runs the policy
-(robot_io.sim.expert_rollout: one tick of inference latency; new chunks blended into the running
-one as the console's --blend default does, or as --blend says): success overall, per belt-speed
+(robot_io.sim.expert_rollout: one tick of inference latency, or L ticks as the console meets a
+slower inference; new chunks blended into the running one as the console's --blend default
+does, or as --blend says): success overall, per belt-speed
 band and per target colour, and whether the block that went into the bin was the named one.
 
 Open loop, on a held-out demonstration dataset (--demos, recorded with
@@ -64,7 +65,7 @@ from model.train_data import (
     read_dataset,
 )
 from model.understanding import resize_square
-from robot_io.chunk_blending import BlendConfig, add_blend_arguments, blend_from_args
+from robot_io.chunk_blending import add_blend_arguments, blend_from_args
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.policy import add_execute_horizon_argument
 from robot_io.sim.expert_rollout import RolloutResult, run_episode
@@ -83,31 +84,29 @@ NOISE_SEED = 0  # flow-matching noise of the open-loop part: the same figures on
 _worker: dict[str, Any] = {}  # each worker process's own robot and policy
 
 
-def _start_worker(checkpoint: Path, execute_horizon: int, blend: BlendConfig, sim: ConveyorSimConfig,
-                  sampling: Sampling) -> None:
+def _start_worker(checkpoint: Path, sim: ConveyorSimConfig, sampling: Sampling, rollout: dict[str, Any]) -> None:
     torch.set_num_threads(1)  # one core per worker: workers run side by side
     robot = SimRobot(sim)
     robot.connect()
     policy = policy_for_robot(checkpoint, robot)
     sampling.apply(policy.model)
-    _worker.update(robot=robot, policy=policy, horizon=execute_horizon, blend=blend)
+    _worker.update(robot=robot, policy=policy, rollout=rollout)
 
 
 def _run_seed(seed: int) -> RolloutResult:
     robot, policy = _worker["robot"], _worker["policy"]
     robot.reset_scene(seed)
     policy.seed(seed)  # the same episode draws the same noise on every run
-    return run_episode(robot, policy, execute_horizon=_worker["horizon"], blend=_worker["blend"])
+    return run_episode(robot, policy, **_worker["rollout"])
 
 
-def closed_loop(checkpoint: Path, seeds: list[int], execute_horizon: int, workers: int,
-                sim: ConveyorSimConfig | None = None, sampling: Sampling | None = None,
-                blend: BlendConfig | None = None) -> list[RolloutResult]:
-    """Episodes in seed order, each printed as it finishes."""
+def closed_loop(checkpoint: Path, seeds: list[int], workers: int, sim: ConveyorSimConfig | None = None,
+                sampling: Sampling | None = None, rollout: dict[str, Any] | None = None) -> list[RolloutResult]:
+    """Episodes in seed order, each printed as it finishes. rollout: run_episode's keyword
+    arguments (execute_horizon, blend, latency_ticks); its defaults are the console's."""
     results = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
-                             initargs=(checkpoint, execute_horizon, blend or BlendConfig(), sim or ConveyorSimConfig(),
-                                       sampling or Sampling())) as pool:
+                             initargs=(checkpoint, sim or ConveyorSimConfig(), sampling or Sampling(), rollout or {})) as pool:
         for seed, result in zip(seeds, pool.map(_run_seed, seeds)):
             ep = result.episode
             print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
@@ -231,11 +230,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="flow-matching starting noise scale (default: the checkpoint's flow.sample_noise_scale)")
     parser.add_argument("--denoise-steps", type=int, default=None,
                         help="Euler steps per chunk (default: the checkpoint's flow.denoise_steps)")
+    parser.add_argument("--latency-ticks", type=int, default=1, metavar="L",
+                        help="ticks from an observation to its chunk's first command (default 1: an inference "
+                             "shorter than a tick; the console's status bar shows its inference time)")
     add_blend_arguments(parser)
     args = parser.parse_args(argv)
     args.blend_config = blend_from_args(parser, args)
     for low, names in ((0, ("episodes", "demo_frames", "probe_scenes", "noise_scale")),
-                       (1, ("workers", "denoise_steps"))):
+                       (1, ("workers", "denoise_steps", "latency_ticks"))):
         for name in names:
             value = getattr(args, name)
             if value is not None and not value >= low:  # None: the checkpoint's own; `not >=` also refuses NaN
@@ -249,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.execute_horizon,
-                              "blend": dataclasses.asdict(args.blend_config)}
+                              "latency_ticks": args.latency_ticks, "blend": dataclasses.asdict(args.blend_config)}
     try:
         sim = ConveyorSimConfig(belt_speed_range=args.belt_speed)
         robot = SimRobot(sim)
@@ -276,10 +278,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.episodes:
             started = time.perf_counter()
             seeds = list(range(args.seed, args.seed + args.episodes))
-            results = closed_loop(args.checkpoint, seeds, args.execute_horizon, args.workers, sim, sampling, args.blend_config)
+            rollout = {"execute_horizon": args.execute_horizon, "blend": args.blend_config, "latency_ticks": args.latency_ticks}
+            results = closed_loop(args.checkpoint, seeds, args.workers, sim, sampling, rollout)
             report["closed_loop"] = summarize(results, robot.config) | {"seeds": [seeds[0], seeds[-1]]}
             blend = args.blend_config
-            print(f"closed loop, seeds {seeds[0]}-{seeds[-1]}, chunks blended {blend.mode!r}"
+            print(f"closed loop, seeds {seeds[0]}-{seeds[-1]}, {args.execute_horizon} steps per chunk, "
+                  f"{args.latency_ticks} tick{'s' if args.latency_ticks > 1 else ''} of inference latency, "
+                  f"chunks blended {blend.mode!r}"
                   f"{f' over {blend.steps} ticks' if blend.mode == 'linear' else ''} ({time.perf_counter() - started:.0f} s):")
             print(format_summary(report["closed_loop"]))
     except (CheckpointError, DatasetError) as err:

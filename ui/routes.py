@@ -162,7 +162,7 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
 
     @app.get("/api/status")
     def status() -> dict:
-        """Loop timing, mode and recording state as JSON (monitoring, benchmarks)."""
+        """Loop timing, mode, the latest inference's time and recording state as JSON (monitoring, benchmarks)."""
         snapshot = session.snapshot()
         if snapshot is None:
             raise HTTPException(503, "the control loop has not ticked yet")
@@ -171,6 +171,7 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
             "mode": snapshot.mode.value,
             "success": snapshot.success,
             "loop": dataclasses.asdict(snapshot.loop),
+            "inference_ms": snapshot.inference_ms,  # None before the first inference
             "recording": dataclasses.asdict(snapshot.recording) if snapshot.recording else None,
             "last_error": snapshot.last_error,
             "seams": dataclasses.asdict(snapshot.seams),

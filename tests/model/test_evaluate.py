@@ -20,6 +20,7 @@ from model.train_data import (
     read_dataset,
 )
 from robot_io.chunk_blending import BlendConfig
+from robot_io.policy import DEFAULT_EXECUTE_HORIZON
 from robot_io.sim import collect
 
 EPISODES = 2
@@ -146,7 +147,7 @@ def test_sampling_overrides_reach_the_open_loop_and_the_closed_loop_workers(chec
     assert action_mse(0, 0.0) == action_mse(5, 0.0)
     assert action_mse(0, 1.0) != action_mse(5, 1.0)
 
-    evaluate._start_worker(checkpoint, 8, BlendConfig(), evaluate.ConveyorSimConfig(), evaluate.Sampling(0.0, 3))
+    evaluate._start_worker(checkpoint, evaluate.ConveyorSimConfig(), evaluate.Sampling(0.0, 3), {})
     try:
         flow_config = evaluate._worker["policy"].model.config.flow
         assert (flow_config.sample_noise_scale, flow_config.denoise_steps) == (0.0, 3)
@@ -160,24 +161,30 @@ def test_sampling_overrides_reach_the_open_loop_and_the_closed_loop_workers(chec
     assert "--denoise-steps must be >= 1" in capsys.readouterr().err
 
 
-def test_closed_loop_blends_chunks_as_the_console_does_unless_told(checkpoint, tmp_path, monkeypatch, capsys):
+def test_closed_loop_runs_chunks_as_the_console_does_unless_told(checkpoint, tmp_path, monkeypatch, capsys):
     out = tmp_path / "blend.json"
     argv = ["--checkpoint", str(checkpoint), "--episodes", "1", "--seed", "3", "--demo-frames", "0",
             "--probe-scenes", "0", "--workers", "1", "--json", str(out)]
     assert evaluate.main(argv) == 0
-    assert json.loads(out.read_text())["blend"] == dataclasses.asdict(BlendConfig())  # the console's default
-    assert evaluate.main(argv + ["--blend", "linear", "--blend-steps", "3"]) == 0
+    report = json.loads(out.read_text())
+    assert report["blend"] == dataclasses.asdict(BlendConfig())  # the console's defaults
+    assert (report["execute_horizon"], report["latency_ticks"]) == (DEFAULT_EXECUTE_HORIZON, 1)
+    assert evaluate.main(argv + ["--blend", "linear", "--blend-steps", "3", "--latency-ticks", "3"]) == 0
     assert json.loads(out.read_text())["blend"] == dataclasses.asdict(BlendConfig("linear", steps=3))
-    assert "chunks blended 'linear' over 3 ticks" in capsys.readouterr().out
+    assert "3 ticks of inference latency, chunks blended 'linear' over 3 ticks" in capsys.readouterr().out
 
-    used = []  # each worker runs its episodes with the blend it was started with
+    used = []  # each worker runs its episodes as it was started to
     monkeypatch.setattr(evaluate, "run_episode", lambda robot, policy, **kwargs: used.append(kwargs))
-    evaluate._start_worker(checkpoint, 4, BlendConfig("exponential", ensemble_k=0.5), evaluate.ConveyorSimConfig(), evaluate.Sampling())
+    rollout = {"execute_horizon": 4, "blend": BlendConfig("exponential", ensemble_k=0.5), "latency_ticks": 2}
+    evaluate._start_worker(checkpoint, evaluate.ConveyorSimConfig(), evaluate.Sampling(), rollout)
     try:
         evaluate._run_seed(3)
     finally:
         evaluate._worker["robot"].disconnect()
-    assert used == [{"execute_horizon": 4, "blend": BlendConfig("exponential", ensemble_k=0.5)}]
+    assert used == [rollout]
+    with pytest.raises(SystemExit):
+        evaluate.main(["--episodes", "1", "--latency-ticks", "0"])
+    assert "--latency-ticks must be >= 1" in capsys.readouterr().err
 
     with pytest.raises(SystemExit):
         evaluate.main(["--episodes", "1", "--blend", "linear", "--blend-steps", "0"])

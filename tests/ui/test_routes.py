@@ -80,12 +80,12 @@ def running_client(policy):
     return TestClient(app), session
 
 
-def wait_for_state(client, predicate, timeout_s=10.0) -> dict:
+def wait_for_json(client, path, predicate, timeout_s=10.0) -> dict:
     deadline = time.monotonic() + timeout_s
-    state = client.get("/api/foresight").json()
+    state = client.get(path).json()
     while not predicate(state) and time.monotonic() < deadline:
         time.sleep(0.02)
-        state = client.get("/api/foresight").json()
+        state = client.get(path).json()
     assert predicate(state), state
     return state
 
@@ -104,7 +104,7 @@ def foresight_client():
 
 def test_foresight_pictures_reckonings_and_history(foresight_client):
     client, _ = foresight_client
-    state = wait_for_state(client, lambda s: s["available"] and s["reckonings"].get("head"))
+    state = wait_for_json(client, "/api/foresight", lambda s: s["available"] and s["reckonings"].get("head"))
     assert state["horizon"] == 15 and state["message"] == "" and set(state["cameras"]) == {"head", "wrist"}
     picture = client.get("/foresight/head.jpg")
     assert decode(picture).shape == (16, 24, 3) and int(picture.headers["X-Foresight-Version"]) >= 1
@@ -123,7 +123,7 @@ def test_foresight_pictures_reckonings_and_history(foresight_client):
 
 def test_foresight_long_poll_answers_when_the_next_inference_lands(foresight_client):
     client, _ = foresight_client
-    first = wait_for_state(client, lambda s: s["available"])
+    first = wait_for_json(client, "/api/foresight", lambda s: s["available"])
     started = time.monotonic()
     later = client.get(f"/api/foresight?after={first['version']}").json()
     assert later["version"] > first["version"]
@@ -133,14 +133,15 @@ def test_foresight_long_poll_answers_when_the_next_inference_lands(foresight_cli
 def test_a_policy_without_foresight_is_said_so_and_the_rest_works():
     client, session = running_client(ConstantPolicy())
     try:
-        state = wait_for_state(client, lambda s: s["available"] is not None)
+        state = wait_for_json(client, "/api/foresight", lambda s: s["available"] is not None)
         assert state["available"] is False and state["message"] == NO_FORESIGHT_MESSAGE
         missing = client.get("/foresight/head.jpg")
         assert missing.status_code == 404 and "no foresight" in missing.text
         assert client.get("/foresight/head/reckoning.jpg").status_code == 404
         assert client.get("/api/foresight/history").json()["cameras"]["head"]["psnr_db"] == []
         assert client.get("/feeds/head.jpg").status_code == 200
-        assert client.get("/api/status").json()["mode"] == "running"
+        status = wait_for_json(client, "/api/status", lambda s: s["inference_ms"] is not None)
+        assert status["mode"] == "running" and status["inference_ms"] >= 0
     finally:
         session.close()
 
@@ -170,7 +171,7 @@ def test_foresight_long_poll_can_carry_the_pictures(foresight_client):
     import base64
 
     client, _ = foresight_client
-    state = wait_for_state(client, lambda s: s["available"] and s["reckonings"].get("head"))
+    state = wait_for_json(client, "/api/foresight", lambda s: s["available"] and s["reckonings"].get("head"))
     full = client.get("/api/foresight?pictures=1").json()
     assert set(full["pictures"]) == set(full["cameras"]) == {"head", "wrist"}
     jpeg = base64.b64decode(full["pictures"]["head"].removeprefix("data:image/jpeg;base64,"))
