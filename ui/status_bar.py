@@ -42,8 +42,10 @@ def render_status(snapshot: Snapshot | None) -> str:
         cells.append(render_inference(snapshot.inference_ms, snapshot.inference_timings_ms))
     if snapshot.seams.last is not None:
         seam = snapshot.seams.last
+        # "→ blended" only where blending changed the switch (not with --blend none)
+        blended = f" → {seam.blended:.3f} blended" if seam.blended != seam.raw else ""
         cells.append(f"<span id='status-seam' title='largest joint jump at the last chunk switch'>"
-                     f"seam {seam.raw:.3f} → {seam.blended:.3f} blended</span>")
+                     f"seam {seam.raw:.3f}{blended}</span>")
     if snapshot.recording is not None:
         rec = snapshot.recording
         state = f"<b style='color:#dc2626' id='status-rec'>● REC {rec.episode_frames} frames</b>" if rec.active else "<span id='status-rec'>not recording</span>"

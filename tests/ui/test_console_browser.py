@@ -67,7 +67,7 @@ def test_console_end_to_end(tmp_path):
             page.click("#btn-run")
             page.wait_for_selector("#status-mode:has-text('RUNNING')", timeout=10_000)
             page.wait_for_function("() => document.querySelector('#status-bar').innerText.includes('inference')", timeout=20_000)
-            page.wait_for_selector("#status-seam", timeout=20_000)  # chunk switches, blended
+            page.wait_for_selector("#status-seam", timeout=20_000)  # chunks switch
             page.wait_for_timeout(2000)
 
             # A reload changes nothing about the robot or the recording, and shows the current state.

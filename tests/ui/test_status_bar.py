@@ -1,0 +1,26 @@
+"""The status bar's text for what the session reports."""
+
+import dataclasses
+
+from robot_io.chunk_blending import Seam, SeamStats
+from runtime.session import Session, SessionConfig
+from tests.fakes import ConstantPolicy, FakeRobot
+from tests.session_support import wait_until
+from ui.status_bar import render_status
+
+
+def test_the_seam_says_blended_only_when_blending_changed_the_switch():
+    session = Session(FakeRobot(), ConstantPolicy(), SessionConfig(fps=30))
+    session.start()
+    try:
+        snapshot = wait_until(lambda s: s.tick > 2, session)
+    finally:
+        session.close()
+
+    def status(raw, blended):
+        seam = Seam(tick=5, chunk_id=2, raw=raw, blended=blended, overlap=3)
+        return render_status(dataclasses.replace(snapshot, seams=SeamStats(last=seam, history=(seam,))))
+
+    assert "seam 0.120 → 0.040 blended" in status(0.12, 0.04)
+    unblended = status(0.12, 0.12)  # --blend none: the new chunk as it is
+    assert "seam 0.120" in unblended and "blended" not in unblended
