@@ -1,4 +1,4 @@
-"""Waiting on a running session's snapshots with a bound, for tests."""
+"""Waiting on a running session's snapshots, or on its routes' JSON, with a bound, for tests."""
 
 import time
 
@@ -13,3 +13,14 @@ def wait_until(predicate, session, timeout_s=10.0):
     last = session.snapshot()
     brief = None if last is None else (last.tick, last.mode, last.action_source, last.last_error, last.recording)
     raise AssertionError(f"condition not met within {timeout_s}s; last (tick, mode, source, error, recording): {brief}")
+
+
+def wait_for_json(client, path, predicate, timeout_s=10.0) -> dict:
+    """Poll a console route (a TestClient's GET `path`) until its JSON answer meets `predicate`."""
+    deadline = time.monotonic() + timeout_s
+    answer = client.get(path).json()
+    while not predicate(answer) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        answer = client.get(path).json()
+    assert predicate(answer), answer
+    return answer

@@ -269,13 +269,15 @@ def test_rollout_blends_a_new_chunk_into_the_running_one_as_the_console_does(rob
 
 
 class StepPolicy(Policy):
-    """Step i of every chunk commands 0.01 * i to every key."""
+    """Step i of the k-th chunk (k = 1, 2, ...) commands k + 0.01 * i to every key, so each tick's
+    command says which chunk and which of its steps it came from."""
 
-    def __init__(self, keys: list[str], starts_next_tick: bool) -> None:
-        self.keys, self.chunk_starts_next_tick = keys, starts_next_tick
+    def __init__(self, keys: list[str], starts_next_tick: bool = False) -> None:
+        self.keys, self.chunk_starts_next_tick, self.calls = keys, starts_next_tick, 0
 
     def infer(self, observation, instruction):
-        steps = 0.01 * np.arange(50, dtype=np.float32)[:, None]  # (50, 1)
+        self.calls += 1
+        steps = self.calls + 0.01 * np.arange(50, dtype=np.float32)[:, None]  # (50, 1)
         return PolicyOutput(np.repeat(steps, len(self.keys), axis=1))
 
 
@@ -286,32 +288,20 @@ def test_rollout_runs_a_chunk_from_its_step_for_the_next_tick(robot, starts_next
     run_episode(robot, StepPolicy(list(robot.action_features), starts_next_tick), execute_horizon=4,
                 on_frame=lambda observation, action, source: sent.append(action[JOINT_KEYS[0]]))
     # tick 0 holds while the first chunk is computed from its observation; ticks 1-4 run that chunk
-    assert sent[1:5] == pytest.approx([0.01 * (first_step + i) for i in range(4)])
-
-
-class NumberedStepPolicy(Policy):
-    """Step i of the k-th chunk commands k + 0.01 * i to every key."""
-
-    def __init__(self, keys: list[str]) -> None:
-        self.keys, self.calls = keys, 0
-
-    def infer(self, observation, instruction):
-        self.calls += 1
-        steps = self.calls + 0.01 * np.arange(50, dtype=np.float32)[:, None]  # (50, 1)
-        return PolicyOutput(np.repeat(steps, len(self.keys), axis=1))
+    assert sent[1:5] == pytest.approx([1 + 0.01 * (first_step + i) for i in range(4)])
 
 
 def test_a_slow_inference_lets_the_running_plan_go_on_and_skips_the_chunks_past_steps(robot):
     robot.reset_scene(0)
     sent = []
-    run_episode(robot, NumberedStepPolicy(list(robot.action_features)), execute_horizon=4, latency_ticks=3,
+    run_episode(robot, StepPolicy(list(robot.action_features)), execute_horizon=4, latency_ticks=3,
                 on_frame=lambda observation, action, source: sent.append((round(action[JOINT_KEYS[0]], 4), source)))
     assert [source for _, source in sent[:3]] == ["hold"] * 3  # the first chunk is 3 ticks away
     # chunk 1 (observation of tick 0) runs its steps 3-6 at ticks 3-6, then goes on while chunk 2
     # (observation of tick 6) is inferred; chunk 2 takes over at tick 9 with its step for tick 9
     assert [command for command, _ in sent[3:11]] == [1.03, 1.04, 1.05, 1.06, 1.07, 1.08, 2.03, 2.04]
     with pytest.raises(ValueError, match="latency_ticks must be >= 1"):
-        run_episode(robot, NumberedStepPolicy(list(robot.action_features)), latency_ticks=0)
+        run_episode(robot, StepPolicy(list(robot.action_features)), latency_ticks=0)
 
 
 def test_expert_follows_the_instruction_even_naming_another_colour(robot, expert):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -14,10 +13,8 @@ from robot_io.chunk_blending import BlendConfig
 from runtime.commands import DryRun, Mode, RunPolicy
 from runtime.session import Session, SessionConfig
 from tests.fakes import FailingPolicy, FakeRobot, ForesightPolicy
-from tests.session_support import wait_until
+from tests.session_support import wait_for_json, wait_until
 from ui.plan_routes import add_plan_routes
-
-TIMEOUT_S = 10.0
 
 
 @pytest.fixture
@@ -36,16 +33,6 @@ def client_for():
     yield make
     for session in sessions:
         session.close()
-
-
-def wait_for_json(client, url, predicate):
-    deadline = time.monotonic() + TIMEOUT_S
-    answer = client.get(url).json()
-    while not predicate(answer):
-        assert time.monotonic() < deadline, answer
-        time.sleep(0.02)
-        answer = client.get(url).json()
-    return answer
 
 
 def test_plan_shows_the_running_chunk_and_the_commands_sent(client_for):

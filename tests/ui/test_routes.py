@@ -12,7 +12,7 @@ from runtime.commands import Mode, RunPolicy, TakeOver
 from runtime.foresight_reckoning import NO_FORESIGHT_MESSAGE
 from runtime.session import Session, SessionConfig
 from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy
-from tests.session_support import wait_until
+from tests.session_support import wait_for_json, wait_until
 from ui.routes import MAX_KEYS, add_console_routes
 
 
@@ -78,16 +78,6 @@ def running_client(policy):
     app = FastAPI()
     add_console_routes(app, session)
     return TestClient(app), session
-
-
-def wait_for_json(client, path, predicate, timeout_s=10.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    state = client.get(path).json()
-    while not predicate(state) and time.monotonic() < deadline:
-        time.sleep(0.02)
-        state = client.get(path).json()
-    assert predicate(state), state
-    return state
 
 
 def decode(response) -> np.ndarray:
