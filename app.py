@@ -17,25 +17,25 @@ os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times b
 
 import uvicorn  # noqa: E402
 
-from robot_io.chunk_blending import add_blend_arguments, blend_from_args  # noqa: E402
+from robot_io.chunks.blending import add_blend_arguments, blend_from_args  # noqa: E402
 from robot_io.policy import Policy, add_execute_horizon_argument  # noqa: E402
-from robot_io.recorder import RecorderError  # noqa: E402
-from robot_io.dataset_conversion import default_cache_root  # noqa: E402
-from robot_io.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
-from robot_io.remote_policy import TOKEN_ENV, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
-from robot_io.robot import Robot, camera_keys, state_keys  # noqa: E402
+from robot_io.datasets.recorder import RecorderError  # noqa: E402
+from robot_io.datasets.conversion import default_cache_root  # noqa: E402
+from robot_io.devices.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
+from robot_io.wire.remote_policy import TOKEN_ENV, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
+from robot_io.devices.robot import Robot, camera_keys, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
-from runtime.open_loop_replay import PolicyLayout, parse_camera_mapping  # noqa: E402
-from runtime.replay_service import ReplayService, ReplayServiceConfig  # noqa: E402
-from runtime.rerun_log import RerunConfig, RerunError, RerunLogger  # noqa: E402
-from runtime.checkpoint_loader import CheckpointLoader  # noqa: E402
-from runtime.commands import RECORDING_MODES  # noqa: E402
-from runtime.safety import WorkspaceBox  # noqa: E402
-from runtime.session import DEFAULT_STALE_FRAME_MS, Session, SessionConfig  # noqa: E402
-from runtime.surprise import SurpriseConfig  # noqa: E402
+from runtime.replay.open_loop import PolicyLayout, parse_camera_mapping  # noqa: E402
+from runtime.replay.service import ReplayService, ReplayServiceConfig  # noqa: E402
+from runtime.rerun.logger import RerunConfig, RerunError, RerunLogger  # noqa: E402
+from runtime.control.checkpoint_loader import CheckpointLoader  # noqa: E402
+from runtime.control.commands import RECORDING_MODES  # noqa: E402
+from runtime.control.safety import WorkspaceBox  # noqa: E402
+from runtime.control.session import DEFAULT_STALE_FRAME_MS, Session, SessionConfig  # noqa: E402
+from runtime.control.surprise import SurpriseConfig  # noqa: E402
 from ui.access import Access  # noqa: E402
 from ui.console import ConsoleParts, build_app  # noqa: E402
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.policy import add_execute_horizon_argument
-from runtime.session import SessionConfig
+from runtime.control.session import SessionConfig
 from tests.browser_support import SOFTWARE_GL_ARGS, chromium_page, console_process
 
 CAMERAS = ["head", "wrist", "side"]

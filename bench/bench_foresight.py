@@ -31,10 +31,10 @@ from model.shipped import SHIPPED_CHECKPOINT
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
-from runtime.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder, reckoning_picture
-from runtime.policy_runner import InferenceResult
-from runtime.session import SessionConfig
-from runtime.snapshot import freeze_frames
+from runtime.control.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder, reckoning_picture
+from runtime.control.policy_runner import InferenceResult
+from runtime.control.session import SessionConfig
+from runtime.control.snapshot import freeze_frames
 from ui.frame_encoder import encode_jpeg
 
 EXECUTE_HORIZON = SessionConfig().execute_horizon

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_io.recorder import EpisodeRecorder
+from robot_io.datasets.recorder import EpisodeRecorder
 
 CAMERAS = ("head", "wrist", "side")
 JOINTS = [f"joint_{i}.pos" for i in range(1, 7)] + ["gripper.pos"]

@@ -1,4 +1,4 @@
-"""What a remote policy costs beside the model: the console's client (robot_io/remote_policy.py)
+"""What a remote policy costs beside the model: the console's client (robot_io/wire/remote_policy.py)
 against model.serve on this machine, one three-camera observation per call.
 
     python -m bench.bench_remote_policy [--checkpoint DIR] [--calls 30] [--image-size 224] [--threads 1] [--json]
@@ -22,7 +22,7 @@ import torch
 from bench.bench_model import percentiles
 from model.serve import PolicyServer, ServeConfig, serve_in_thread
 from model.shipped import SHIPPED_CHECKPOINT
-from robot_io.remote_policy import RemotePolicy, RemotePolicyConfig
+from robot_io.wire.remote_policy import RemotePolicy, RemotePolicyConfig
 from robot_io.sim.sim_robot import GRIPPER_KEY, JOINT_KEYS
 
 CAMERAS = ["head", "wrist", "side"]

@@ -24,9 +24,9 @@ os.environ.setdefault("LP_NUM_THREADS", "1")
 
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
-from runtime.commands import RunPolicy  # noqa: E402
-from runtime.rerun_log import RerunConfig, RerunLogger  # noqa: E402
-from runtime.session import Session, SessionConfig  # noqa: E402
+from runtime.control.commands import RunPolicy  # noqa: E402
+from runtime.rerun.logger import RerunConfig, RerunLogger  # noqa: E402
+from runtime.control.session import Session, SessionConfig  # noqa: E402
 from tests.browser_support import free_port  # noqa: E402
 
 FPS = 15.0

@@ -8,7 +8,7 @@ Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor
 
 Closed loop: N seeded sim episodes (seeds S, S+1, ...; the training demonstrations use seeds from
 TRAINING_SEED_START up, so the default ones are held out) run as the console runs the policy
-(robot_io.sim.expert_rollout: one tick of inference latency, or L ticks as the console meets a
+(robot_io.sim.rollout: one tick of inference latency, or L ticks as the console meets a
 slower inference; new chunks blended into the running one as the console's --blend default
 does, or as --blend says): success overall, per belt-speed
 band and per target colour, and whether the block that went into the bin was the named one.
@@ -65,10 +65,10 @@ from model.train_data import (
     read_dataset,
 )
 from model.understanding import resize_square
-from robot_io.chunk_blending import add_blend_arguments, blend_from_args
+from robot_io.chunks.blending import add_blend_arguments, blend_from_args
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.policy import add_execute_horizon_argument
-from robot_io.sim.expert_rollout import RolloutResult, run_episode
+from robot_io.sim.rollout import RolloutResult, run_episode
 from robot_io.sim.instruction_probe import format_probe, probe_instructions
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SimRobot

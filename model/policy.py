@@ -40,7 +40,7 @@ from model.preprocess import (
 )
 from model.understanding import build_text_tokenizer
 from robot_io.policy import Policy, PolicyOutput
-from robot_io.robot import Robot, camera_keys, state_keys
+from robot_io.devices.robot import Robot, camera_keys, state_keys
 
 ACTION_MODES = ("delta", "absolute")
 Frames = dict[str, np.ndarray | None]  # camera -> letterboxed uint8 frame, None when the camera gave none

@@ -26,7 +26,7 @@ Wire protocol, as Physical-Intelligence/openpi's `src/openpi/serving/websocket_p
   RuntimeError("Error in inference server: ...") on such a text frame. A message over
   max_message_bytes is cut off by websockets itself with close code 1009 and a reason naming both
   sizes. Other clients are never affected.
-- Messages are msgpack only (see robot_io.wire_codec): no pickle anywhere.
+- Messages are msgpack only (see robot_io.wire.codec): no pickle anywhere.
 
 Observation mapping (openpi style -> our robot keys, the checkpoint's layout in train_config.json):
 - "prompt": str, the instruction (required for inference).
@@ -82,7 +82,7 @@ from websockets.frames import CloseCode
 from model.checkpoint import CheckpointError, RobotLayout, load_checkpoint, read_layout
 from model.internvla import InternVLA
 from model.policy import InternVLAPolicy, Prepared, infer_batch
-from robot_io.wire_codec import ProtocolError, packb, unpackb
+from robot_io.wire.codec import ProtocolError, packb, unpackb
 from model.understanding import build_text_tokenizer
 from robot_io.policy import PolicyOutput
 

@@ -37,7 +37,7 @@ from model.preprocess import (
 )
 from model.train_step import TrainBatch
 from model.understanding import build_text_tokenizer
-from robot_io.recorder import ACTION_SOURCE_KEY, ACTION_SOURCES, SOURCE_OPERATOR
+from robot_io.datasets.recorder import ACTION_SOURCE_KEY, ACTION_SOURCES, SOURCE_OPERATOR
 
 IMAGE_PREFIX = "observation.images."
 CACHE_META = "meta.json"  # written last: a cache without it is incomplete and rebuilt

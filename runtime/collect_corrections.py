@@ -14,7 +14,7 @@ S + i (keep them apart from the evaluation seeds). Prints the policy's own succe
 takeovers and their reasons, and what was saved.
 
 --unpaced runs each scene headless as fast as the CPU allows, the way `model.evaluate` does
-(robot_io.sim.expert_rollout: one tick of inference latency, the same chunk blending, no safety layer),
+(robot_io.sim.rollout: one tick of inference latency, the same chunk blending, no safety layer),
 with the same operator and the same recording conventions: several times faster than the
 console's 15 Hz, and the corrections come from the states the evaluation meets.
 """
@@ -28,15 +28,15 @@ from collections import Counter
 from pathlib import Path
 
 from model.policy import policy_for_robot
-from robot_io.chunk_blending import BlendConfig, add_blend_arguments, blend_from_args
+from robot_io.chunks.blending import BlendConfig, add_blend_arguments, blend_from_args
 from robot_io.policy import Policy, add_execute_horizon_argument
-from robot_io.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
+from robot_io.datasets.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
-from robot_io.sim.expert_rollout import SETTLE_TICKS, run_episode
+from robot_io.sim.rollout import SETTLE_TICKS, run_episode
 from robot_io.sim.sim_robot import SimRobot
-from runtime.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
-from runtime.session import Session, SessionConfig, describe_episode
+from runtime.control.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
+from runtime.control.session import Session, SessionConfig, describe_episode
 
 POLL_S = 0.02
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",

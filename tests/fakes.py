@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_io.policy import Policy, PolicyOutput
-from robot_io.robot import Robot
+from robot_io.devices.robot import Robot
 
 JOINTS = ["joint_1.pos", "joint_2.pos", "gripper.pos"]
 CAMERAS = ["head", "wrist"]

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.policy import Policy, PolicyOutput
-from robot_io.recorder import EpisodeRecorder
-from runtime.foresight_reckoning import foresight_horizon
+from robot_io.datasets.recorder import EpisodeRecorder
+from runtime.control.foresight_reckoning import foresight_horizon
 
 G1_V21 = Path("/work/shared/datasets/g1_inspire_pick_bottle_v21")
 G1_V30 = Path("/work/shared/datasets/g1_inspire_pick_bottle_v30")

@@ -3,7 +3,7 @@
 import pytest
 
 from app import main, parse_args
-from robot_io.chunk_blending import BlendConfig
+from robot_io.chunks.blending import BlendConfig
 
 
 def test_an_address_other_than_loopback_needs_logins(capsys):
@@ -27,7 +27,7 @@ def test_chunk_blending_is_chosen_by_flags_and_checked(capsys):
 
 def test_chunk_steps_per_inference_is_chosen_by_a_flag_and_checked(capsys):
     from robot_io.policy import DEFAULT_EXECUTE_HORIZON
-    from runtime.session import SessionConfig
+    from runtime.control.session import SessionConfig
 
     assert parse_args([]).execute_horizon == DEFAULT_EXECUTE_HORIZON == SessionConfig().execute_horizon
     assert parse_args(["--execute-horizon", "3"]).execute_horizon == 3

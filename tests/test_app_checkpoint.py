@@ -15,8 +15,8 @@ from model.policy import InternVLAPolicy
 from model.shipped import SHIPPED_CHECKPOINT
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
-from runtime.commands import RunPolicy
-from runtime.session import Session, SessionConfig
+from runtime.control.commands import RunPolicy
+from runtime.control.session import Session, SessionConfig
 from tests.model.helpers import write_checkpoint
 from tests.session_support import wait_until
 

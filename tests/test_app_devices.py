@@ -4,11 +4,11 @@ argument parser; anything else unknown stays an error."""
 import pytest
 
 from app import parse_args
-from robot_io.lerobot_adapters import LeRobotRobot
-from robot_io.lerobot_devices import build_devices
+from robot_io.devices.lerobot_adapters import LeRobotRobot
+from robot_io.devices.lerobot_devices import build_devices
 from tests.fakes import FakeRobot
-from tests.robot_io import config_fake_lerobot  # noqa: F401 - registers the fake LeRobot devices
-from tests.robot_io.test_playback_camera import write_video
+from tests.robot_io.devices import config_fake_lerobot  # noqa: F401 - registers the fake LeRobot devices
+from tests.robot_io.devices.test_playback_camera import write_video
 
 
 def test_lerobot_flags_and_maps_reach_the_device_builder(tmp_path):

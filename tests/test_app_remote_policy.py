@@ -8,11 +8,11 @@ import pytest
 
 from app import build_remote_policy, main, parse_args
 from model.serve import PolicyServer, ServeConfig, serve_in_thread
-from robot_io.remote_policy import RemotePolicy
+from robot_io.wire.remote_policy import RemotePolicy
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
-from runtime.commands import RunPolicy
-from runtime.session import Session, SessionConfig
+from runtime.control.commands import RunPolicy
+from runtime.control.session import Session, SessionConfig
 from tests.model.helpers import write_served_checkpoint
 from tests.session_support import wait_until
 from ui.status_bar import render_status

@@ -15,7 +15,7 @@ an audit log of who did what.
 - Operators drive, record and load models; viewers watch. The plain routes refuse a viewer's
   POST (the e-stop excepted: anyone who sees the robot may stop it); the page's own controls
   ask `may_operate` before submitting. One operator at a time holds control of the robot: the
-  session's control lease (runtime/session.py), keyed by the operator's name.
+  session's control lease (runtime/control/session.py), keyed by the operator's name.
 - Audit: one JSON line per login, failure and command (time, user, address, action, detail).
 """
 

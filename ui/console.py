@@ -10,10 +10,10 @@ from pathlib import Path
 import gradio as gr
 from fastapi import FastAPI
 
-from runtime.checkpoint_loader import CheckpointLoader
-from runtime.rerun_log import RerunLogger
-from runtime.replay_service import ReplayService
-from runtime.session import Session
+from runtime.control.checkpoint_loader import CheckpointLoader
+from runtime.rerun.logger import RerunLogger
+from runtime.replay.service import ReplayService
+from runtime.control.session import Session
 from ui.access import Access, install_access
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel

@@ -8,9 +8,9 @@ import threading
 
 import gradio as gr
 
-from runtime.commands import DryRun, Pause, Reconnect, ResetScene, ReturnHome, RunPolicy, validate_instruction
-from runtime.session import Session
-from runtime.teleop_keys import KEYMAP_HELP
+from runtime.control.commands import DryRun, Pause, Reconnect, ResetScene, ReturnHome, RunPolicy, validate_instruction
+from runtime.control.session import Session
+from runtime.control.teleop_keys import KEYMAP_HELP
 from ui.operator_gate import OperatorGate
 
 HISTORY_LENGTH = 20

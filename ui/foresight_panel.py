@@ -13,7 +13,7 @@ import html
 
 import gradio as gr
 
-from runtime.foresight_reckoning import NO_INFERENCE_MESSAGE
+from runtime.control.foresight_reckoning import NO_INFERENCE_MESSAGE
 
 
 def build_foresight_panel(camera_names: list[str], horizon: int) -> gr.HTML:

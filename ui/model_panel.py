@@ -6,8 +6,8 @@ import html
 
 import gradio as gr
 
-from runtime.checkpoint_loader import CheckpointLoader
-from runtime.session import Session
+from runtime.control.checkpoint_loader import CheckpointLoader
+from runtime.control.session import Session
 from ui.operator_gate import OperatorGate
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 
-from runtime.commands import Command, EStop
-from runtime.session import Session
+from runtime.control.commands import Command, EStop
+from runtime.control.session import Session
 from ui.access import Access
 
 VIEWER_MESSAGE = "You are logged in as a viewer: viewers watch only. Ask an operator."

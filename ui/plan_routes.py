@@ -14,9 +14,9 @@ from __future__ import annotations
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import Response
 
-from runtime.commands import DiscardDryRuns, RunPolicy
-from runtime.dry_run import Preview
-from runtime.session import Session
+from runtime.control.commands import DiscardDryRuns, RunPolicy
+from runtime.control.dry_run import Preview
+from runtime.control.session import Session
 from ui.frame_encoder import encode_jpeg
 from ui.routes import ThreadWake
 

@@ -7,11 +7,11 @@ import html
 
 import gradio as gr
 
-from runtime.commands import (
+from runtime.control.commands import (
     RECORDING_MODES, DiscardRecording, RerecordEpisode, SetRecordingMode, StartRecording, StopRecording,
 )
-from runtime.recording import RecordingStatus
-from runtime.session import Session
+from runtime.control.recording import RecordingStatus
+from runtime.control.session import Session
 from ui.operator_gate import OperatorGate
 
 MODE_LABELS = {"attempts": "Full attempts (policy + corrections in one episode)",

@@ -20,10 +20,10 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 
-from robot_io.dataset_episode import DatasetReadError
-from runtime.foresight_reckoning import reckoning_picture
-from runtime.open_loop_replay import DEFAULT_INFER_EVERY, ReplayConfig, ReplayError, format_camera_mapping, parse_camera_mapping
-from runtime.replay_service import ReplayBusy, ReplayService
+from robot_io.datasets.reader import DatasetReadError
+from runtime.control.foresight_reckoning import reckoning_picture
+from runtime.replay.open_loop import DEFAULT_INFER_EVERY, ReplayConfig, ReplayError, format_camera_mapping, parse_camera_mapping
+from runtime.replay.service import ReplayBusy, ReplayService
 from ui.frame_encoder import SharedJpegCache
 
 REPLAY_SCRIPT = Path(__file__).with_name("replay.js")

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from gradio_rerun import Rerun
 
-from runtime.rerun_log import RerunError, RerunLogger
-from runtime.rerun_snapshot import NO_GEOMETRY_NOTICE
+from runtime.rerun.logger import RerunError, RerunLogger
+from runtime.rerun.snapshot_writer import NO_GEOMETRY_NOTICE
 from ui.access import Access
 from ui.operator_gate import VIEWER_MESSAGE, may_operate
 

@@ -18,9 +18,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
-from runtime.commands import EStop, Reconnect, Release, ReturnHome, TakeOver, TeleopKeys
-from runtime.session import Session
-from runtime.teleop_keys import AXES
+from runtime.control.commands import EStop, Reconnect, Release, ReturnHome, TakeOver, TeleopKeys
+from runtime.control.session import Session
+from runtime.control.teleop_keys import AXES
 from ui.frame_encoder import SharedJpegCache
 
 BOUNDARY = "frame"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import gradio as gr
 
-from runtime.snapshot import Snapshot
+from runtime.control.snapshot import Snapshot
 
 SHOWN_QUEUE_MS = 1.0  # a remote server's batching wait is shown once it reaches this
 MODE_COLOURS = {"idle": "#6b7280", "running": "#16a34a", "paused": "#d97706", "takeover": "#2563eb", "estop": "#dc2626",

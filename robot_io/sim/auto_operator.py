@@ -1,7 +1,7 @@
 """An automatic operator for the conveyor sim: a scripted stand-in for a person watching the
 policy with a leader arm in hand, who takes over when the policy strays or stalls.
 
-It plugs into the console as any teleop device does (`robot_io.teleop.Teleoperator`): while it
+It plugs into the console as any teleop device does (`robot_io.devices.teleop.Teleoperator`): while it
 only watches, its reading stays at its rest pose, so the session sees no motion; once it judges
 the attempt lost it reports the scripted expert's command every tick, the reading jumps past the
 session's dead zone and the session hands it control (recorded as an intervention, one
@@ -26,7 +26,7 @@ import numpy as np
 from robot_io.sim import scene
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import GRIPPER_KEY, JOINT_KEYS, SIM_STATE_KEY, SimRobot
-from robot_io.teleop import Teleoperator
+from robot_io.devices.teleop import Teleoperator
 
 LIFTED_Z = scene.BELT_TOP_Z + 3 * scene.BLOCK_HALF  # a block this high is off the belt
 REASON_KINDS = ("wrong_block", "missed", "stalled", "fumbled")

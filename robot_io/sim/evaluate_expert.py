@@ -14,7 +14,7 @@ import time
 
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.policy import add_execute_horizon_argument
-from robot_io.sim.expert_rollout import RolloutResult, run_episode
+from robot_io.sim.rollout import RolloutResult, run_episode
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot

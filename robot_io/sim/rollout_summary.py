@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from robot_io.sim.conveyor_env import ConveyorSimConfig
-from robot_io.sim.expert_rollout import RolloutResult
+from robot_io.sim.rollout import RolloutResult
 
 SPEED_BANDS = 3  # equal-width bands over the belt speed range
 

@@ -1,5 +1,5 @@
 """The conveyor sim's world in 3D for views: forward kinematics of the arm, camera models, and the
-belt, bin and blocks as boxes (`SceneGeometry` of robot_io/robot.py).
+belt, bin and blocks as boxes (`SceneGeometry` of robot_io/devices/robot.py).
 
 Everything is computed on a private model of the scene (no blocks) with its own `MjData`, behind
 a lock, so any thread (the Rerun logger's) may ask while the control thread steps the simulation.
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import mujoco
 import numpy as np
 
-from robot_io.robot import CameraModel, SceneObject
+from robot_io.devices.robot import CameraModel, SceneObject
 from robot_io.sim import scene
 from robot_io.sim.arm_kinematics import EE_SITE
 from robot_io.sim.conveyor_env import SimState

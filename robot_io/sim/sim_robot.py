@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from robot_io.camera import Camera
-from robot_io.robot import CameraModel, Robot, SceneObject
+from robot_io.devices.camera import Camera
+from robot_io.devices.robot import CameraModel, Robot, SceneObject
 from robot_io.sim import scene
 from robot_io.sim.conveyor_env import ConveyorEnv, ConveyorSimConfig, EpisodeSpec, SimState
 from robot_io.sim.scene_geometry import SimSceneGeometry

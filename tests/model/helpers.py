@@ -115,7 +115,7 @@ def write_served_checkpoint(folder, robot) -> None:
     import json
 
     from model.checkpoint import TRAIN_CONFIG_FILE
-    from robot_io.robot import camera_keys, state_keys
+    from robot_io.devices.robot import camera_keys, state_keys
 
     write_checkpoint(folder, robot)
     layout = {"robot_type": robot.name, "cameras": camera_keys(robot), "state_keys": state_keys(robot),

@@ -19,7 +19,7 @@ from model.train_data import (
     open_dataset,
     read_dataset,
 )
-from robot_io.chunk_blending import BlendConfig
+from robot_io.chunks.blending import BlendConfig
 from robot_io.policy import DEFAULT_EXECUTE_HORIZON
 from robot_io.sim import collect
 

@@ -1,6 +1,6 @@
 """The policy server speaks openpi's websocket protocol: a small checkpoint we save is served on
 127.0.0.1 and driven by a client written from openpi-client's wire format (its msgpack_numpy
-encoding is re-implemented here, independently of robot_io.wire_codec), and, when
+encoding is re-implemented here, independently of robot_io.wire.codec), and, when
 OPENPI_CLIENT_PYTHON names a Python with the public `openpi-client` installed (it pins numpy < 2,
 so it lives in its own virtualenv), by openpi-client itself."""
 
@@ -37,7 +37,7 @@ from model.serve import (
     parse_request,
     serve_in_thread,
 )
-from robot_io.wire_codec import ProtocolError, packb, unpackb
+from robot_io.wire.codec import ProtocolError, packb, unpackb
 from tests.model.helpers import CAMERAS, STATE_KEYS, small_config, small_model
 
 TIMEOUT_S = 60.0  # every wait is bounded; generous because the test machine's cores are shared

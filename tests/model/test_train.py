@@ -26,7 +26,7 @@ from model.train_data import (
     target_frames,
 )
 from model.train_step import make_optimizer, train_step
-from robot_io.recorder import EpisodeRecorder
+from robot_io.datasets.recorder import EpisodeRecorder
 from tests.model.helpers import CAMERAS, STATE_KEYS, small_config, small_model
 
 EPISODES = [("pick the red block", 20), ("pick the blue block", 12)]  # (task, frames)

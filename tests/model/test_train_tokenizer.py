@@ -26,7 +26,7 @@ from model.train_tokenizer import (
     tokenizer_input,
     train,
 )
-from robot_io.recorder import EpisodeRecorder
+from robot_io.datasets.recorder import EpisodeRecorder
 
 CAMERAS = ("head", "wrist", "side")
 SIZE = 64

@@ -2,7 +2,7 @@
 
 import pytest
 
-from runtime.session import Session, SessionConfig
+from runtime.control.session import Session, SessionConfig
 from tests.fakes import ConstantPolicy, FakeRobot
 
 FPS = 60.0

@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from robot_io.chunk_blending import BlendConfig
-from runtime.commands import DryRun, Mode, RunPolicy
-from runtime.session import Session, SessionConfig
+from robot_io.chunks.blending import BlendConfig
+from runtime.control.commands import DryRun, Mode, RunPolicy
+from runtime.control.session import Session, SessionConfig
 from tests.fakes import FailingPolicy, FakeRobot, ForesightPolicy
 from tests.session_support import wait_for_json, wait_until
 from ui.plan_routes import add_plan_routes

@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from runtime.open_loop_replay import PolicyLayout
-from runtime.replay_service import ReplayService, ReplayServiceConfig
+from runtime.replay.open_loop import PolicyLayout
+from runtime.replay.service import ReplayService, ReplayServiceConfig
 from tests.replay_support import G1_V21, EchoPolicy, record_dataset
 from ui.replay_routes import add_replay_routes
 

@@ -11,9 +11,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from runtime.rerun_log import RerunConfig, RerunLogger
-from runtime.rerun_snapshot import NO_GEOMETRY_NOTICE
-from runtime.session import Session, SessionConfig
+from runtime.rerun.logger import RerunConfig, RerunLogger
+from runtime.rerun.snapshot_writer import NO_GEOMETRY_NOTICE
+from runtime.control.session import Session, SessionConfig
 from tests.browser_support import free_port
 from tests.fakes import ConstantPolicy, FakeRobot
 from ui.access import Access, add_user, install_access

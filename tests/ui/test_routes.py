@@ -8,9 +8,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from runtime.commands import Mode, RunPolicy, TakeOver
-from runtime.foresight_reckoning import NO_FORESIGHT_MESSAGE
-from runtime.session import Session, SessionConfig
+from runtime.control.commands import Mode, RunPolicy, TakeOver
+from runtime.control.foresight_reckoning import NO_FORESIGHT_MESSAGE
+from runtime.control.session import Session, SessionConfig
 from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy
 from tests.session_support import wait_for_json, wait_until
 from ui.routes import MAX_KEYS, add_console_routes

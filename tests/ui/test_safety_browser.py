@@ -15,8 +15,8 @@ import gradio as gr
 import pytest
 import uvicorn
 
-from runtime.commands import Mode, ResetScene, RunPolicy
-from runtime.session import Session, SessionConfig
+from runtime.control.commands import Mode, ResetScene, RunPolicy
+from runtime.control.session import Session, SessionConfig
 from tests.browser_support import chromium_page, free_port
 from tests.fakes import ConstantPolicy, FakeRobot
 from tests.session_support import wait_until

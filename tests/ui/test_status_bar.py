@@ -2,8 +2,8 @@
 
 import dataclasses
 
-from robot_io.chunk_blending import Seam, SeamStats
-from runtime.session import Session, SessionConfig
+from robot_io.chunks.blending import Seam, SeamStats
+from runtime.control.session import Session, SessionConfig
 from tests.fakes import ConstantPolicy, FakeRobot
 from tests.session_support import wait_until
 from ui.status_bar import render_status

@@ -1,0 +1,72 @@
+"""Auto-hold on surprise: when the world stops matching the policy's expectations, hold and ask
+the operator to take over.
+
+Two signals, both already measured by the session:
+- foresight error: when the prediction made at tick t is judged at t+H (runtime/foresight_reckoning),
+  its PSNR against the real frame (mean over cameras) below `min_foresight_psnr_db`, or its latent
+  L2 above `max_foresight_latent_l2` (when the policy can encode frames);
+- chunk-switch jump: a new chunk whose first step differs from the command sent the tick before
+  by more than `max_seam` (robot_io/chunk_blending.Seam.raw, before blending), i.e. the policy
+  changed its mind abruptly.
+
+Off by default (an operator turns it on per session, e.g. while collecting corrections); a
+threshold of None leaves that signal out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from robot_io.chunks.blending import Seam
+from runtime.control.foresight_reckoning import ForesightPoint
+
+
+@dataclass(frozen=True)
+class SurpriseConfig:
+    enabled: bool = False
+    min_foresight_psnr_db: float | None = 16.0  # mean over cameras; the copy-frame baseline is ~20 dB in the sim
+    max_foresight_latent_l2: float | None = None
+    max_seam: float | None = 0.35  # rad (or gripper units), the largest joint of the raw jump
+
+    def __post_init__(self) -> None:
+        for name in ("min_foresight_psnr_db", "max_foresight_latent_l2", "max_seam"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value <= 0):
+                raise ValueError(f"SurpriseConfig.{name} must be a positive number or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Surprise:
+    tick: int
+    kind: str  # "foresight_psnr", "foresight_latent_l2" or "seam"
+    value: float
+    threshold: float
+
+    def describe(self) -> str:
+        what = {"foresight_psnr": "foresight PSNR", "foresight_latent_l2": "foresight latent L2",
+                "seam": "chunk-switch jump"}[self.kind]
+        relation = "below" if self.kind == "foresight_psnr" else "above"
+        return f"{what} {self.value:.3g} is {relation} the threshold {self.threshold:.3g}"
+
+
+def foresight_surprise(config: SurpriseConfig, tick: int, judged: Sequence[ForesightPoint]) -> Surprise | None:
+    """The predictions judged this tick (one point per camera), against the thresholds."""
+    if not config.enabled or not judged:
+        return None
+    psnr = sum(p.psnr_db for p in judged) / len(judged)
+    if config.min_foresight_psnr_db is not None and psnr < config.min_foresight_psnr_db:
+        return Surprise(tick, "foresight_psnr", psnr, config.min_foresight_psnr_db)
+    latents = [p.latent_l2 for p in judged if p.latent_l2 is not None]
+    if config.max_foresight_latent_l2 is not None and latents:
+        l2 = sum(latents) / len(latents)
+        if l2 > config.max_foresight_latent_l2:
+            return Surprise(tick, "foresight_latent_l2", l2, config.max_foresight_latent_l2)
+    return None
+
+
+def seam_surprise(config: SurpriseConfig, seam: Seam) -> Surprise | None:
+    if not config.enabled or config.max_seam is None or seam.raw <= config.max_seam:
+        return None
+    return Surprise(seam.tick, "seam", seam.raw, config.max_seam)

@@ -1,0 +1,136 @@
+"""The console's open-loop replay desk: which datasets may be replayed, the replay policy, one job at a time.
+
+Datasets are found in configured roots only (recordings/ and folders named on the command line),
+and a requested folder must lie inside one of them, so the page cannot make the console read
+arbitrary paths. The replay runs its own policy instance, loaded at the first replay: the live
+policy keeps the control loop's frame history, which a replay must not disturb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot_io.datasets.conversion import default_cache_root
+from robot_io.datasets.reader import INFO_PATH, DatasetReadError, DatasetSummary, read_summary
+from robot_io.policy import Policy
+from runtime.replay.open_loop import PolicyLayout, ReplayConfig, ReplayError, ReplayJob
+
+SCAN_DEPTH = 3  # folder levels below a root searched for datasets (root/owner/name/meta/info.json)
+MAX_LISTED = 200  # datasets listed at most, so a huge folder cannot stall the page
+
+
+class ReplayBusy(ReplayError):
+    """A replay was asked for while another runs."""
+
+
+@dataclass
+class ReplayServiceConfig:
+    roots: tuple[Path, ...]
+    cache_root: Path = field(default_factory=default_cache_root)  # v3.0 copies of v2.1 datasets
+    default_cameras: dict[str, str] = field(default_factory=dict)  # the page's initial camera mapping
+
+    def __post_init__(self) -> None:
+        self.roots = tuple(Path(r).expanduser().resolve() for r in self.roots)
+        if not self.roots:
+            raise ValueError("open-loop replay needs at least one dataset root folder")
+        self.cache_root = Path(self.cache_root).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class DatasetListing:
+    path: Path
+    summary: DatasetSummary | None  # None when unreadable
+    problem: str  # why it cannot be replayed ("" when it is readable)
+
+
+class ReplayService:
+    def __init__(self, config: ReplayServiceConfig, layout: PolicyLayout, policy_factory: Callable[[], Policy]) -> None:
+        self.config = config
+        self.layout = layout
+        self._policy_factory = policy_factory
+        self._policy: Policy | None = None
+        self._policy_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._job: ReplayJob | None = None
+
+    def datasets(self) -> list[DatasetListing]:
+        """Every folder holding meta/info.json under the roots, readable or not (then with the reason)."""
+        listings = []
+        for path in _dataset_folders(self.config.roots):
+            try:
+                listings.append(DatasetListing(path, read_summary(path), ""))
+            except DatasetReadError as err:
+                listings.append(DatasetListing(path, None, str(err)))
+            if len(listings) == MAX_LISTED:
+                break
+        return listings
+
+    def allowed(self, dataset: str | Path) -> Path:
+        """The dataset folder, resolved, if it lies inside a root; else a ReplayError."""
+        path = Path(dataset).expanduser().resolve()
+        if not any(path.is_relative_to(root) for root in self.config.roots):
+            raise ReplayError(f"{dataset} is outside the replay roots {[str(r) for r in self.config.roots]} "
+                              "(add a folder with --replay-root)")
+        return path
+
+    def start(self, config: ReplayConfig) -> ReplayJob:
+        """Start a replay; a ReplayError when the folder is not allowed (ReplayBusy when a replay runs),
+        a DatasetReadError when its meta/info.json is unreadable."""
+        path = self.allowed(config.dataset)
+        with self._lock:
+            if self._job is not None and not self._job.join(0):
+                raise ReplayBusy("a replay is running: stop it first")
+            summary = read_summary(path)
+            self._job = ReplayJob(self._load_policy, self.layout, dataclasses.replace(config, dataset=path),
+                                  self.config.cache_root, summary).start()
+            return self._job
+
+    def stop(self) -> None:
+        with self._lock:
+            job = self._job
+        if job is not None:
+            job.cancel()
+
+    @property
+    def job(self) -> ReplayJob | None:
+        """The running or latest replay."""
+        with self._lock:
+            return self._job
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.stop()
+        job = self.job
+        if job is not None:
+            job.join(timeout_s)
+
+    def _load_policy(self) -> Policy:
+        """Called on the job thread: the first replay pays for loading the model."""
+        with self._policy_lock:
+            if self._policy is None:
+                self._policy = self._policy_factory()
+            return self._policy
+
+
+def _dataset_folders(roots: tuple[Path, ...]) -> Iterator[Path]:
+    """Folders with meta/info.json, at most SCAN_DEPTH levels below each root, not inside a dataset."""
+    seen: set[Path] = set()
+    frontier = [(root, 0) for root in roots if root.is_dir()]
+    while frontier:
+        folder, depth = frontier.pop(0)
+        if folder in seen:
+            continue
+        seen.add(folder)
+        if (folder / INFO_PATH).is_file():
+            yield folder
+            continue
+        if depth == SCAN_DEPTH:
+            continue
+        try:
+            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except OSError:
+            continue  # an unreadable folder lists nothing
+        frontier.extend((child, depth + 1) for child in children)
