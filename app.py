@@ -19,7 +19,7 @@ import uvicorn  # noqa: E402
 
 from robot_io.chunks.blending import add_blend_arguments, blend_from_args  # noqa: E402
 from robot_io.policy import Policy, add_execute_horizon_argument  # noqa: E402
-from robot_io.datasets.recorder import RecorderError  # noqa: E402
+from robot_io.datasets.schema import RecorderError  # noqa: E402
 from robot_io.datasets.conversion import default_cache_root  # noqa: E402
 from robot_io.devices.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
 from robot_io.wire.remote_policy import TOKEN_ENV, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402

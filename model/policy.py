@@ -29,8 +29,6 @@ from model.checkpoint import (
 )
 from model.internvla import InternVLA, ModelInputs
 from model.preprocess import (
-    ACTION_FEATURE,
-    STATE_FEATURE,
     DeltaActions,
     Normalizer,
     letterbox,
@@ -39,6 +37,7 @@ from model.preprocess import (
     to_uint8_images,
 )
 from model.understanding import build_text_tokenizer
+from robot_io.datasets.schema import ACTION_KEY, STATE_KEY
 from robot_io.policy import Policy, PolicyOutput
 from robot_io.devices.robot import Robot, camera_keys, state_keys
 
@@ -94,8 +93,8 @@ class InternVLAPolicy(Policy):
             raise ValueError(f"action_mode must be one of {ACTION_MODES}, got {action_mode!r}")
         robot_type = _pick_robot_type(stats, robot_type)
         self.stats = stats
-        self.state_norm = Normalizer.from_stats(stats, robot_type, STATE_FEATURE, len(self.state_keys))
-        self.action_norm = Normalizer.from_stats(stats, robot_type, ACTION_FEATURE, len(self.action_keys))
+        self.state_norm = Normalizer.from_stats(stats, robot_type, STATE_KEY, len(self.state_keys))
+        self.action_norm = Normalizer.from_stats(stats, robot_type, ACTION_KEY, len(self.action_keys))
         self.delta = DeltaActions.by_name(self.action_keys, self.state_keys) if action_mode == "delta" else None
         self.text_tokenizer = text_tokenizer or build_text_tokenizer(c.text)
         self.device = next(model.parameters()).device

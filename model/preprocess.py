@@ -9,8 +9,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-STATE_FEATURE = "observation.state"
-ACTION_FEATURE = "action"
 STD_EPS = 1e-6  # (x - mean) / (std + eps), the released normalisation
 
 

@@ -27,8 +27,6 @@ from model.checkpoint import Stats
 from model.config import ModelConfig
 from model.internvla import InternVLA, ModelInputs
 from model.preprocess import (
-    ACTION_FEATURE,
-    STATE_FEATURE,
     DeltaActions,
     Normalizer,
     letterbox,
@@ -37,9 +35,8 @@ from model.preprocess import (
 )
 from model.train_step import TrainBatch
 from model.understanding import build_text_tokenizer
-from robot_io.datasets.recorder import ACTION_SOURCE_KEY, ACTION_SOURCES, SOURCE_OPERATOR
+from robot_io.datasets.schema import ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, IMAGE_PREFIX, INFO_PATH, SOURCE_OPERATOR, STATE_KEY, local_repo_id
 
-IMAGE_PREFIX = "observation.images."
 CACHE_META = "meta.json"  # written last: a cache without it is incomplete and rebuilt
 ENCODE_BATCH = 32  # frames per tokenizer call while building the cache
 # Which frames' chunks a run learns. "operator": only the frames an operator drove, from datasets
@@ -80,20 +77,21 @@ def open_metadata(root: str | Path) -> Any:
     return _open_local(LeRobotDatasetMetadata, root)
 
 
-def open_dataset(root: str | Path) -> Any:
+def open_dataset(root: str | Path, **options: Any) -> Any:
+    """A local LeRobotDataset (`options`: LeRobotDataset's, e.g. return_uint8=True)."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-    return _open_local(LeRobotDataset, root)
+    return _open_local(LeRobotDataset, root, **options)
 
 
-def _open_local(cls: type, root: str | Path) -> Any:
+def _open_local(cls: type, root: str | Path, **options: Any) -> Any:
     """Never touches the Hub: the folder must hold the dataset."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     root = Path(root).expanduser().absolute()
-    if not (root / "meta" / "info.json").is_file():
-        raise DatasetError(f"{root} holds no LeRobot dataset (no meta/info.json)")
+    if not (root / INFO_PATH).is_file():
+        raise DatasetError(f"{root} holds no LeRobot dataset (no {INFO_PATH})")
     try:
-        return cls(f"local/{root.name}", root=root)
+        return cls(local_repo_id(root), root=root, **options)
     except Exception as err:
         raise DatasetError(f"cannot read the LeRobot dataset at {root}: {type(err).__name__}: {err}") from err
 
@@ -118,14 +116,14 @@ def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Sta
         problems.append(f"missing cameras {missing} (the dataset has {have})")
     if len(cameras) > config.num_cameras:
         problems.append(f"{len(cameras)} cameras {cameras}, but the model takes at most {config.num_cameras}")
-    state_keys = list((features.get(STATE_FEATURE) or {}).get("names") or [])
-    action_keys = list((features.get(ACTION_FEATURE) or {}).get("names") or [])
+    state_keys = list((features.get(STATE_KEY) or {}).get("names") or [])
+    action_keys = list((features.get(ACTION_KEY) or {}).get("names") or [])
     if not state_keys:
-        problems.append(f"no {STATE_FEATURE!r} feature with names")
+        problems.append(f"no {STATE_KEY!r} feature with names")
     elif len(state_keys) > config.max_state_dim:
         problems.append(f"state dimension {len(state_keys)} exceeds the model's max_state_dim {config.max_state_dim}")
     if not action_keys:
-        problems.append(f"no {ACTION_FEATURE!r} feature with names")
+        problems.append(f"no {ACTION_KEY!r} feature with names")
     elif len(action_keys) > config.max_action_dim:
         problems.append(f"action dimension {len(action_keys)} exceeds the model's max_action_dim {config.max_action_dim}")
     if state_keys and action_keys:
@@ -149,7 +147,7 @@ def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Sta
 def _stats_mismatch(stats: Stats, robot_type: str, state_dim: int, action_dim: int) -> list[str]:
     if robot_type not in stats:
         return [f"robot type mismatch: the dataset is {robot_type!r}, the checkpoint's stats are for {sorted(stats)}"]
-    dims = {STATE_FEATURE: state_dim, ACTION_FEATURE: action_dim}
+    dims = {STATE_KEY: state_dim, ACTION_KEY: action_dim}
     return [
         f"{feature} dimension {dim} differs from the checkpoint's stats ({len(stats[robot_type][feature]['mean'])})"
         for feature, dim in dims.items()
@@ -159,7 +157,7 @@ def _stats_mismatch(stats: Stats, robot_type: str, state_dim: int, action_dim: i
 
 def read_dataset(dataset: Any) -> DatasetArrays:
     actor = dataset.meta.features.get(ACTION_SOURCE_KEY)
-    names = [STATE_FEATURE, ACTION_FEATURE, "episode_index", "task_index"] + ([ACTION_SOURCE_KEY] if actor else [])
+    names = [STATE_KEY, ACTION_KEY, "episode_index", "task_index"] + ([ACTION_SOURCE_KEY] if actor else [])
     table = dataset.hf_dataset.select_columns(names).with_format("numpy")[:]
     episode_index = table["episode_index"].astype(np.int64)  # (T,)
     bounds = {int(e["episode_index"]): (e["dataset_from_index"], e["dataset_to_index"]) for e in dataset.meta.episodes}
@@ -168,8 +166,8 @@ def read_dataset(dataset: Any) -> DatasetArrays:
         recorded = np.asarray(table[ACTION_SOURCE_KEY]).reshape(-1).astype(np.int64)  # (T,)
         source = np.array([ACTION_SOURCES.index(n) if n in ACTION_SOURCES else -1 for n in actor["names"]])[recorded]
     return DatasetArrays(
-        state=np.stack(table[STATE_FEATURE]).astype(np.float32),
-        action=np.stack(table[ACTION_FEATURE]).astype(np.float32),
+        state=np.stack(table[STATE_KEY]).astype(np.float32),
+        action=np.stack(table[ACTION_KEY]).astype(np.float32),
         episodes=np.array([bounds[int(e)] for e in episode_index], dtype=np.int64),
         task_index=table["task_index"].astype(np.int64),
         source=source,
@@ -215,8 +213,8 @@ def compute_stats(arrays: DatasetArrays, info: DatasetInfo, chunk: int, starts: 
     state = arrays.state[starts].astype(np.float64)
     return {
         info.robot_type: {
-            STATE_FEATURE: {"mean": state.mean(0).tolist(), "std": state.std(0).tolist()},
-            ACTION_FEATURE: {"mean": mean.tolist(), "std": std.tolist()},
+            STATE_KEY: {"mean": state.mean(0).tolist(), "std": state.std(0).tolist()},
+            ACTION_KEY: {"mean": mean.tolist(), "std": std.tolist()},
         }
     }
 
@@ -307,8 +305,8 @@ class TrainingData:
                  learn_from: str = "all") -> None:
         self.info, self.arrays, self.cache, self.config = info, arrays, cache, config
         self.targets = target_frames(arrays, learn_from)  # (N,) the frames a batch is drawn from
-        self.state_norm = Normalizer.from_stats(stats, info.robot_type, STATE_FEATURE, len(info.state_keys))
-        self.action_norm = Normalizer.from_stats(stats, info.robot_type, ACTION_FEATURE, len(info.action_keys))
+        self.state_norm = Normalizer.from_stats(stats, info.robot_type, STATE_KEY, len(info.state_keys))
+        self.action_norm = Normalizer.from_stats(stats, info.robot_type, ACTION_KEY, len(info.action_keys))
         self.delta = DeltaActions.by_name(info.action_keys, info.state_keys)
         self.text_tokens, self.text_mask = build_text_tokenizer(config.text)(info.tasks)  # (num_tasks, max_tokens)
         self._starts: dict[int, np.ndarray] = {}  # start_frame_indices, by count

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,9 +37,10 @@ from model.tokenizer import (
     build_tokenizer,
     save_conv_weights,
 )
+from model.train_data import open_dataset
 from model.understanding import resize_square
+from robot_io.datasets.schema import IMAGE_PREFIX
 
-IMAGE_PREFIX = "observation.images."
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.json"
 EVAL_BATCH = 32
@@ -83,19 +83,9 @@ class TokenizerTrainConfig:
 # ---- frames ---------------------------------------------------------------------------------------
 
 
-def open_dataset(folder: Path) -> Any:
+def open_tokenizer_dataset(folder: Path) -> Any:
     """A local LeRobotDataset (frames as uint8) with cameras and at least two episodes; never the Hub."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
-    from lerobot.datasets.utils import CompatibilityError
-
-    folder = folder.expanduser().absolute()
-    if not (folder / "meta" / "info.json").is_file():
-        raise ValueError(f"{folder} holds no LeRobot dataset (no meta/info.json)")
-    try:
-        dataset = LeRobotDataset(f"local/{folder.name}", root=folder, return_uint8=True)
-    except CompatibilityError as err:  # e.g. a v2.1 dataset; LeRobot's message says how to convert it
-        raise ValueError(f"{folder}: {err}") from err
+    dataset = open_dataset(folder, return_uint8=True)
     if not dataset.meta.camera_keys:
         raise ValueError(
             f"{folder} has no camera features ({IMAGE_PREFIX}*), so there is nothing to train an image "
@@ -204,7 +194,7 @@ def resume(cfg: TokenizerTrainConfig, tokenizer: ConvAutoencoder, optimizer: Ada
 def train(cfg: TokenizerTrainConfig) -> dict[str, Any]:
     """Train, save OUT/tokenizer.safetensors and OUT/metrics.json; returns the metrics."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    datasets = [open_dataset(folder) for folder in cfg.datasets]
+    datasets = [open_tokenizer_dataset(folder) for folder in cfg.datasets]
     train_frames, held_out = load_frames(datasets, cfg)
     cfg.out.mkdir(parents=True, exist_ok=True)
 

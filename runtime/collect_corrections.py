@@ -30,7 +30,8 @@ from pathlib import Path
 from model.policy import policy_for_robot
 from robot_io.chunks.blending import BlendConfig, add_blend_arguments, blend_from_args
 from robot_io.policy import Policy, add_execute_horizon_argument
-from robot_io.datasets.recorder import SOURCE_OPERATOR, EpisodeRecorder, RecorderError
+from robot_io.datasets.schema import RecorderError, SOURCE_OPERATOR
+from robot_io.datasets.recorder import EpisodeRecorder
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.rollout import SETTLE_TICKS, run_episode

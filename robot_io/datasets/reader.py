@@ -24,14 +24,9 @@ from typing import Any
 import numpy as np
 
 from robot_io.datasets.conversion import V21, ConversionError, convert_v21
+from robot_io.datasets.schema import ACTION_KEY, EPISODES_DIR, IMAGE_PREFIX, INFO_PATH, STATE_KEY, TASKS_PATH, local_repo_id
 
 V30 = "v3.0"
-INFO_PATH = "meta/info.json"
-TASKS_PATH = "meta/tasks.parquet"
-EPISODES_DIR = "meta/episodes"
-IMAGE_PREFIX = "observation.images."
-STATE_FEATURE = "observation.state"
-ACTION_FEATURE = "action"
 REQUIRED_INFO_KEYS = ("codebase_version", "fps", "features", "total_episodes")
 TIMESTAMP_TOLERANCE_S = 1e-4  # LeRobotDataset's default: a decoded frame must sit this close to its timestamp
 DECODE_BATCH = 16  # frames decoded per call: 16 x 640x480x3 is ~15 MB
@@ -99,7 +94,7 @@ def read_summary(root: str | Path) -> DatasetSummary:
         video_fps = (features[key].get("info") or {}).get("video.fps")
         if video_fps is not None and video_fps != fps:
             raise DatasetReadError(f"{root}: the video of {key} runs at {video_fps} fps, but the dataset says {fps} fps")
-    for key in (STATE_FEATURE, ACTION_FEATURE):
+    for key in (STATE_KEY, ACTION_KEY):
         if key not in features:
             raise DatasetReadError(f"{root} has no {key!r} feature (it has {sorted(features)})")
     return DatasetSummary(
@@ -109,8 +104,8 @@ def read_summary(root: str | Path) -> DatasetSummary:
         robot_type=info.get("robot_type"),
         total_episodes=int(info["total_episodes"]),
         cameras=tuple(key.removeprefix(IMAGE_PREFIX) for key in videos),
-        state_names=_vector_names(features[STATE_FEATURE], STATE_FEATURE, root),
-        action_names=_vector_names(features[ACTION_FEATURE], ACTION_FEATURE, root),
+        state_names=_vector_names(features[STATE_KEY], STATE_KEY, root),
+        action_names=_vector_names(features[ACTION_KEY], ACTION_KEY, root),
     )
 
 
@@ -141,7 +136,7 @@ class ReplayDataset:
         from lerobot.datasets.dataset_metadata import LeRobotDatasetMetadata
 
         try:
-            self.meta = LeRobotDatasetMetadata(f"local/{self.root.name}", root=self.root)
+            self.meta = LeRobotDatasetMetadata(local_repo_id(self.root), root=self.root)
             self._episodes = self.meta.episodes.to_pandas() if self.meta.episodes is not None else None
         except Exception as err:  # noqa: BLE001 - any reader failure is this dataset's, and named
             raise DatasetReadError(f"cannot read the metadata of {self._name}: {type(err).__name__}: {err}") from err
@@ -171,7 +166,7 @@ class ReplayDataset:
             self._video_file(index, camera)
         import pandas as pd
 
-        columns = ["episode_index", "frame_index", "timestamp", STATE_FEATURE, ACTION_FEATURE]
+        columns = ["episode_index", "frame_index", "timestamp", STATE_KEY, ACTION_KEY]
         try:
             table = pd.read_parquet(data_file, columns=columns, filters=[("episode_index", "==", index)])
         except Exception as err:  # noqa: BLE001 - pyarrow raises many kinds; all mean "unreadable"
@@ -179,8 +174,8 @@ class ReplayDataset:
         if table.empty:
             raise DatasetReadError(f"{self._name}: the data file {data_file} holds no frames of episode {index}")
         table = table.sort_values("frame_index")
-        state = np.stack(table[STATE_FEATURE].to_numpy()).astype(np.float32)  # (T, S)
-        action = np.stack(table[ACTION_FEATURE].to_numpy()).astype(np.float32)  # (T, A)
+        state = np.stack(table[STATE_KEY].to_numpy()).astype(np.float32)  # (T, S)
+        action = np.stack(table[ACTION_KEY].to_numpy()).astype(np.float32)  # (T, A)
         tasks = self._episodes.loc[index, "tasks"]
         return EpisodeData(
             index=index,

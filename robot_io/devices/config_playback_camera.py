@@ -18,7 +18,8 @@ from pathlib import Path
 from lerobot.cameras import CameraConfig
 
 from robot_io.datasets.conversion import default_cache_root
-from robot_io.datasets.reader import IMAGE_PREFIX, INFO_PATH, DatasetReadError, read_summary
+from robot_io.datasets.reader import DatasetReadError, read_summary
+from robot_io.datasets.schema import IMAGE_PREFIX, INFO_PATH
 
 PLAYBACK_TYPE = "playback"
 

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from robot_io.datasets.recorder import EpisodeRecorder, RecorderError
+from robot_io.datasets.schema import RecorderError
+from robot_io.datasets.recorder import EpisodeRecorder
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.rollout import run_episode
 from robot_io.sim.scripted_expert import ScriptedExpert

@@ -24,7 +24,7 @@ import numpy as np
 
 from robot_io.chunks.blending import BlendConfig, Plan, blend_into_plan
 from robot_io.policy import DEFAULT_EXECUTE_HORIZON, Policy, commands_after_observation
-from robot_io.datasets.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
+from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
 from robot_io.sim.sim_robot import SimRobot

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robot_io.datasets.recorder import UNKNOWN, EpisodeRecorder, EpisodeSummary
+from robot_io.datasets.schema import EpisodeSummary, UNKNOWN
+from robot_io.datasets.recorder import EpisodeRecorder
 
 PARENT_CHECK_S = 1.0  # how often an idle writer checks that the console is still alive
 CLOSE_TIMEOUT_S = 300.0

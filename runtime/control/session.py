@@ -39,7 +39,8 @@ from runtime.control.dry_run import DryRunBoard, Preview
 from runtime.control.plan_overlay import plan_overlays
 from runtime.control.loop_timing import LoopClock
 from runtime.control.policy_runner import PolicyRunner
-from robot_io.datasets.recorder import SOURCE_HOLD, SOURCE_POLICY, UNKNOWN, check_recordable
+from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_POLICY, UNKNOWN
+from robot_io.datasets.journal import check_recordable
 from runtime.control.recording import RecorderSpec, RecordingWorker
 from runtime.control.safety import SafetyLimits, WorkspaceBox, make_safe, stale_cameras
 from runtime.control.snapshot import Snapshot, freeze_frames

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robot_io.datasets.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
+from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from runtime.control.commands import (
     Command, DiscardRecording, EStop, Mode, Pause, PolicyFailed, Release, ResetScene, ReturnHome, RunPolicy,
     StartRecording, StopRecording, TakeOver, TeleopKeys,

@@ -39,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from robot_io.datasets.reader import IMAGE_PREFIX, DatasetReadError, DatasetSummary, EpisodeData, ReplayDataset, open_dataset
+from robot_io.datasets.schema import IMAGE_PREFIX
+from robot_io.datasets.reader import DatasetReadError, DatasetSummary, EpisodeData, ReplayDataset, open_dataset
 from robot_io.datasets.conversion import V21
 from robot_io.devices.name_mapping import parse_name_pairs
 from robot_io.policy import Policy

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_io.datasets.conversion import default_cache_root
-from robot_io.datasets.reader import INFO_PATH, DatasetReadError, DatasetSummary, read_summary
+from robot_io.datasets.reader import DatasetReadError, DatasetSummary, read_summary
+from robot_io.datasets.schema import INFO_PATH
 from robot_io.policy import Policy
 from runtime.replay.open_loop import PolicyLayout, ReplayConfig, ReplayError, ReplayJob
 

@@ -10,7 +10,7 @@ import numpy as np
 import rerun as rr
 import rerun.blueprint as rrb
 
-from robot_io.datasets.recorder import SOURCE_HOLD, SOURCE_OPERATOR
+from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR
 from robot_io.devices.robot import CameraModel, SceneGeometry
 from robot_io.chunks.schedule import Chunk
 from runtime.control.commands import Mode

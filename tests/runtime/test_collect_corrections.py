@@ -8,7 +8,7 @@ import pytest
 
 from runtime import collect_corrections
 from runtime.collect_corrections import main
-from robot_io.datasets.recorder import ACTION_SOURCES, SOURCE_OPERATOR
+from robot_io.datasets.schema import ACTION_SOURCES, SOURCE_OPERATOR
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 from tests.model.helpers import write_checkpoint

@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robot_io.datasets import journal, schema
 from robot_io.datasets import recorder as rec
-from robot_io.datasets.recorder import ACTION_SOURCES, EpisodeRecorder, RecorderError
+from robot_io.datasets.schema import ACTION_SOURCES, RecorderError
+from robot_io.datasets.recorder import EpisodeRecorder
 
 FPS = 15
 CAMERAS = ("head", "left_wrist", "right_wrist")
@@ -132,7 +134,7 @@ def test_round_trip_values_equal(recorded):
     latency = [e["inference_latency_ms"] for e in expected]
     assert [float(v) for v in hf["inference_latency_ms"]] == [v if v == v else -1.0 for v in latency]  # NaN -> -1
     assert [float(v) for v in hf["foresight_psnr_db"]] == [e["foresight_psnr_db"] for e in expected]
-    assert [rec.EPISODE_OUTCOMES[c] for c in hf["episode_outcome"]] == [OUTCOMES[e] for e in range(2) for _ in range(FRAMES)]
+    assert [schema.EPISODE_OUTCOMES[c] for c in hf["episode_outcome"]] == [OUTCOMES[e] for e in range(2) for _ in range(FRAMES)]
     assert list(hf["frame_index"]) == [t for _ in range(2) for t in range(FRAMES)]
 
 
@@ -220,7 +222,7 @@ def test_resume_after_a_kill_mid_save_keeps_saved_episodes(tmp_path, monkeypatch
     # The disk as a kill inside the next save leaves it: LeRobot wrote the episode (files open,
     # info.json counting it), the recorder had not sealed nor journaled it yet.
     monkeypatch.setattr(EpisodeRecorder, "_seal_saved_episode", lambda self: None)
-    monkeypatch.setattr(EpisodeRecorder, "_write_journal", lambda self: None)
+    monkeypatch.setattr(journal, "write_journal", lambda root, summaries: None)
     record_episode(recorder, 1, TASKS[1], frames=3)
     shutil.copytree(root, crashed)
     (crashed / "meta" / "stats.json").write_text('{"truncated": ')  # killed mid-write
@@ -257,7 +259,7 @@ def test_features_follow_lerobot_conventions():
     # Same layout lerobot's own recording builds from a robot's features.
     from lerobot.utils.feature_utils import hw_to_dataset_features
 
-    ours = rec.dataset_features(OBS_FEATURES, ACT_FEATURES)
+    ours = schema.dataset_features(OBS_FEATURES, ACT_FEATURES)
     theirs = {**hw_to_dataset_features(OBS_FEATURES, "observation"), **hw_to_dataset_features(ACT_FEATURES, "action")}
     for key, feature in theirs.items():
         assert ours[key] == feature, key
@@ -412,25 +414,25 @@ def test_episode_summaries_survive_reopening_and_bad_outcomes_are_refused(record
     shutil.copytree(recorded, copy)
     reopened = EpisodeRecorder(copy, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
     assert reopened.episodes == [
-        rec.EpisodeSummary(0, TASKS[0], FRAMES, "success", FRAMES - 8),
-        rec.EpisodeSummary(1, TASKS[1], FRAMES, "failure", FRAMES - 8),
+        schema.EpisodeSummary(0, TASKS[0], FRAMES, "success", FRAMES - 8),
+        schema.EpisodeSummary(1, TASKS[1], FRAMES, "failure", FRAMES - 8),
     ]
     reopened.start_episode("pick")
     for t in range(3):
         reopened.add_frame(observation(2, t), action(2, t), intervention=False, source="policy")
     with pytest.raises(RecorderError, match="'great' is not one of"):
         reopened.save_episode("great")
-    assert reopened.save_episode() == 2 and reopened.episodes[-1] == rec.EpisodeSummary(2, "pick", 3, "unknown", 0)
+    assert reopened.save_episode() == 2 and reopened.episodes[-1] == schema.EpisodeSummary(2, "pick", 3, "unknown", 0)
     reopened.finalize()
 
 
 def test_summaries_of_a_dataset_journaled_without_them_come_from_its_metadata(recorded, tmp_path):
     copy = tmp_path / "old"
     shutil.copytree(recorded, copy)
-    journal_path = copy / rec.JOURNAL_PATH
-    journal = json.loads(journal_path.read_text())
-    del journal["summaries"]
-    journal_path.write_text(json.dumps(journal))
+    journal_path = copy / journal.JOURNAL_PATH
+    saved = json.loads(journal_path.read_text())
+    del saved["summaries"]
+    journal_path.write_text(json.dumps(saved))
     reopened = EpisodeRecorder(copy, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
     assert [(e.index, e.task, e.frames, e.outcome, e.intervention_frames) for e in reopened.episodes] == [
         (0, TASKS[0], FRAMES, "unknown", -1), (1, TASKS[1], FRAMES, "unknown", -1)]

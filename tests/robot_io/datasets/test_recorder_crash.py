@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robot_io.datasets.recorder import EpisodeRecorder, RecorderError
+from robot_io.datasets.schema import RecorderError
+from robot_io.datasets.recorder import EpisodeRecorder
 
 sys.path.insert(0, str(Path(__file__).parent))  # the fork server imports the child module by name
 import recorder_crash_child as child  # noqa: E402

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from runtime.control.commands import DiscardRecording, RunPolicy, StartRecording, StopRecording, TakeOver, TeleopKeys
-from robot_io.datasets.recorder import RecorderError, check_writable
+from robot_io.datasets.schema import RecorderError
+from robot_io.datasets.journal import check_writable
 from runtime.control.session import Session, SessionConfig
 from tests.session_support import wait_until
 from tests.fakes import ConstantPolicy, FakeRobot
@@ -75,7 +76,7 @@ def test_unwritable_recordings_folder_fails_before_anything_starts(tmp_path):
 
 
 def test_corrections_mode_records_each_takeover_as_an_episode_with_tags_and_outcomes(tmp_path):
-    from robot_io.datasets.recorder import EPISODE_OUTCOMES
+    from robot_io.datasets.schema import EPISODE_OUTCOMES
     from runtime.control.commands import Release, SetRecordingMode
     from tests.fakes import ForesightPolicy
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from robot_io.datasets.recorder import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
+from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from runtime.control.commands import (
     EStop, Mode, Pause, PolicyFailed, Release, ResetScene, ReturnHome, RunPolicy, StartRecording, TakeOver,
     validate_instruction,
