@@ -17,8 +17,8 @@ os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times b
 
 import uvicorn  # noqa: E402
 
-from robot_io.chunks.blending import add_blend_arguments, blend_from_args  # noqa: E402
-from robot_io.policy import Policy, add_execute_horizon_argument  # noqa: E402
+from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags  # noqa: E402
+from robot_io.policy import Policy  # noqa: E402
 from robot_io.datasets.schema import RecorderError  # noqa: E402
 from robot_io.datasets.conversion import default_cache_root  # noqa: E402
 from robot_io.devices.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
@@ -108,11 +108,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ask for a login on loopback too (a machine several people use)")
     parser.add_argument("--audit-log", type=Path, default=Path("recordings/audit.jsonl"), metavar="FILE",
                         help="who did what: logins, failures, commands (JSON lines)")
-    add_blend_arguments(parser)
-    add_execute_horizon_argument(parser)
+    add_chunk_flags(parser)
     add_device_arguments(parser)
     args, leftovers = parser.parse_known_args(argv)
-    args.blend_config = blend_from_args(parser, args)
+    args.chunks = chunks_from_flags(parser, args)
     args.device_flags = device_flags(parser, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
     return args
 
@@ -164,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
         session_config = SessionConfig(
             fps=args.fps,
-            execute_horizon=args.execute_horizon,
-            blend=args.blend_config,
+            chunks=args.chunks,
             record_root=None if args.no_record else args.record_to,
             recording_mode=args.recording_mode,
             save_on_exit=args.on_exit == "save",

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_io.policy import add_execute_horizon_argument
+from robot_io.chunks.flags import CHUNK_FLAGS
+from robot_io.config_flags import add_config_flags
 from runtime.control.session import SessionConfig
 from tests.browser_support import SOFTWARE_GL_ARGS, chromium_page, console_process
 
@@ -50,7 +51,7 @@ def main() -> None:
     parser.add_argument("--policy", choices=["model", "expert"], default="model")
     parser.add_argument("--rerun-page", action="store_true",
                         help="also keep the /rerun viewer open in a second tab (software GL: it costs 1-1.5 cores)")
-    add_execute_horizon_argument(parser)  # inferences per second the cores carry beside the loop
+    add_config_flags(parser, CHUNK_FLAGS)  # --execute-horizon: inferences per second the cores carry beside the loop
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

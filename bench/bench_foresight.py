@@ -37,7 +37,7 @@ from runtime.control.session import SessionConfig
 from runtime.control.snapshot import freeze_frames
 from ui.frame_encoder import encode_jpeg
 
-EXECUTE_HORIZON = SessionConfig().execute_horizon
+EXECUTE_HORIZON = SessionConfig().chunks.execute_horizon
 
 
 def ms(samples: list[float]) -> str:

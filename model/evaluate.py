@@ -65,9 +65,8 @@ from model.train_data import (
     read_dataset,
 )
 from model.understanding import resize_square
-from robot_io.chunks.blending import add_blend_arguments, blend_from_args
+from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
-from robot_io.policy import add_execute_horizon_argument
 from robot_io.sim.rollout import RolloutResult, run_episode
 from robot_io.sim.instruction_probe import format_probe, probe_instructions
 from robot_io.sim.rollout_summary import format_summary, summarize
@@ -103,7 +102,7 @@ def _run_seed(seed: int) -> RolloutResult:
 def closed_loop(checkpoint: Path, seeds: list[int], workers: int, sim: ConveyorSimConfig | None = None,
                 sampling: Sampling | None = None, rollout: dict[str, Any] | None = None) -> list[RolloutResult]:
     """Episodes in seed order, each printed as it finishes. rollout: run_episode's keyword
-    arguments (execute_horizon, blend, latency_ticks); its defaults are the console's."""
+    arguments (chunks, latency_ticks); its defaults are the console's."""
     results = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(checkpoint, sim or ConveyorSimConfig(), sampling or Sampling(), rollout or {})) as pool:
@@ -222,7 +221,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--demos", type=Path, default=DEFAULT_DEMOS, help="held-out demonstrations for the open-loop part")
     parser.add_argument("--demo-frames", type=int, default=320, help="frames sampled from --demos (0: skip the open loop)")
     parser.add_argument("--probe-scenes", type=int, default=20, help="scenes of the instruction probe (0: skip)")
-    add_execute_horizon_argument(parser)
+    add_chunk_flags(parser)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="closed-loop episodes run side by side")
     parser.add_argument("--belt-speed", type=parse_speed_range, default=ConveyorSimConfig.belt_speed_range,
                         help="LOW,HIGH m/s of the closed-loop episodes (default: the training range)")
@@ -233,9 +232,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ticks", type=int, default=1, metavar="L",
                         help="ticks from an observation to its chunk's first command (default 1: an inference "
                              "shorter than a tick; the console's status bar shows its inference time)")
-    add_blend_arguments(parser)
     args = parser.parse_args(argv)
-    args.blend_config = blend_from_args(parser, args)
+    args.chunks = chunks_from_flags(parser, args)
     for low, names in ((0, ("episodes", "demo_frames", "probe_scenes", "noise_scale")),
                        (1, ("workers", "denoise_steps", "latency_ticks"))):
         for name in names:
@@ -250,8 +248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.execute_horizon,
-                              "latency_ticks": args.latency_ticks, "blend": dataclasses.asdict(args.blend_config)}
+    report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.chunks.execute_horizon,
+                              "latency_ticks": args.latency_ticks, "blend": dataclasses.asdict(args.chunks.blend)}
     try:
         sim = ConveyorSimConfig(belt_speed_range=args.belt_speed)
         robot = SimRobot(sim)
@@ -266,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.demo_frames:
             started = time.perf_counter()
             report["open_loop"] = open_loop(policy.model, policy.stats, layout, args.demos,
-                                            args.demo_frames, args.seed, args.execute_horizon)
-            print(format_open_loop(report["open_loop"], args.execute_horizon), f"\n  ({time.perf_counter() - started:.0f} s)", flush=True)
+                                            args.demo_frames, args.seed, args.chunks.execute_horizon)
+            print(format_open_loop(report["open_loop"], args.chunks.execute_horizon), f"\n  ({time.perf_counter() - started:.0f} s)", flush=True)
         if args.probe_scenes:
             robot.connect()
             try:
@@ -278,11 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.episodes:
             started = time.perf_counter()
             seeds = list(range(args.seed, args.seed + args.episodes))
-            rollout = {"execute_horizon": args.execute_horizon, "blend": args.blend_config, "latency_ticks": args.latency_ticks}
+            rollout = {"chunks": args.chunks, "latency_ticks": args.latency_ticks}
             results = closed_loop(args.checkpoint, seeds, args.workers, sim, sampling, rollout)
             report["closed_loop"] = summarize(results, robot.config) | {"seeds": [seeds[0], seeds[-1]]}
-            blend = args.blend_config
-            print(f"closed loop, seeds {seeds[0]}-{seeds[-1]}, {args.execute_horizon} steps per chunk, "
+            blend = args.chunks.blend
+            print(f"closed loop, seeds {seeds[0]}-{seeds[-1]}, {args.chunks.execute_horizon} steps per chunk, "
                   f"{args.latency_ticks} tick{'s' if args.latency_ticks > 1 else ''} of inference latency, "
                   f"chunks blended {blend.mode!r}"
                   f"{f' over {blend.steps} ticks' if blend.mode == 'linear' else ''} ({time.perf_counter() - started:.0f} s):")

@@ -14,16 +14,10 @@ A policy that plans around that latency itself, actions[0] for the next tick, sa
 from __future__ import annotations
 
 import abc
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-# Chunk steps run before the next inference, by default (the console's session, the sim rollouts).
-# With each chunk run from its step for the next tick, the shipped sim model picked more held-out
-# scenes replanning every 6 steps than every 8 or 4 (its MODEL_CARD.md).
-DEFAULT_EXECUTE_HORIZON = 6
 
 
 @dataclass(frozen=True)
@@ -62,16 +56,3 @@ def commands_after_observation(policy: Policy, actions: np.ndarray) -> np.ndarra
                          "a chunk needs at least 2 steps when actions[0] is for the observation's own tick")
     return kept
 
-
-def add_execute_horizon_argument(parser: argparse.ArgumentParser) -> None:
-    """--execute-horizon: for every command that runs a policy's chunks (the console,
-    model.evaluate, runtime.collect_corrections, the expert's evaluation), with one default."""
-
-    def steps(text: str) -> int:
-        value = int(text)
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be >= 1 chunk step, got {value}")
-        return value
-
-    parser.add_argument("--execute-horizon", type=steps, default=DEFAULT_EXECUTE_HORIZON, metavar="N",
-                        help=f"chunk steps run before the next inference (default {DEFAULT_EXECUTE_HORIZON})")

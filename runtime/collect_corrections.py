@@ -28,8 +28,9 @@ from collections import Counter
 from pathlib import Path
 
 from model.policy import policy_for_robot
-from robot_io.chunks.blending import BlendConfig, add_blend_arguments, blend_from_args
-from robot_io.policy import Policy, add_execute_horizon_argument
+from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
+from robot_io.chunks.schedule import ChunkConfig
+from robot_io.policy import Policy
 from robot_io.datasets.schema import RecorderError, SOURCE_OPERATOR
 from robot_io.datasets.recorder import EpisodeRecorder
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
@@ -84,7 +85,7 @@ def run_scene(session: Session, operator: AutoOperator, seed: int, time_limit_s:
 
 
 def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
-                      seed: int, attempts: bool, execute_horizon: int, blend: BlendConfig) -> dict:
+                      seed: int, attempts: bool, chunks: ChunkConfig) -> dict:
     """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
     episode whose outcome is the scene's success."""
     episode = robot.reset_scene(seed)
@@ -98,7 +99,7 @@ def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, r
             recorder.start_episode(episode.instruction)
         recorder.add_frame(observation, action, intervention=intervention, source=source)
 
-    result = run_episode(robot, policy, execute_horizon=execute_horizon, on_frame=record, operator=operator, blend=blend)
+    result = run_episode(robot, policy, chunks=chunks, on_frame=record, operator=operator)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
     return {"seed": seed, "scene": describe_episode(episode),
@@ -114,7 +115,7 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
     try:
         for i in range(args.episodes):
             results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts",
-                                             args.execute_horizon, args.blend_config))
+                                             args.chunks))
             report(i, args.episodes, results[-1])
     finally:
         recorder.finalize()
@@ -124,7 +125,7 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
 def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace,
                        sim: ConveyorSimConfig) -> tuple[list[dict], int]:
     """(per-scene results, episodes in the dataset), each scene run by the console's real-time session."""
-    session = Session(robot, policy, SessionConfig(fps=sim.fps, execute_horizon=args.execute_horizon, blend=args.blend_config,
+    session = Session(robot, policy, SessionConfig(fps=sim.fps, chunks=args.chunks,
                                                    record_root=args.out, recording_mode=args.mode,
                                                    scene_seed=args.seed), teleoperator=operator,
                       policy_label=str(args.checkpoint))
@@ -160,10 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unpaced", action="store_true", help="headless and as fast as the CPU allows, as model.evaluate runs")
     parser.add_argument("--fumble-s", type=float, default=AutoOperatorConfig.fumble_s,
                         help="take over when the target has been in the arm's reach this long unpicked (0: never)")
-    add_execute_horizon_argument(parser)
-    add_blend_arguments(parser)
+    add_chunk_flags(parser)
     args = parser.parse_args(argv)
-    args.blend_config = blend_from_args(parser, args)
+    args.chunks = chunks_from_flags(parser, args)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
     if not args.fumble_s >= 0:

@@ -32,7 +32,6 @@ the session to the blended command exactly as to any other.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import math
 from dataclasses import dataclass, field
@@ -47,9 +46,12 @@ SEAM_HISTORY_LENGTH = 20  # chunk switches kept for the status display
 
 @dataclass(frozen=True)
 class BlendConfig:
-    mode: str = "none"  # one of BLEND_MODES
-    steps: int = DEFAULT_BLEND_STEPS  # "linear": length of the cross-fade, in ticks
-    ensemble_k: float = DEFAULT_ENSEMBLE_K  # "exponential": weight exp(-k*i) of prediction i, oldest i=0
+    # How a new action chunk takes over from the running one: one of BLEND_MODES.
+    mode: str = "none"
+    # "linear": ticks of cross-fade.
+    steps: int = DEFAULT_BLEND_STEPS
+    # "exponential": weight exp(-k*i) of the i-th oldest prediction (ACT's temporal ensemble).
+    ensemble_k: float = DEFAULT_ENSEMBLE_K
 
     def __post_init__(self) -> None:
         if self.mode not in BLEND_MODES:
@@ -89,28 +91,6 @@ class Plan:
         """The actions (n, action_dim) and counts (n,) for `tick` and after; empty when used up."""
         step = max(0, tick - self.start_tick)
         return self.actions[step:], self.counts[step:]
-
-
-def add_blend_arguments(parser: argparse.ArgumentParser) -> None:
-    """--blend, --blend-steps, --blend-k: for every command that runs a policy's chunks (the console,
-    model.evaluate, runtime.collect_corrections), so each runs them the same way."""
-    default = BlendConfig()
-    parser.add_argument("--blend", choices=BLEND_MODES, default=default.mode,
-                        help=f"how a new action chunk takes over from the running one (default {default.mode!r}; "
-                             "robot_io/chunks/blending.py)")
-    parser.add_argument("--blend-steps", type=int, default=default.steps, metavar="N",
-                        help=f"--blend linear: ticks of cross-fade (default {default.steps})")
-    parser.add_argument("--blend-k", type=float, default=default.ensemble_k, metavar="K",
-                        help="--blend exponential: weight exp(-K*i) of the i-th oldest prediction "
-                             f"(default {default.ensemble_k})")
-
-
-def blend_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> BlendConfig:
-    """The BlendConfig of add_blend_arguments' flags; a bad value stops the command with the reason."""
-    try:
-        return BlendConfig(args.blend, args.blend_steps, args.blend_k)
-    except (TypeError, ValueError) as err:
-        parser.error(str(err))
 
 
 def linear_blend(old: np.ndarray, new: np.ndarray, steps: int) -> np.ndarray:

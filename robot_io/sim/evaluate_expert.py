@@ -13,7 +13,7 @@ import sys
 import time
 
 from robot_io.sim.conveyor_env import ConveyorSimConfig
-from robot_io.policy import add_execute_horizon_argument
+from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
 from robot_io.sim.rollout import RolloutResult, run_episode
 from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.scripted_expert import ScriptedExpert
@@ -24,9 +24,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0, help="first episode's seed; the others follow")
-    add_execute_horizon_argument(parser)
+    add_chunk_flags(parser)
     parser.add_argument("--no-cameras", action="store_true", help="render nothing (faster; same physics)")
     args = parser.parse_args(argv)
+    args.chunks = chunks_from_flags(parser, args)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
     return args
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for seed in range(args.seed, args.seed + args.episodes):
             robot.reset_scene(seed)
-            result = run_episode(robot, expert, execute_horizon=args.execute_horizon)
+            result = run_episode(robot, expert, chunks=args.chunks)
             results.append(result)
             ep = result.episode
             print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "

@@ -1,15 +1,13 @@
 """Run one episode of a policy on a `SimRobot` the way the console does, headless and unpaced.
 
-Each tick: observe (and show the policy the observation), send the planned command for this
-tick, and when the running chunk has had `execute_horizon` steps (or runs out) ask the policy for
-the next chunk from this tick's observation. Its commands run from the next tick
-(robot_io.policy.commands_after_observation): one tick of inference latency, an inference that
-takes less than a tick. `latency_ticks` L > 1 plays a slower one as the console meets it: the
-running plan goes on for L ticks, then the chunk takes over from its step for that tick (the
-steps for the ticks in between are gone), and its `execute_horizon` steps count from there, as
-the console's chunk queue counts them. A chunk takes over from what remains of the running plan
-as the queue does (`blend`, robot_io/chunks/blending.py). Ticks with no command (the very first)
-hold the current joint positions.
+Each tick: observe (and show the policy the observation), send the command the chunk schedule
+(robot_io/chunks/schedule.py, the console session's own) gives for this tick, and when the
+schedule wants the next chunk, infer it from this tick's observation. Its commands run from the
+next tick: one tick of inference latency, an inference that takes less than a tick.
+`latency_ticks` L > 1 plays a slower one as the console meets it: the chunk reaches the schedule
+L ticks after its observation, the running plan goes on meanwhile, and the chunk takes over from
+its step for that tick (the steps for the ticks in between are gone). Ticks with no command (the
+very first) hold the current joint positions.
 
 With an automatic operator watching, the operator's command replaces the policy's from the tick
 it takes over to the end of the episode (as a person's takeover does in the console).
@@ -22,8 +20,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robot_io.chunks.blending import BlendConfig, Plan, blend_into_plan
-from robot_io.policy import DEFAULT_EXECUTE_HORIZON, Policy, commands_after_observation
+from robot_io.chunks.schedule import ChunkConfig, ChunkSchedule
+from robot_io.policy import Policy, commands_after_observation
 from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
@@ -47,40 +45,38 @@ def run_episode(
     robot: SimRobot,
     policy: Policy,
     instruction: str | None = None,
-    execute_horizon: int = DEFAULT_EXECUTE_HORIZON,
+    chunks: ChunkConfig | None = None,
     on_frame: FrameCallback | None = None,
     operator: AutoOperator | None = None,
-    blend: BlendConfig | None = None,
     latency_ticks: int = 1,
 ) -> RolloutResult:
     """Run the current scene (call `robot.reset_scene` first) until a block has settled in the
     bin or the time limit.
 
-    instruction: None follows the scene's own instruction. on_frame gets every tick's
-    observation, the action sent and its source (SOURCE_POLICY, SOURCE_HOLD or SOURCE_OPERATOR).
-    operator: watches every tick and, once it takes over, drives the rest of the episode.
-    blend: how a new chunk takes over from the running plan; None: the console's default.
-    latency_ticks: ticks from an observation to its chunk's first command (>= 1).
+    instruction: None follows the scene's own instruction. chunks: how chunks run (None: the
+    console's defaults). on_frame gets every tick's observation, the action sent and its source
+    (SOURCE_POLICY, SOURCE_HOLD or SOURCE_OPERATOR). operator: watches every tick and, once it
+    takes over, drives the rest of the episode. latency_ticks: ticks from an observation to its
+    chunk's first command (>= 1).
     """
     if latency_ticks < 1:
         raise ValueError(f"latency_ticks must be >= 1, got {latency_ticks}")
     episode = robot.episode
     instruction = episode.instruction if instruction is None else instruction
     keys = list(robot.action_features)
-    blend = blend if blend is not None else BlendConfig()
+    schedule = ChunkSchedule(chunks)
     policy.reset()
-    plan: Plan | None = None  # the commands from plan.start_tick on: the newest chunk, blended
-    pending: tuple[int, np.ndarray] | None = None  # a chunk being inferred: the tick it takes over, its commands
+    in_flight: tuple[int, int, np.ndarray] | None = None  # an inference: the tick it lands, its observation's tick, its commands
     held: dict[str, float] | None = None
     in_bin_ticks = 0
     tick = 0
     while tick < robot.config.max_ticks and in_bin_ticks < SETTLE_TICKS:
         observation = robot.get_observation()
         policy.observe(observation)
-        if pending is not None and pending[0] == tick:
-            plan, _ = blend_into_plan(plan, tick, pending[1], blend)
-            pending = None
-        planned = plan.action_for(tick) if plan is not None else None
+        if in_flight is not None and in_flight[0] == tick:
+            schedule.push(in_flight[2], obs_tick=in_flight[1])
+            in_flight = None
+        planned, _ = schedule.pop(tick)
         command = operator.get_action() if operator is not None else None  # it watches every tick
         if command is not None and operator.reason:
             action, source = command, SOURCE_OPERATOR
@@ -89,11 +85,9 @@ def run_episode(
         else:
             action = held or {key: float(observation[key]) for key in keys}
             source = SOURCE_HOLD
-        step = tick - plan.start_tick if plan is not None else 0
-        replan = pending is None and (plan is None or step + 1 >= min(execute_horizon, len(plan.actions)))
-        if source != SOURCE_OPERATOR and replan:
-            chunk = commands_after_observation(policy, policy.infer(observation, instruction).actions)
-            pending = (tick + latency_ticks, chunk[latency_ticks - 1:])  # (n, action_dim) from that tick
+        if source != SOURCE_OPERATOR and schedule.wants_chunk(tick):
+            actions = commands_after_observation(policy, policy.infer(observation, instruction).actions)  # (n, action_dim)
+            in_flight = (tick + latency_ticks, tick, actions)
         if on_frame is not None:
             on_frame(observation, action, source)
         held = robot.send_action(action)
@@ -101,4 +95,3 @@ def run_episode(
         tick += 1
     env = robot.env
     return RolloutResult(episode, env.is_success(), tick, env.blocks_in_bin(), env.time)
-

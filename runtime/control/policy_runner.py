@@ -1,9 +1,15 @@
 """Inference beside the control loop, never inside it.
 
-One thread watches the latest observation and, while the session runs the policy and the chunk
-queue asks for more, calls `policy.infer` and pushes the chunk. Every activation bumps an epoch:
-a result computed for an older epoch (paused, taken over, new instruction) is thrown away, so a
-stale chunk never moves the robot.
+One thread runs the policy's calls in order: every tick's observation goes to `policy.observe`
+first (a policy with frame history, InternVLA-A1's frame t-15, sees every tick), then a reset
+when one was asked for, then a dry run, then the inference the chunk schedule asked for, whose
+chunk it pushes into the schedule. Every activation bumps an epoch: a result computed for an
+older epoch (paused, taken over, new instruction) is thrown away, so a stale chunk never moves
+the robot.
+
+The schedule is the session's (robot_io/chunks/schedule.py, pure); both threads touch it under
+the session's `schedule_lock`, which this runner takes inside its own lock and never the other
+way round.
 """
 
 from __future__ import annotations
@@ -16,8 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from robot_io.chunks.schedule import ChunkSchedule
 from robot_io.policy import Policy, PolicyOutput, commands_after_observation
-from robot_io.chunks.schedule import ChunkQueue
 
 MAX_UNOBSERVED = 64  # ticks of history kept for policy.observe if the runner falls behind
 IDLE_WAIT_S = 0.05  # how often an idle runner re-checks (also bounds shutdown time)
@@ -45,25 +51,27 @@ class PolicyRunner:
     def __init__(
         self,
         policy: Policy,
-        chunks: ChunkQueue,
+        schedule: ChunkSchedule,
+        schedule_lock: threading.Lock,
         action_dim: int,
         on_failure: Callable[[str], None],
         on_result: Callable[[InferenceResult], None] | None = None,
         on_preview: Callable[[str, int, dict[str, Any], InferenceResult | None, str], None] | None = None,
     ) -> None:
         self._policy = policy
-        self._chunks = chunks
+        self._schedule = schedule
+        self._schedule_lock = schedule_lock
         self._action_dim = action_dim
         self._on_failure = on_failure
         self._on_result = on_result  # called on this thread with every accepted result, outside the lock
         # called on this thread for every dry run: (instruction, obs tick, observation, result or None, error)
         self._on_preview = on_preview
-        self._preview: str | None = None  # instruction of the dry run asked for, until it runs
         self._cond = threading.Condition()
         self._epoch = 0
         self._instruction: str | None = None
-        self._obs: tuple[int, dict[str, Any]] | None = None
-        self._last_obs_tick = -1
+        self._request: tuple[int, dict[str, Any]] | None = None  # (tick, observation) the schedule asked to infer on
+        self._preview: tuple[str, int, dict[str, Any]] | None = None  # a dry run asked for, until it runs
+        self._busy = False  # a job is running
         self._stop = False
         self._reset_pending = False
         self._unobserved: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_UNOBSERVED)
@@ -72,33 +80,43 @@ class PolicyRunner:
         self._thread.start()
 
     def activate(self, instruction: str) -> None:
+        """Run `instruction` from a fresh plan: whatever was planned or is being computed is stale."""
         with self._cond:
-            self._epoch += 1
+            self._new_epoch()
             self._instruction = instruction
-            self._chunks.clear()
             self._cond.notify()
 
     def deactivate(self) -> None:
         with self._cond:
-            self._epoch += 1
+            self._new_epoch()
             self._instruction = None
-            self._chunks.clear()
 
-    def preview(self, instruction: str) -> None:
-        """Compute one chunk for `instruction` on the next observation and hand it to on_preview
-        only: the chunk queue never sees it. A newer request replaces one not yet started."""
+    def observe(self, observation: dict[str, Any]) -> None:
+        """Every tick's observation, in order, for `policy.observe`."""
         with self._cond:
-            self._preview = instruction
+            self._unobserved.append(observation)
+            self._cond.notify()
+
+    def request(self, tick: int, observation: dict[str, Any]) -> None:
+        """Infer the next chunk from this observation (the schedule asked for it)."""
+        with self._cond:
+            self._request = (tick, observation)
+            self._cond.notify()
+
+    def preview(self, instruction: str, tick: int, observation: dict[str, Any]) -> None:
+        """Compute one chunk for `instruction` on this observation and hand it to on_preview only:
+        the schedule never sees it. A newer request replaces one not yet started."""
+        with self._cond:
+            self._preview = (instruction, tick, observation)
             self._cond.notify()
 
     def set_policy(self, policy: Policy) -> None:
         """Run `policy` from now on. Whatever the old one is computing is thrown away (a new epoch),
-        the queue is emptied and the new one is reset before its first call; it sees every tick's
+        the plan is dropped and the new one is reset before its first call; it sees every tick's
         observation from here on."""
         with self._cond:
             self._policy = policy
-            self._epoch += 1
-            self._chunks.clear()
+            self._new_epoch()
             self._preview = None
             self._unobserved.clear()
             self._reset_pending = True
@@ -113,49 +131,58 @@ class PolicyRunner:
         with self._cond:
             self._reset_pending = True
 
-    def observe(self, tick: int, observation: dict[str, Any]) -> None:
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Block until every job asked for so far has run (for callers that step the session
+        themselves, e.g. tests driving `Session.tick`). True when idle."""
         with self._cond:
-            self._obs = (tick, observation)
-            self._unobserved.append(observation)
-            self._cond.notify()
+            return self._cond.wait_for(self._idle, timeout_s)
 
     def close(self) -> None:
         with self._cond:
             self._stop = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout=10)
 
-    def _next_job(self) -> Job | None:
-        """What the runner does next, in priority order; None means stop.
+    def _idle(self) -> bool:
+        return not (self._busy or self._unobserved or self._reset_pending or self._preview
+                    or (self._request is not None and self._instruction is not None))
 
-        Every tick's observation goes to `policy.observe` before anything else, on this thread,
-        so a policy that keeps frame history (frame t-15) sees every tick, not only the ones it
-        infers on."""
+    def _new_epoch(self) -> None:
+        """Caller holds the lock: what was planned or is being computed no longer counts."""
+        self._epoch += 1
+        self._request = None
+        with self._schedule_lock:
+            self._schedule.clear()
+
+    def _next_job(self) -> Job | None:
+        """What the runner does next, in priority order; None means stop."""
         with self._cond:
+            self._busy = False
+            self._cond.notify_all()  # wait_until_idle
             while not self._stop:
-                if self._unobserved:
-                    observations = list(self._unobserved)
-                    self._unobserved.clear()
-                    return Job("observe", self._policy, observations=observations)
-                if self._reset_pending:
-                    self._reset_pending = False
-                    return Job("reset", self._policy)
-                if self._preview is not None and self._obs is not None:
-                    instruction, self._preview = self._preview, None
-                    tick, obs = self._obs
-                    return Job("preview", self._policy, self._epoch, instruction, tick, obs)
-                ready = (
-                    self._instruction is not None
-                    and self._obs is not None
-                    and self._obs[0] > self._last_obs_tick
-                    and self._chunks.needs_refill(self._obs[0])
-                )
-                if ready:
-                    tick, obs = self._obs
-                    self._last_obs_tick = tick
-                    return Job("infer", self._policy, self._epoch, self._instruction, tick, obs)
+                job = self._take_job()
+                if job is not None:
+                    self._busy = True
+                    return job
                 self._cond.wait(IDLE_WAIT_S)
             return None
+
+    def _take_job(self) -> Job | None:
+        """Caller holds the lock."""
+        if self._unobserved:
+            observations = list(self._unobserved)
+            self._unobserved.clear()
+            return Job("observe", self._policy, observations=observations)
+        if self._reset_pending:
+            self._reset_pending = False
+            return Job("reset", self._policy)
+        if self._preview is not None:
+            (instruction, tick, obs), self._preview = self._preview, None
+            return Job("preview", self._policy, self._epoch, instruction, tick, obs)
+        if self._request is not None and self._instruction is not None:
+            (tick, obs), self._request = self._request, None
+            return Job("infer", self._policy, self._epoch, self._instruction, tick, obs)
+        return None
 
     def _run(self) -> None:
         while (job := self._next_job()) is not None:
@@ -170,31 +197,36 @@ class PolicyRunner:
             if job.kind == "reset":
                 policy.reset()
                 continue
-            epoch, instruction, tick, obs = job.epoch, job.instruction, job.tick, job.observation
             started = time.perf_counter()
             try:
-                output = policy.infer(obs, instruction)
+                output = policy.infer(job.observation, job.instruction)
                 actions = self._checked_actions(policy, output)
             except Exception as err:  # noqa: BLE001 - any policy failure holds the robot and is shown
-                if job.kind == "preview":
-                    self._preview_done(instruction, tick, obs, None, f"{type(err).__name__}: {err}")
-                    continue
-                with self._cond:
-                    stale = epoch != self._epoch
-                if not stale:
-                    self._on_failure(f"{type(err).__name__}: {err}")
+                self._failed(job, f"{type(err).__name__}: {err}")
                 continue
-            latency_ms = (time.perf_counter() - started) * 1e3
+            result = InferenceResult(output, job.tick, (time.perf_counter() - started) * 1e3)
             if job.kind == "preview":
-                self._preview_done(instruction, tick, obs, InferenceResult(output, tick, latency_ms), "")
+                self._preview_done(job, result, "")
                 continue
             with self._cond:
-                if epoch != self._epoch:
+                if job.epoch != self._epoch:
                     continue
-                self._chunks.push(actions, obs_tick=tick, latency_ms=latency_ms)
-                result = self.last_result = InferenceResult(output, tick, latency_ms)
+                with self._schedule_lock:
+                    self._schedule.push(actions, obs_tick=job.tick, latency_ms=result.latency_ms)
+                self.last_result = result
             if self._on_result is not None:
                 self._on_result(result)
+
+    def _failed(self, job: Job, message: str) -> None:
+        if job.kind == "preview":
+            self._preview_done(job, None, message)
+            return
+        with self._cond:
+            if job.epoch != self._epoch:
+                return  # a stale inference failed: nobody waits for it
+            with self._schedule_lock:
+                self._schedule.cancel_request()
+        self._on_failure(message)
 
     def _checked_actions(self, policy: Policy, output: PolicyOutput) -> np.ndarray:
         """The chunk's commands for the ticks after its observation's, checked."""
@@ -205,6 +237,6 @@ class PolicyRunner:
             raise ValueError("policy returned NaN or infinite actions")
         return commands_after_observation(policy, actions)
 
-    def _preview_done(self, instruction: str, tick: int, observation: dict[str, Any], result: InferenceResult | None, error: str) -> None:
+    def _preview_done(self, job: Job, result: InferenceResult | None, error: str) -> None:
         if self._on_preview is not None:
-            self._on_preview(instruction, tick, observation, result, error)
+            self._on_preview(job.instruction, job.tick, job.observation, result, error)

@@ -20,14 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from robot_io.policy import DEFAULT_EXECUTE_HORIZON, Policy
+from robot_io.policy import Policy
 from robot_io.devices.teleop import CartesianTeleoperator, Teleoperator
 from robot_io.devices.robot import (
     CameraFreshness, CartesianControl, HasHomePose, HasJointLimits, HasStepLimits, ResettableScene, Robot,
     SceneGeometry, camera_keys, state_keys,
 )
-from robot_io.chunks.blending import BlendConfig, SeamMeter
-from robot_io.chunks.schedule import Chunk, ChunkQueue
+from robot_io.chunks.blending import SeamMeter
+from robot_io.chunks.schedule import Chunk, ChunkConfig, ChunkSchedule
 from runtime.control.command_history import CommandHistory
 from runtime.control.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.control.commands import (
@@ -64,10 +64,9 @@ HOME_REACHED_TOLERANCE = 1e-6  # a command this close to the home pose has reach
 @dataclass
 class SessionConfig:
     fps: float = 15.0
-    execute_horizon: int = DEFAULT_EXECUTE_HORIZON  # chunk steps executed before the next inference is requested
-    # How a new chunk takes over from the running one (robot_io/chunks/blending.py): at once by
-    # default, as the policy was measured; BlendConfig(mode="linear") cross-fades.
-    blend: BlendConfig = field(default_factory=BlendConfig)
+    # When the next chunk is asked for and how it takes over (robot_io/chunks/schedule.py): the
+    # same ChunkConfig model.evaluate and runtime.collect_corrections run the sim with.
+    chunks: ChunkConfig = field(default_factory=ChunkConfig)
     max_instruction_chars: int = 200
     max_step_per_tick: float = 0.2  # rad (or gripper units) a command may change per tick
     max_step_overrides: dict[str, float] = field(default_factory=dict)
@@ -99,8 +98,6 @@ class SessionConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 1000:
             raise ValueError(f"fps must be between 1 and 1000, got {self.fps}")
-        if self.execute_horizon < 1:
-            raise ValueError(f"execute_horizon must be >= 1, got {self.execute_horizon}")
         if self.max_instruction_chars < 1:
             raise ValueError("max_instruction_chars must be >= 1")
         if self.max_step_per_tick <= 0:
@@ -117,8 +114,8 @@ class SessionConfig:
             raise ValueError(f"control_lease_s must be > 0, got {self.control_lease_s}")
         if not isinstance(self.surprise, SurpriseConfig):
             raise TypeError(f"surprise must be a SurpriseConfig, got {type(self.surprise).__name__}")
-        if not isinstance(self.blend, BlendConfig):
-            raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
+        if not isinstance(self.chunks, ChunkConfig):
+            raise TypeError(f"chunks must be a ChunkConfig, got {type(self.chunks).__name__}")
         if not self.stale_frame_ms > 0:
             raise ValueError(f"stale_frame_ms must be > 0, got {self.stale_frame_ms}")
         if self.workspace is not None and not isinstance(self.workspace, WorkspaceBox):
@@ -150,7 +147,9 @@ class Session:
         self.safety = self._safety_limits(robot, config)
 
         self._commands: queue.Queue[Command] = queue.Queue()
-        self._chunks = ChunkQueue(config.execute_horizon, config.blend)
+        # The schedule is pure; this lock guards it between the control thread and the runner's.
+        self._schedule = ChunkSchedule(config.chunks)
+        self._schedule_lock = threading.Lock()
         self._seams = SeamMeter()
         # Foresight is judged against reality here; the runner hands each result over the moment
         # it lands, so a new foresight picture does not wait for the next tick.
@@ -158,7 +157,7 @@ class Session:
         self._dry_runs = DryRunBoard()
         self._sent = CommandHistory(self.action_keys)
         self._runner = PolicyRunner(
-            policy, self._chunks, len(self.action_keys), self._policy_failed, on_result=self._on_inference,
+            policy, self._schedule, self._schedule_lock, len(self.action_keys), self._policy_failed, on_result=self._on_inference,
             on_preview=self._on_preview,
         )
         self._recording: RecordingWorker | None = None
@@ -207,6 +206,7 @@ class Session:
         self._robot_fault = ""  # why the robot stopped answering; nothing reaches it until Reconnect
         self._teleop_fault = ""  # why the teleop device stopped answering
         self._was_held = False  # last tick's command was held by safety (its reason was noted then)
+        self._dry_run_wanted: str | None = None  # a dry run's instruction, until the next observation
 
     # --- public API (any thread) ----------------------------------------------------------
     def start(self) -> None:
@@ -323,10 +323,19 @@ class Session:
             self._home = self._home_pose()
         stale = self._check_cameras()
         frames = freeze_frames(observation, self.camera_keys)  # camera -> read-only uint8 (H, W, 3)
-        self._runner.observe(self._tick, observation)
+        self._runner.observe(observation)
+        if self._dry_run_wanted is not None:
+            self._runner.preview(self._dry_run_wanted, self._tick, observation)
+            self._dry_run_wanted = None
 
-        queued, chunk = self._chunks.pop(self._tick) if self._mode is Mode.RUNNING else (None, None)
-        switch = self._chunks.take_switch()
+        running = self._mode is Mode.RUNNING
+        with self._schedule_lock:
+            queued, chunk = self._schedule.pop(self._tick) if running else (None, None)
+            switch = self._schedule.take_switch()
+            infer = running and self._schedule.wants_chunk(self._tick)
+            queue_depth = self._schedule.remaining(self._tick) if chunk else 0
+        if infer:
+            self._runner.request(self._tick, observation)
         if switch is not None:
             # The seam is the jump from the command sent last tick, before safety clamps it.
             last_sent = np.array([self._previous[k] for k in self.action_keys], dtype=np.float32)  # (action_dim,)
@@ -372,7 +381,7 @@ class Session:
             chunk_step=chunk.step_for(self._tick) if chunk else None,
             chunk=chunk,
             previous_chunk=self._previous_chunk if chunk else None,
-            queue_depth=self._chunks.remaining(self._tick) if chunk else 0,
+            queue_depth=queue_depth,
             inference_ms=result.latency_ms if result else None,
             inference_timings_ms=MappingProxyType(dict(result.output.timings_ms)) if result else MappingProxyType({}),
             seams=self._seams.stats(),
@@ -472,7 +481,7 @@ class Session:
             self._note(f"Dry runs need a robot that holds still ({self._mode.value} now): pause first.", error=True)
             return
         self._dry_runs.set_pending(command.instruction)
-        self._runner.preview(command.instruction)
+        self._dry_run_wanted = command.instruction  # computed on the next tick's observation
         self._note(f"Dry run: {command.instruction}")
 
     def _apply_keys(self, command: TeleopKeys) -> None:

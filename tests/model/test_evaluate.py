@@ -20,7 +20,7 @@ from model.train_data import (
     read_dataset,
 )
 from robot_io.chunks.blending import BlendConfig
-from robot_io.policy import DEFAULT_EXECUTE_HORIZON
+from robot_io.chunks.schedule import ChunkConfig
 from robot_io.sim import collect
 
 EPISODES = 2
@@ -168,14 +168,14 @@ def test_closed_loop_runs_chunks_as_the_console_does_unless_told(checkpoint, tmp
     assert evaluate.main(argv) == 0
     report = json.loads(out.read_text())
     assert report["blend"] == dataclasses.asdict(BlendConfig())  # the console's defaults
-    assert (report["execute_horizon"], report["latency_ticks"]) == (DEFAULT_EXECUTE_HORIZON, 1)
+    assert (report["execute_horizon"], report["latency_ticks"]) == (ChunkConfig().execute_horizon, 1)
     assert evaluate.main(argv + ["--blend", "linear", "--blend-steps", "3", "--latency-ticks", "3"]) == 0
     assert json.loads(out.read_text())["blend"] == dataclasses.asdict(BlendConfig("linear", steps=3))
     assert "3 ticks of inference latency, chunks blended 'linear' over 3 ticks" in capsys.readouterr().out
 
     used = []  # each worker runs its episodes as it was started to
     monkeypatch.setattr(evaluate, "run_episode", lambda robot, policy, **kwargs: used.append(kwargs))
-    rollout = {"execute_horizon": 4, "blend": BlendConfig("exponential", ensemble_k=0.5), "latency_ticks": 2}
+    rollout = {"chunks": ChunkConfig(4, BlendConfig("exponential", ensemble_k=0.5)), "latency_ticks": 2}
     evaluate._start_worker(checkpoint, evaluate.ConveyorSimConfig(), evaluate.Sampling(), rollout)
     try:
         evaluate._run_seed(3)

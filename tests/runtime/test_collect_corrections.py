@@ -40,7 +40,7 @@ def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_pa
     horizons, real_run_episode = [], collect_corrections.run_episode
 
     def run_episode(*args, **kwargs):  # the real rollout, its chunk steps per inference noted
-        horizons.append(kwargs["execute_horizon"])
+        horizons.append(kwargs["chunks"].execute_horizon)
         return real_run_episode(*args, **kwargs)
 
     monkeypatch.setattr(collect_corrections, "run_episode", run_episode)

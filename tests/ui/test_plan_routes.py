@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from robot_io.chunks.blending import BlendConfig
+from robot_io.chunks.schedule import ChunkConfig
 from runtime.control.commands import DryRun, Mode, RunPolicy
 from runtime.control.session import Session, SessionConfig
 from tests.fakes import FailingPolicy, FakeRobot, ForesightPolicy
@@ -37,7 +38,7 @@ def client_for():
 
 def test_plan_shows_the_running_chunk_and_the_commands_sent(client_for):
     # No blending: every command sent after a chunk takes over is that chunk's planned step.
-    client, session = client_for(ForesightPolicy(target=0.5, steps=50), blend=BlendConfig(mode="none"))
+    client, session = client_for(ForesightPolicy(target=0.5, steps=50), chunks=ChunkConfig(blend=BlendConfig(mode="none")))
     idle = client.get("/api/plan").json()
     assert idle["chunk"] is None and idle["keys"] == session.action_keys
     session.submit(RunPolicy("go"))

@@ -14,7 +14,7 @@ from robot_io.chunks.blending import (
     ensemble_weights,
     linear_blend,
 )
-from robot_io.chunks.schedule import ChunkQueue
+from robot_io.chunks.schedule import ChunkConfig, ChunkSchedule
 from runtime.control.safety import SafetyLimits, make_safe
 
 DIM = 3
@@ -144,13 +144,13 @@ def test_none_mode_queue_reproduces_the_old_behaviour_exactly():
     # Chunks pushed mid-chunk, one late (skips steps), and the last one runs out (hold).
     pushes = {1: (ramp_chunk(10, 0.0), 0), 6: (ramp_chunk(10, 100.0), 4), 13: (ramp_chunk(5, 50.0), 12)}
     ticks = range(1, 22)
-    q = ChunkQueue(execute_horizon=4, blend=BlendConfig(mode="none"))
+    q = ChunkSchedule(ChunkConfig(4, BlendConfig(mode="none")))
     expected = old_queue_pop({t: (a, o, i + 1) for i, (t, (a, o)) in enumerate(pushes.items())}, ticks)
     assert run_queue(q, pushes, ticks) == expected
 
 
 def test_queue_blends_the_incoming_chunk_with_the_running_one():
-    q = ChunkQueue(execute_horizon=4, blend=BlendConfig(mode="linear", steps=4))
+    q = ChunkSchedule(ChunkConfig(4, BlendConfig(mode="linear", steps=4)))
     q.push(flat(0.0, n=10), obs_tick=0, latency_ms=1)
     executed = [q.pop(t)[0] for t in range(1, 5)]  # ticks 1..4
     assert q.take_switch().overlap == 0
@@ -165,7 +165,7 @@ def test_queue_blends_the_incoming_chunk_with_the_running_one():
 
 
 def test_a_chunk_waits_for_its_first_tick_while_the_running_one_continues():
-    q = ChunkQueue(execute_horizon=4)
+    q = ChunkSchedule(ChunkConfig(4))
     q.push(ramp_chunk(10, 0.0), obs_tick=0, latency_ms=1)
     q.pop(1)
     q.take_switch()
@@ -175,7 +175,7 @@ def test_a_chunk_waits_for_its_first_tick_while_the_running_one_continues():
 
 
 def test_blended_nan_still_makes_safety_hold():
-    q = ChunkQueue(execute_horizon=4)
+    q = ChunkSchedule(ChunkConfig(4))
     q.push(flat(0.0, n=10), obs_tick=0, latency_ms=1)
     q.pop(1)
     q.push(flat(math.nan, n=10), obs_tick=1, latency_ms=1)

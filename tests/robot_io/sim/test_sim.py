@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from robot_io.chunks.blending import BlendConfig
+from robot_io.chunks.schedule import ChunkConfig
 from robot_io.policy import Policy, PolicyOutput
 from robot_io.devices.robot import CartesianControl, HasJointLimits, ResettableScene
 from robot_io.sim.conveyor_env import ConveyorEnv, ConveyorSimConfig
@@ -232,7 +233,7 @@ def test_expert_puts_the_target_block_in_the_bin(expert, speed, execute_horizon)
     try:
         for seed in (0, 1):
             episode = robot.reset_scene(seed)
-            result = run_episode(robot, expert, execute_horizon=execute_horizon)
+            result = run_episode(robot, expert, chunks=ChunkConfig(execute_horizon))
             assert result.success, f"seed {seed} at {speed} m/s failed"
             assert result.in_bin == (episode.target_color,)
             assert robot.is_success()
@@ -259,7 +260,7 @@ class CountingPolicy(Policy):
 def test_rollout_blends_a_new_chunk_into_the_running_one_as_the_console_does(robot, blend, chunk_two):
     robot.reset_scene(0)
     sent = []
-    run_episode(robot, CountingPolicy(list(robot.action_features)), execute_horizon=4, blend=blend,
+    run_episode(robot, CountingPolicy(list(robot.action_features)), chunks=ChunkConfig(4, blend),
                 on_frame=lambda observation, action, source: sent.append((action[JOINT_KEYS[0]], source)))
     commands, sources = zip(*sent[:8])
     assert sources == ("hold",) + ("policy",) * 7
@@ -285,7 +286,7 @@ class StepPolicy(Policy):
 def test_rollout_runs_a_chunk_from_its_step_for_the_next_tick(robot, starts_next_tick, first_step):
     robot.reset_scene(0)
     sent = []
-    run_episode(robot, StepPolicy(list(robot.action_features), starts_next_tick), execute_horizon=4,
+    run_episode(robot, StepPolicy(list(robot.action_features), starts_next_tick), chunks=ChunkConfig(4),
                 on_frame=lambda observation, action, source: sent.append(action[JOINT_KEYS[0]]))
     # tick 0 holds while the first chunk is computed from its observation; ticks 1-4 run that chunk
     assert sent[1:5] == pytest.approx([1 + 0.01 * (first_step + i) for i in range(4)])
@@ -294,7 +295,7 @@ def test_rollout_runs_a_chunk_from_its_step_for_the_next_tick(robot, starts_next
 def test_a_slow_inference_lets_the_running_plan_go_on_and_skips_the_chunks_past_steps(robot):
     robot.reset_scene(0)
     sent = []
-    run_episode(robot, StepPolicy(list(robot.action_features)), execute_horizon=4, latency_ticks=3,
+    run_episode(robot, StepPolicy(list(robot.action_features)), chunks=ChunkConfig(4), latency_ticks=3,
                 on_frame=lambda observation, action, source: sent.append((round(action[JOINT_KEYS[0]], 4), source)))
     assert [source for _, source in sent[:3]] == ["hold"] * 3  # the first chunk is 3 ticks away
     # chunk 1 (observation of tick 0) runs its steps 3-6 at ticks 3-6, then goes on while chunk 2

@@ -6,6 +6,7 @@ import math
 import pytest
 
 from robot_io.chunks.blending import BlendConfig
+from robot_io.chunks.schedule import ChunkConfig
 from runtime.control.commands import EStop, Mode, Pause, Release, ResetScene, RunPolicy, TakeOver, TeleopKeys
 from runtime.control.session import SessionConfig
 from tests.session_support import wait_until
@@ -151,7 +152,7 @@ def joint_1_steps(robot):
 
 def test_blending_makes_the_executed_seam_smaller_than_the_raw_one(make_session):
     # A step clamp wider than the offset, so any smoothing seen here is the blend's, not safety's.
-    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0, blend=BlendConfig(mode="linear"))
+    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0, chunks=ChunkConfig(blend=BlendConfig(mode="linear")))
     session.submit(RunPolicy("go"))
     snap = wait_until(lambda s: len(blended_seams(s)) >= BLENDED_SWITCHES, session)
     seams = blended_seams(snap)
@@ -163,7 +164,7 @@ def test_blending_makes_the_executed_seam_smaller_than_the_raw_one(make_session)
 
 
 def test_blend_none_switches_at_once(make_session):
-    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0, blend=BlendConfig(mode="none"))
+    session, robot = make_session(OffsetPolicy(high=OFFSET), max_step_per_tick=1.0, chunks=ChunkConfig(blend=BlendConfig(mode="none")))
     session.submit(RunPolicy("go"))
     snap = wait_until(lambda s: len(blended_seams(s)) >= BLENDED_SWITCHES, session)
     assert all(seam.blended == seam.raw for seam in snap.seams.history)
@@ -175,7 +176,7 @@ def test_safety_still_applies_after_blending(make_session):
     # and the fourth chunk is NaN: the blended commands are clamped, then the NaN holds.
     max_step = 0.05
     session, robot = make_session(
-        OffsetPolicy(high=1.5, nan_from_call=4), max_step_per_tick=max_step, blend=BlendConfig(mode="exponential")
+        OffsetPolicy(high=1.5, nan_from_call=4), max_step_per_tick=max_step, chunks=ChunkConfig(blend=BlendConfig(mode="exponential"))
     )
     session.submit(RunPolicy("go"))
     paused = wait_until(lambda s: s.mode is Mode.PAUSED, session)
@@ -189,13 +190,13 @@ def test_safety_still_applies_after_blending(make_session):
     assert max(joint_1_steps(robot)) == pytest.approx(max_step)  # the step clamp was active
 
 
-def test_blend_config_is_validated_on_the_session_config():
-    with pytest.raises(TypeError, match="blend must be a BlendConfig"):
-        SessionConfig(blend="linear")
+def test_chunk_config_is_validated_on_the_session_config():
+    with pytest.raises(TypeError, match="chunks must be a ChunkConfig"):
+        SessionConfig(chunks=BlendConfig("linear"))
 
 
 def test_snapshot_carries_the_running_chunk_the_one_before_and_the_queue_depth(make_session):
-    session, _ = make_session(ConstantPolicy(target=0.5, steps=50), execute_horizon=4)
+    session, _ = make_session(ConstantPolicy(target=0.5, steps=50), chunks=ChunkConfig(4))
     session.submit(RunPolicy("go"))
     first = wait_until(lambda s: s.chunk is not None, session)
     # actions[0] was for the observation's own tick, already sent: the chunk runs the other 49

@@ -4,6 +4,7 @@ switch surprised it."""
 import pytest
 
 from robot_io.chunks.blending import BlendConfig, Seam
+from robot_io.chunks.schedule import ChunkConfig
 from runtime.control.commands import Mode, RunPolicy
 from runtime.control.foresight_reckoning import ForesightPoint
 from runtime.control.surprise import SurpriseConfig, foresight_surprise, seam_surprise
@@ -57,7 +58,7 @@ def test_an_accurate_foresight_runs_on(run):
 
 def test_a_jumping_chunk_is_held_before_it_moves_the_arm(run):
     session = run(OffsetPolicy(low=0.0, high=0.5, steps=20), SurpriseConfig(enabled=True, max_seam=0.2),
-                  blend=BlendConfig(mode="none"), max_step_per_tick=1.0)
+                  chunks=ChunkConfig(blend=BlendConfig(mode="none")), max_step_per_tick=1.0)
     held = wait_until(lambda s: s.mode is Mode.PAUSED, session)
     assert held.last_surprise.kind == "seam" and held.last_surprise.value == pytest.approx(0.5)
     ticks, sources, commands = session.sent_commands.since(0)
