@@ -1,9 +1,9 @@
 """The session in Rerun, live: the 3D scene with the planned end-effector paths, the camera images
 with those paths projected on them, and per-joint time series of planned against executed.
 
-A `RerunLogger` follows the session's snapshots in a thread of its own (never the control
-thread) and logs the newest one each time it is free: when logging is slow it skips ticks rather
-than falling behind. The recording is served over gRPC on 127.0.0.1 (the embedded viewer and
+A `RerunLogger` subscribes to the session's tick: the control thread hands it each tick's snapshot
+(`on_tick`, a swap under a lock) and its own thread logs the newest one each time it is free:
+when logging is slow it skips ticks rather than falling behind. The recording is served over gRPC on 127.0.0.1 (the embedded viewer and
 Rerun's own viewer connect to it) and spooled to a file, so `save()` can copy the whole session
 so far into one `.rrd`. The blueprint is sent once, at start. What each snapshot becomes (the
 paths below, the blueprint) is runtime/rerun/snapshot_writer.py.
@@ -55,6 +55,7 @@ import rerun as rr
 from robot_io.devices.robot import SceneGeometry
 from runtime.rerun.snapshot_writer import SnapshotWriter
 from runtime.control.snapshot import Snapshot
+from runtime.control.tick_record import TickRecord
 
 if TYPE_CHECKING:
     from runtime.control.session import Session
@@ -135,6 +136,8 @@ class RerunLogger:
                                       geometry, session.config.fps, config.image_every_ticks)
         _call_niced(self._writer.log_setup)  # sending the blueprint starts a stream of its own
         self._lock = threading.Lock()  # one log call sequence at a time: the thread's, or save()'s flush
+        self._arrived = threading.Condition()
+        self._latest: Snapshot | None = None  # the newest tick handed over by the session
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._logged = 0
@@ -156,6 +159,13 @@ class RerunLogger:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._follow, name="rerun-logger", daemon=True)
         self._thread.start()
+        self._session.subscribe(self)
+
+    def on_tick(self, record: TickRecord) -> None:
+        """The control thread: keep the newest snapshot and wake the logger's thread."""
+        with self._arrived:
+            self._latest = record.snapshot
+            self._arrived.notify()
 
     def stats(self) -> LoggerStats:
         logged = self._logged
@@ -204,7 +214,9 @@ class RerunLogger:
         _lower_priority()
         tick = -1
         while not self._stop.is_set():
-            snapshot = self._session.wait_for_tick(tick, WAIT_S)
+            with self._arrived:
+                self._arrived.wait_for(lambda: self._latest is not None and self._latest.tick > tick, WAIT_S)
+                snapshot = self._latest
             if snapshot is None or snapshot.tick <= tick:
                 continue
             if tick >= 0:

@@ -15,6 +15,7 @@ import rerun as rr
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
 from robot_io.chunks.blending import BlendConfig
+from robot_io.chunks.schedule import ChunkConfig
 from runtime.control.commands import RunPolicy, TakeOver, TeleopKeys
 from runtime.rerun.logger import RerunConfig, RerunError, RerunLogger
 from runtime.rerun.snapshot_writer import STEP_TIMELINE, WALL_TIMELINE, quaternion_xyzw
@@ -137,7 +138,7 @@ def test_a_robot_without_geometry_gets_time_series_images_and_a_notice(run_logge
 def test_an_auto_hold_is_marked_on_the_timeline_at_its_tick(run_logger):
     surprise = SurpriseConfig(enabled=True, max_seam=0.2)
     session, logger = run_logger(FakeRobot(), OffsetPolicy(low=0.0, high=0.5), FAKE_FPS,
-                                 {"surprise": surprise, "blend": BlendConfig(mode="none"), "max_step_per_tick": 1.0})
+                                 {"surprise": surprise, "chunks": ChunkConfig(blend=BlendConfig(mode="none")), "max_step_per_tick": 1.0})
     session.submit(RunPolicy("go"))
     held = wait_until(lambda s: s.last_surprise is not None, session)
     time.sleep(0.3)
