@@ -22,7 +22,8 @@ from robot_io.policy import Policy  # noqa: E402
 from robot_io.datasets.schema import RecorderError  # noqa: E402
 from robot_io.datasets.conversion import default_cache_root  # noqa: E402
 from robot_io.devices.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
-from robot_io.wire.remote_policy import TOKEN_ENV, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
+from robot_io.wire.protocol import TOKEN_ENV  # noqa: E402
+from robot_io.wire.remote_policy import RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
 from robot_io.devices.robot import Robot, camera_keys, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402

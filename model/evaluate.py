@@ -50,10 +50,10 @@ from model.checkpoint import (
     CheckpointError,
     RobotLayout,
 )
-from model.image_metrics import psnr, ssim
+from model.image_metrics import ssim
 from model.internvla import InternVLA
 from model.policy import policy_for_robot, robot_layout
-from model.preprocess import to_model_images, to_uint8_images
+from model.preprocess import resize_square, to_model_images, to_uint8_images
 from model.shipped import SHIPPED_CHECKPOINT
 from model.train_data import (
     DatasetError,
@@ -64,7 +64,7 @@ from model.train_data import (
     open_dataset,
     read_dataset,
 )
-from model.understanding import resize_square
+from robot_io.images import psnr
 from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
 from robot_io.sim.rollout import RolloutResult, run_episode

@@ -9,20 +9,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-PEAK = 255.0  # uint8 pictures
+from robot_io.images import PEAK
+
 SSIM_WINDOW = 11  # Gaussian window of Wang et al. (2004)
 SSIM_SIGMA = 1.5
 SSIM_K1, SSIM_K2 = 0.01, 0.03
-MAX_PSNR_DB = 100.0  # identical pictures: reported as this instead of infinity
-
-
-def psnr(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(..., H, W, 3) uint8 pairs -> (...) dB."""
-    _check_pair(pred, target)
-    mse = ((pred.astype(np.float64) - target.astype(np.float64)) ** 2).mean(axis=(-3, -2, -1))
-    with np.errstate(divide="ignore"):
-        db = 10 * np.log10(PEAK**2 / mse)
-    return np.minimum(db, MAX_PSNR_DB)
 
 
 def ssim(pred: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -33,7 +33,8 @@ from model.mot import (
     block_attention_mask,
 )
 from model.tokenizer import ImageTokenizer, build_tokenizer
-from model.understanding import build_understanding, resize_square
+from model.preprocess import resize_square
+from model.understanding import build_understanding
 
 PREFIX, GENERATION, STATE, ACTIONS = 0, 1, 2, 3  # block numbers: a token reads blocks <= its own
 

@@ -31,12 +31,12 @@ from model.internvla import InternVLA, ModelInputs
 from model.preprocess import (
     DeltaActions,
     Normalizer,
-    letterbox,
     pad_last_dim,
     to_model_images,
     to_uint8_images,
 )
 from model.understanding import build_text_tokenizer
+from robot_io.images import letterbox
 from robot_io.datasets.schema import ACTION_KEY, STATE_KEY
 from robot_io.policy import Policy, PolicyOutput
 from robot_io.devices.robot import Robot, camera_keys, state_keys
@@ -102,6 +102,7 @@ class InternVLAPolicy(Policy):
         self._generator = torch.Generator(device=self.device)  # the policy's own noise, leaving torch's global RNG alone
         self.seed(seed)
         self.history = FrameHistory(c.foresight.history_steps)
+        self.foresight_horizon = c.foresight.history_steps
         self._last_observed: dict[str, Any] | None = None
 
     @classmethod
@@ -177,6 +178,9 @@ class InternVLAPolicy(Policy):
             foresight_latents=dict(zip(keys, latents.float().cpu().numpy())),
             timings_ms=dict(timings_ms),
         )
+
+    def frame_encoder(self):
+        return self.encode_foresight_frames
 
     def encode_foresight_frames(self, frames: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Camera frames uint8 (H, W, 3) -> their tokenizer latents (C, h, w), prepared exactly as

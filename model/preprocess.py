@@ -8,27 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 STD_EPS = 1e-6  # (x - mean) / (std + eps), the released normalisation
 
 
-def letterbox(frame: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (H, W, 3) -> uint8 (size, size, 3): scaled to fit, centred on black."""
-    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-        raise ValueError(f"camera frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
-    h, w = frame.shape[:2]
-    if h == 0 or w == 0:
-        raise ValueError(f"camera frame is empty: {frame.shape}")
-    if h == size and w == size:
-        return frame
-    scale = size / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-    image = F.interpolate(image, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
-    out = np.zeros((size, size, 3), dtype=np.uint8)
-    top, left = (size - new_h) // 2, (size - new_w) // 2
-    out[top : top + new_h, left : left + new_w] = image[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-    return out
+def resize_square(images: Tensor, size: int) -> Tensor:
+    """(M, 3, S, S) -> (M, 3, size, size), untouched when already that size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resized.to(images.dtype)  # antialiased resizing has no bf16 kernel on every device
 
 
 def to_model_images(frames: np.ndarray) -> torch.Tensor:

@@ -12,7 +12,7 @@ from torch import Tensor
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 from model.config import ModelConfig, Qwen3VisionConfig
-from model.understanding import resize_square
+from model.preprocess import resize_square
 
 QWEN3_VL_MAX_POSITIONS = 262144
 

@@ -82,13 +82,16 @@ from websockets.frames import CloseCode
 from model.checkpoint import CheckpointError, RobotLayout, load_checkpoint, read_layout
 from model.internvla import InternVLA
 from model.policy import InternVLAPolicy, Prepared, infer_batch
-from robot_io.wire.codec import ProtocolError, packb, unpackb
 from model.understanding import build_text_tokenizer
 from robot_io.policy import PolicyOutput
+from robot_io.wire.codec import ProtocolError, packb, unpackb
+from robot_io.wire.protocol import (
+    AUTH_HEADER, AUTH_SCHEME, IMAGES_KEY, OBSERVE_ONLY_KEY, OBSERVED_KEY, PROMPT_KEY, PROTOCOL, RESET_KEY, SERVER_TIMING_KEY,
+    STATE_ARRAY_KEYS, TOKEN_ENV,
+)
 
 logger = logging.getLogger(__name__)
 
-PROTOCOL = "openpi-websocket"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000  # openpi's default
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 2**20  # three 640x480 RGB frames are ~2.8 MB
@@ -96,15 +99,7 @@ DEFAULT_BATCH_WINDOW_MS = 5.0
 DEFAULT_MAX_BATCH = 8
 DEFAULT_MAX_CLIENTS = 32
 MAX_PORT = 65535
-TOKEN_ENV = "FORESIGHT_POLICY_TOKEN"  # read by the CLI when --token is not given
-AUTH_HEADER = "Authorization"
-AUTH_SCHEME = "Api-Key"  # openpi-client sends "Authorization: Api-Key <key>"
 HEALTH_PATH = "/healthz"
-STATE_ARRAY_KEYS = ("state", "observation/state")
-IMAGES_KEY = "images"
-PROMPT_KEY = "prompt"
-RESET_KEY = "reset"
-OBSERVE_ONLY_KEY = "observe_only"
 RGB = 3
 MAX_IMAGE_SIDE = 4096  # pixels; larger frames are refused before any resizing
 MAX_PROMPT_CHARS = 2000
@@ -241,7 +236,6 @@ def _image(camera: str, image: Any) -> np.ndarray:
 # ---- the model: one client's policy state, and many clients in one call ------------------------
 
 
-OBSERVED = "observed"  # the result of an observe_only request
 
 
 def run_jobs(model: InternVLA, items: Sequence[tuple[InternVLAPolicy, Request]]) -> list[PolicyOutput | str | Exception]:
@@ -254,7 +248,7 @@ def run_jobs(model: InternVLA, items: Sequence[tuple[InternVLAPolicy, Request]])
                 policy.reset()
             if request.observe_only:
                 policy.observe(request.observation)
-                results[i] = OBSERVED
+                results[i] = OBSERVED_KEY
             else:
                 prepared.append((i, policy, policy.prepare(request.observation, request.prompt)))
         except ValueError as err:  # the policy's own input checks (NaN state, bad frame, empty text)
@@ -419,7 +413,7 @@ class PolicyServer:
                 if reply is None:  # an error was sent and the connection closed
                     return
                 if previous_total_ms is not None:
-                    reply["server_timing"]["prev_total_ms"] = previous_total_ms
+                    reply[SERVER_TIMING_KEY]["prev_total_ms"] = previous_total_ms
                 await websocket.send(packb(reply))
                 previous_total_ms = (time.monotonic() - started) * 1e3
         except websockets.ConnectionClosed as closed:
@@ -443,11 +437,11 @@ class PolicyServer:
             return None
         timing = {"infer_ms": result.infer_ms, "queue_ms": result.queue_ms}
         if isinstance(result.output, str):
-            return {OBSERVED: True, "server_timing": timing}
+            return {OBSERVED_KEY: True, SERVER_TIMING_KEY: timing}
         out = result.output
         return {
             "actions": out.actions,  # (chunk, action_dim) float32
-            "server_timing": timing,
+            SERVER_TIMING_KEY: timing,
             "foresight": out.foresight or {},
             "foresight_latents": out.foresight_latents or {},
             "timings_ms": out.timings_ms,

@@ -29,12 +29,12 @@ from model.internvla import InternVLA, ModelInputs
 from model.preprocess import (
     DeltaActions,
     Normalizer,
-    letterbox,
     pad_last_dim,
     to_model_images,
 )
 from model.train_step import TrainBatch
 from model.understanding import build_text_tokenizer
+from robot_io.images import letterbox
 from robot_io.datasets.schema import ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, IMAGE_PREFIX, INFO_PATH, SOURCE_OPERATOR, STATE_KEY, local_repo_id
 
 CACHE_META = "meta.json"  # written last: a cache without it is incomplete and rebuilt

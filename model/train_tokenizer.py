@@ -30,7 +30,7 @@ from torch.optim import AdamW
 from tqdm import tqdm
 
 from model.config import ModelConfig, preset
-from model.preprocess import letterbox, to_model_images
+from model.preprocess import resize_square, to_model_images
 from model.tokenizer import (
     CONV_WEIGHTS_FILE,
     ConvAutoencoder,
@@ -38,8 +38,8 @@ from model.tokenizer import (
     save_conv_weights,
 )
 from model.train_data import open_dataset
-from model.understanding import resize_square
 from robot_io.datasets.schema import IMAGE_PREFIX
+from robot_io.images import letterbox
 
 STATE_FILE = "train_state.pt"
 METRICS_FILE = "metrics.json"

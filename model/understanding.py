@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from model.config import ConvVisionConfig, ModelConfig, TextConfig
 from model.mot import Expert
+from model.preprocess import resize_square
 
 POSITION_INIT_STD = 0.02  # learned position embeddings start small, as in ViT
 
@@ -85,14 +86,6 @@ class TinyVLM(nn.Module):
     def image_tokens(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
         """images (M, 3, S, S), instruction (M, D) the mean embedding of its words."""
         return self.model.visual(resize_square(images, self.model.visual.input_size), instruction)
-
-
-def resize_square(images: Tensor, size: int) -> Tensor:
-    """(M, 3, S, S) -> (M, 3, size, size), untouched when already that size."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return resized.to(images.dtype)  # antialiased resizing has no bf16 kernel on every device
 
 
 def build_understanding(config: ModelConfig) -> nn.Module:

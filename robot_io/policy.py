@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
+# camera -> uint8 (H, W, 3) frame in; camera -> latent (C, h, w) out: what latent L2 compares.
+FrameEncoder = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class PolicyOutput:
 class Policy(abc.ABC):
     name: str = "policy"
     chunk_starts_next_tick: bool = False  # actions[0] is for the tick after the observation's
+    # Ticks ahead its foresight pictures show (InternVLA-A1: 15); None: it predicts no pictures.
+    foresight_horizon: int | None = None
 
     @abc.abstractmethod
     def infer(self, observation: dict[str, Any], instruction: str) -> PolicyOutput: ...
@@ -44,6 +50,10 @@ class Policy(abc.ABC):
 
     def reset(self) -> None:
         """Forget any per-episode state (called at every scene reset)."""
+        return None
+
+    def frame_encoder(self) -> FrameEncoder | None:
+        """Its encoder of real frames into foresight latents, for latent L2; None: it has none."""
         return None
 
 

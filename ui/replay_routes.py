@@ -107,7 +107,7 @@ def add_replay_routes(app: FastAPI, replay: ReplayService) -> None:
             raise HTTPException(404, f"no judged foresight of {camera!r} yet")
         jpeg = jpegs.get(camera, found.id, reckoning_picture(found.prediction, found.actual))  # (h, 3w + gaps, 3)
         return Response(jpeg, media_type="image/jpeg", headers={**NO_STORE, "X-Reckoning-Id": str(found.id),
-                                                                "X-Foresight-Step": str(found.step)})
+                                                                "X-Foresight-Step": str(found.obs_tick)})
 
     @app.get(SCRIPT_ROUTE)
     def script() -> FileResponse:

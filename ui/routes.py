@@ -132,7 +132,7 @@ def add_console_routes(app: FastAPI, session: Session) -> None:
         jpeg, reckoning = found
         return Response(jpeg, media_type="image/jpeg", headers={
             "Cache-Control": "no-store", "X-Reckoning-Id": str(reckoning.id),
-            "X-Foresight-Tick": str(reckoning.point.obs_tick), "X-Target-Tick": str(reckoning.point.target_tick),
+            "X-Foresight-Tick": str(reckoning.obs_tick), "X-Target-Tick": str(reckoning.target_tick),
         })
 
     @app.get("/api/foresight")

@@ -1,8 +1,8 @@
 """One episode of a local LeRobot dataset, for replaying it as a robot's cameras and state.
 
-    read_summary(root)              -> DatasetSummary from meta/info.json alone (cheap: for listings)
-    open_dataset(root, cache_root)  -> ReplayDataset; v3.0 read in place, v2.1 converted once into
-                                       cache_root with LeRobot's own converter (robot_io/datasets/conversion.py)
+    read_summary(root)                    -> DatasetSummary from meta/info.json alone (cheap: for listings)
+    open_replay_dataset(root, cache_root) -> ReplayDataset; v3.0 read in place, v2.1 converted once into
+                                             cache_root with LeRobot's own converter (robot_io/datasets/conversion.py)
     ReplayDataset.episode(i)        -> EpisodeData: state, action, timestamps, task
     ReplayDataset.frames(episode, camera, positions) -> uint8 (H, W, 3) frames, decoded in order, a batch at a time
 
@@ -109,7 +109,7 @@ def read_summary(root: str | Path) -> DatasetSummary:
     )
 
 
-def open_dataset(root: str | Path, cache_root: str | Path) -> ReplayDataset:
+def open_replay_dataset(root: str | Path, cache_root: str | Path) -> ReplayDataset:
     """The dataset at `root`, read in place (v3.0) or from its v3.0 copy in `cache_root` (v2.1)."""
     source = read_summary(root)
     if source.version == V30:

@@ -21,7 +21,7 @@ from lerobot.cameras import Camera
 from lerobot.utils.decorators import check_if_already_connected, check_if_not_connected
 
 from robot_io.devices.config_playback_camera import PlaybackCameraConfig, PlaybackSourceError
-from robot_io.datasets.reader import DatasetReadError, open_dataset
+from robot_io.datasets.reader import DatasetReadError, open_replay_dataset
 
 DEFAULT_MAX_AGE_MS = 500  # LeRobot's read_latest default
 READ_TIMEOUT_MS = 10_000  # read() waits this long for the next frame
@@ -119,7 +119,7 @@ class PlaybackCamera(Camera):
         c = self.config
         if c.is_dataset:
             try:
-                dataset = open_dataset(c.path, c.cache_root)
+                dataset = open_replay_dataset(c.path, c.cache_root)
                 episode = dataset.episode(c.episode)
             except DatasetReadError as err:
                 raise PlaybackSourceError(str(err)) from err

@@ -40,22 +40,16 @@ from websockets.exceptions import InvalidStatus
 
 from robot_io.policy import Policy, PolicyOutput
 from robot_io.wire.codec import ProtocolError, packb, unpackb
+from robot_io.wire.protocol import (
+    AUTH_HEADER, AUTH_SCHEME, IMAGES_KEY, LAYOUT_KEYS, OBSERVE_ONLY_KEY, OBSERVED_KEY, PROMPT_KEY, RESET_KEY, SERVER_TIMING_KEY,
+    STATE_KEY, TOKEN_ENV,
+)
 
 SCHEMES = ("ws", "wss")
-AUTH_HEADER = "Authorization"
-AUTH_SCHEME = "Api-Key"  # openpi-client's `api_key` header
-TOKEN_ENV = "FORESIGHT_POLICY_TOKEN"  # the token, when not given on the command line (model.serve reads the same)
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_REPLY_TIMEOUT_S = 30.0  # one model call on a loaded server, with room to spare
 DEFAULT_MAX_REPLY_BYTES = 64 * 2**20  # foresight pictures and latents of every camera ride along
 MAX_PIPELINED_OBSERVATIONS = 32  # observe_only requests in flight before the client waits for acknowledgements
-STATE_KEY = "observation/state"
-IMAGES_KEY = "images"
-PROMPT_KEY = "prompt"
-RESET_KEY = "reset"
-OBSERVE_ONLY_KEY = "observe_only"
-OBSERVED_KEY = "observed"
-LAYOUT_KEYS = ("cameras", "state_keys", "action_keys")
 
 
 class RemotePolicyError(RuntimeError):
@@ -245,7 +239,7 @@ class RemotePolicy(Policy):
                 f"the policy server at {self.config.url} returned actions {got}, expected (steps, {len(server_order)})"
             )
         columns = [server_order.index(key) for key in self.action_keys]
-        timing = reply.get("server_timing") if isinstance(reply.get("server_timing"), dict) else {}
+        timing = reply.get(SERVER_TIMING_KEY) if isinstance(reply.get(SERVER_TIMING_KEY), dict) else {}
         model_ms = _milliseconds(timing.get("infer_ms"))
         queue_ms = _milliseconds(timing.get("queue_ms"))
         stages = reply.get("timings_ms") if isinstance(reply.get("timings_ms"), dict) else {}

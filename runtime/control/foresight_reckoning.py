@@ -24,11 +24,15 @@ import collections
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
 import numpy as np
+
+from robot_io.foresight import Reckoning, reckon
+from robot_io.images import latent_l2
+from robot_io.policy import FrameEncoder, Policy
 
 DEFAULT_HORIZON = 15  # InternVLA-A1 predicts frame t+15; used when the policy does not say
 HISTORY_POINTS = 300  # metric points kept per camera (one per inference: minutes of history)
@@ -37,15 +41,12 @@ INFERENCE_MARKS = 300  # inference ticks kept for the chart's markers
 # ~3 s at 15 Hz) can still find its frame t and frame t+H; later ones are not reckoned. Held by
 # reference: (15 + 48) ticks x three 224 px cameras is ~28 MB.
 FRAME_SLACK_TICKS = 48
-PEAK = 255.0  # uint8 pictures
-MAX_PSNR_DB = 100.0  # identical pictures: reported as this instead of infinity (JSON has no inf)
 HEAT_GAIN = 4.0  # |difference| is multiplied by this before colouring: typical errors are tens of grey levels
 HEAT_COLORMAP = cv2.COLORMAP_INFERNO
 SEPARATOR_PX = 2  # dark gap between the three pictures of a reckoning
 
-ENCODER_METHOD = "encode_foresight_frames"  # optional policy method: {camera: uint8 (H, W, 3)} -> {camera: latent}
 NO_ENCODER_NOTE = (
-    f"Latent L2 is not measured: this policy exposes no frame encoder ({ENCODER_METHOD}); PSNR only."
+    "Latent L2 is not measured: this policy exposes no frame encoder (Policy.frame_encoder); PSNR only."
 )
 NO_INFERENCE_MESSAGE = "No inference yet: run the policy to see its foresight."
 NO_FORESIGHT_MESSAGE = (
@@ -53,62 +54,20 @@ NO_FORESIGHT_MESSAGE = (
     "Everything else works as usual."
 )
 
-Encoder = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
+Encoder = FrameEncoder
 
 
-def foresight_horizon(policy: Any) -> int:
-    """The policy's foresight horizon in ticks: `policy.foresight_horizon`, else the InternVLA-A1
-    config's `config.foresight.history_steps` (read by duck typing: runtime never imports model/),
-    else DEFAULT_HORIZON."""
-    horizon = getattr(policy, "foresight_horizon", None)
-    if horizon is None:
-        horizon = getattr(getattr(getattr(policy, "config", None), "foresight", None), "history_steps", None)
-    if not isinstance(horizon, int) or horizon < 1:
+def foresight_horizon(policy: Policy) -> int:
+    """The policy's foresight horizon in ticks (Policy.foresight_horizon), DEFAULT_HORIZON when it names none."""
+    horizon = policy.foresight_horizon
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
         return DEFAULT_HORIZON
     return horizon
 
 
-def frame_encoder(policy: Any) -> Encoder | None:
-    """The policy's frame encoder for latent L2, or None when it has none."""
-    encode = getattr(policy, ENCODER_METHOD, None)
-    return encode if callable(encode) else None
-
-
-def psnr_db(pred: np.ndarray, target: np.ndarray) -> float:
-    """Two uint8 (H, W, 3) pictures of one shape -> dB, capped at MAX_PSNR_DB."""
-    if pred.shape != target.shape:
-        raise ValueError(f"PSNR needs pictures of one shape, got {pred.shape} and {target.shape}")
-    # Sum of squared differences in OpenCV: ~60x cheaper than numpy's float copies (control thread).
-    mse = cv2.norm(np.ascontiguousarray(pred), np.ascontiguousarray(target), cv2.NORM_L2SQR) / pred.size
-    if mse == 0.0:
-        return MAX_PSNR_DB
-    return min(MAX_PSNR_DB, 10.0 * float(np.log10(PEAK**2 / mse)))
-
-
-def latent_l2(a: np.ndarray, b: np.ndarray) -> float:
-    """Root-mean-square distance of two latents of one shape, e.g. (C, h, w): per element, so
-    views and models of different latent sizes read on one scale."""
-    a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    if a.shape != b.shape:
-        raise ValueError(f"latent L2 needs latents of one shape, got {a.shape} and {b.shape}")
-    return float(np.sqrt(np.mean((a - b) ** 2)))
-
-
-def fit_to(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """uint8 (H, W, 3) -> uint8 (height, width, 3), scaled to fit and centred on black, the way the
-    policy letterboxes its inputs, so a non-square camera lines up with its prediction."""
-    h, w = frame.shape[:2]
-    if (h, w) == (height, width):
-        return frame
-    scale = min(height / h, width / w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_AREA)  # (new_h, new_w, 3)
-    if (new_h, new_w) == (height, width):
-        return resized
-    out = np.zeros((height, width, 3), dtype=np.uint8)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    out[top : top + new_h, left : left + new_w] = resized
-    return out
+def frame_encoder(policy: Policy) -> Encoder | None:
+    """The policy's frame encoder for latent L2 (Policy.frame_encoder), or None when it has none."""
+    return policy.frame_encoder()
 
 
 def heat_map(pred: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -135,14 +94,6 @@ class ForesightPoint:
     baseline_psnr_db: float  # frame t copied ("nothing moves") vs actual frame t+H
     latent_l2: float | None  # None when the policy has no encoder or returned no latents
     baseline_latent_l2: float | None
-
-
-@dataclass(frozen=True)
-class Reckoning:
-    id: int  # increases with every reckoning of any camera
-    point: ForesightPoint
-    prediction: np.ndarray  # uint8 (h, w, 3) as the policy decoded it
-    actual: np.ndarray  # uint8 (h, w, 3): frame t+H fitted to the prediction's size
 
 
 @dataclass(frozen=True)
@@ -191,6 +142,7 @@ class ForesightReckoner:
         self._history = {c: collections.deque(maxlen=history_points) for c in self.camera_keys}
         self._inference_ticks: collections.deque[int] = collections.deque(maxlen=INFERENCE_MARKS)
         self._latest: dict[str, Reckoning] = {}  # camera -> latest reckoning
+        self._latest_points: dict[str, ForesightPoint] = {}  # camera -> its figures, latents included
         self._pictures: dict[str, tuple[int, np.ndarray]] = {}  # camera -> (reckoning id, built picture)
         self._next_id = 0
         self._version = 0
@@ -281,7 +233,7 @@ class ForesightReckoner:
                 obs_tick=self._obs_tick,
                 done_time=self._done_time,
                 cameras=tuple(self._foresight),
-                reckonings={c: r.point for c, r in self._latest.items()},
+                reckonings=dict(self._latest_points),
                 reckoning_ids={c: r.id for c, r in self._latest.items()},
                 latent_note=note,
                 problem=self._problem,
@@ -342,40 +294,31 @@ class ForesightReckoner:
         target_tick: int,
     ) -> list[ForesightPoint]:
         """Score every predicted view against the real frame (outside the lock: readers never wait on it)."""
-        judged: list[Reckoning] = []
+        judged: list[tuple[Reckoning, ForesightPoint]] = []
         actual_latents, then_latents, encoder_error = self._encode(pending, then, now)
         for camera, prediction in pending.pictures.items():
             if camera not in now or camera not in then:
                 continue
-            h, w = prediction.shape[:2]
-            actual = fit_to(np.asarray(now[camera]), h, w)  # (h, w, 3)
-            still = fit_to(np.asarray(then[camera]), h, w)  # (h, w, 3): the "nothing moves" guess
+            reckoning = reckon(prediction, now[camera], then[camera], pending.obs_tick, target_tick)
             predicted_latent = pending.latents.get(camera)
             l2 = base_l2 = None
             if actual_latents is not None and camera in actual_latents and predicted_latent is not None:
                 l2 = latent_l2(predicted_latent, actual_latents[camera])
                 base_l2 = latent_l2(then_latents[camera], actual_latents[camera])
-            point = ForesightPoint(
-                camera=camera,
-                obs_tick=pending.obs_tick,
-                target_tick=target_tick,
-                psnr_db=psnr_db(prediction, actual),
-                baseline_psnr_db=psnr_db(still, actual),
-                latent_l2=l2,
-                baseline_latent_l2=base_l2,
-            )
-            judged.append(Reckoning(-1, point, prediction, actual))
+            point = ForesightPoint(camera, pending.obs_tick, target_tick, reckoning.psnr_db, reckoning.baseline_psnr_db,
+                                   latent_l2=l2, baseline_latent_l2=base_l2)
+            judged.append((reckoning, point))
         with self._lock:
-            for reckoning in judged:
-                stamped = Reckoning(self._next_id, reckoning.point, reckoning.prediction, reckoning.actual)
+            for reckoning, point in judged:
+                self._latest[point.camera] = replace(reckoning, id=self._next_id)
+                self._latest_points[point.camera] = point
                 self._next_id += 1
-                self._latest[stamped.point.camera] = stamped
-                self._history[stamped.point.camera].append(stamped.point)
+                self._history[point.camera].append(point)
             if encoder_error:
                 self._encoder_error = encoder_error
             if judged:
                 self._bump()
-        return [reckoning.point for reckoning in judged]
+        return [point for _, point in judged]
 
     def _encode(self, pending: _Pending, then, now):
         """Latents of frame t and frame t+H from the policy's encoder; (None, None, why) without one.

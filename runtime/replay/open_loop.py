@@ -14,8 +14,8 @@ policy's rate is played every `stride`-th frame, so a step lasts one policy tick
   `action_mse` pools every such step of every chunk, in action units; `action_mse_executed`
   only the steps that run before the next inference (with infer_every = 1, the first step of
   each chunk): the "predicted" curve charted against the recorded one, per action dimension.
-- Foresight: the picture predicted at step s against the recorded frame s + H, fitted to the
-  picture's size as the live reckoning does (runtime.control.foresight_reckoning.fit_to), in PSNR,
+- Foresight: the picture predicted at step s against the recorded frame s + H, letterboxed to the
+  picture's size and scored as the live reckoning does (robot_io/foresight.py), in PSNR,
   beside frame s copied ("nothing moves"). Episode figures are the mean of the per-step dB, as
   model/evaluate.py averages them.
 
@@ -33,19 +33,20 @@ import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robot_io.datasets.schema import IMAGE_PREFIX
-from robot_io.datasets.reader import DatasetReadError, DatasetSummary, EpisodeData, ReplayDataset, open_dataset
+from robot_io.datasets.reader import DatasetReadError, DatasetSummary, EpisodeData, ReplayDataset, open_replay_dataset
 from robot_io.datasets.conversion import V21
 from robot_io.devices.name_mapping import parse_name_pairs
 from robot_io.policy import Policy
 from robot_io.devices.robot import Robot, camera_keys, state_keys
-from runtime.control.foresight_reckoning import NO_FORESIGHT_MESSAGE, fit_to, foresight_horizon, psnr_db, valid_foresight
+from robot_io.foresight import Reckoning, reckon
+from runtime.control.foresight_reckoning import NO_FORESIGHT_MESSAGE, foresight_horizon, valid_foresight
 
 DEFAULT_INFER_EVERY = 1  # "runs the model at each step"
 MAX_INSTRUCTION_CHARS = 200  # as the console's instruction box
@@ -172,14 +173,6 @@ class ReplayStatus:
     inferences: int
     metrics: Mapping[str, Any]  # the figures so far (see ReplayJob.metrics)
     reckoning_ids: Mapping[str, int]  # camera -> id of its latest judged foresight (for picture URLs)
-
-
-@dataclass(frozen=True)
-class Reckoning:
-    id: int
-    step: int  # step the prediction was made at; judged against step + horizon
-    prediction: np.ndarray  # uint8 (h, w, 3)
-    actual: np.ndarray  # uint8 (h, w, 3): recorded frame step + H, fitted to the prediction
 
 
 @dataclass
@@ -336,7 +329,7 @@ class ReplayJob:
 
     def _open(self) -> _Plan:
         config, layout = self.config, self._layout
-        dataset = open_dataset(config.dataset, self._cache_root)
+        dataset = open_replay_dataset(config.dataset, self._cache_root)
         summary = dataset.summary
         stride = frame_stride(summary.fps, layout.fps)
         cameras = match_cameras(config.cameras, layout.camera_keys, summary.cameras)
@@ -406,19 +399,16 @@ class ReplayJob:
             self._predicted[step : step + len(executed)] = executed
 
     def _score_foresight(self, made: int, pictures: dict[str, np.ndarray], then: dict[str, np.ndarray], now: dict[str, np.ndarray]) -> None:
-        judged = []
-        for camera, prediction in pictures.items():
-            h, w = prediction.shape[:2]
-            actual = fit_to(now[camera], h, w)  # (h, w, 3): recorded frame made + H
-            still = fit_to(then[camera], h, w)  # (h, w, 3): frame `made` copied, the "nothing moves" guess
-            judged.append((camera, prediction, actual, psnr_db(prediction, actual), psnr_db(still, actual)))
+        """Judge each predicted view against the recorded frame made + H (outside the lock)."""
+        target = made + self._horizon
+        judged = {camera: reckon(prediction, now[camera], then[camera], made, target) for camera, prediction in pictures.items()}
         with self._lock:
-            for camera, prediction, actual, model_db, still_db in judged:
+            for camera, reckoning in judged.items():
                 lists = self._foresight[camera]
                 lists["step"].append(made)
-                lists["psnr_db"].append(model_db)
-                lists["baseline_psnr_db"].append(still_db)
-                self._reckonings[camera] = Reckoning(self._next_id, made, prediction, actual)
+                lists["psnr_db"].append(reckoning.psnr_db)
+                lists["baseline_psnr_db"].append(reckoning.baseline_psnr_db)
+                self._reckonings[camera] = replace(reckoning, id=self._next_id)
                 self._next_id += 1
 
     def _metrics(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import torch
 
 from model import evaluate
 from model.checkpoint import TRAIN_CONFIG_FILE
-from model.image_metrics import psnr
+from robot_io.images import psnr
 from model.train import main as train_main
 from model.train_data import (
     TrainingData,

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from model.image_metrics import MAX_PSNR_DB, psnr, ssim
+from model.image_metrics import ssim
+from robot_io.images import MAX_PSNR_DB, psnr
 
 
 def pictures(seed=0, shape=(2, 32, 32, 3)):

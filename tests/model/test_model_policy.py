@@ -137,7 +137,8 @@ def test_observe_then_infer_on_the_same_tick_records_one_frame(model):
 def test_encode_foresight_frames_gives_latents_comparable_to_the_foresight(model):
     """The console's reckoning compares foresight latents with these: same shape, and the
     encoding the generation expert reads for frame t."""
-    from model.preprocess import letterbox, to_model_images
+    from model.preprocess import to_model_images
+    from robot_io.images import letterbox
 
     policy = make_policy(model)
     obs = observation(size=(480, 640), cameras=["head", "wrist"])

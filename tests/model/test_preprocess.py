@@ -1,4 +1,4 @@
-"""Letterboxing, mean/std normalisation and delta actions."""
+"""Image range, mean/std normalisation and delta actions."""
 
 import numpy as np
 import pytest
@@ -7,27 +7,10 @@ from model.preprocess import (
     STD_EPS,
     DeltaActions,
     Normalizer,
-    letterbox,
     to_model_images,
     to_uint8_images,
 )
 from tests.model.helpers import STATE_KEYS, stats_for
-
-
-def test_letterbox_keeps_aspect_and_centres_on_black():
-    frame = np.full((100, 200, 3), 255, np.uint8)
-    out = letterbox(frame, 224)
-    assert out.shape == (224, 224, 3) and out.dtype == np.uint8
-    assert (out[:56] == 0).all() and (out[-56:] == 0).all() and (out[56:168] == 255).all()
-    same = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
-    assert letterbox(same, 224) is same
-
-
-def test_letterbox_rejects_non_images():
-    with pytest.raises(ValueError, match="uint8"):
-        letterbox(np.zeros((10, 10, 3), np.float32), 224)
-    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
-        letterbox(np.zeros((10, 10, 4), np.uint8), 224)
 
 
 def test_image_range_round_trip():

@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 
 from model.config import tiny
 from model.internvla import InternVLA, build_model
-from model.preprocess import letterbox, to_model_images
+from model.preprocess import to_model_images
+from robot_io.images import letterbox
 from model.tokenizer import CONV_WEIGHTS_FILE, ConvAutoencoder, load_conv_weights
 from model.train_tokenizer import (
     METRICS_FILE,

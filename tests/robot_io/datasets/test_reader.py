@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from robot_io.datasets.conversion import PARTIAL_SUFFIX, converted_path
-from robot_io.datasets.reader import DatasetReadError, open_dataset, read_summary
+from robot_io.datasets.reader import DatasetReadError, open_replay_dataset, read_summary
 from robot_io.datasets.recorder import EpisodeRecorder
 from tests.replay_support import G1_V21, G1_V30, read_with_lerobot, record_dataset
 
@@ -25,7 +25,7 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, bytes]]:
 
 
 def test_g1_v30_opens_with_its_one_camera_and_nested_names(tmp_path):
-    dataset = open_dataset(G1_V30, tmp_path / "cache")
+    dataset = open_replay_dataset(G1_V30, tmp_path / "cache")
     summary = dataset.summary
     assert not dataset.converted and not (tmp_path / "cache").exists()
     assert (summary.version, summary.fps, summary.total_episodes, summary.cameras) == ("v3.0", 30, 5, ("cam_high",))
@@ -43,14 +43,14 @@ def test_g1_v30_opens_with_its_one_camera_and_nested_names(tmp_path):
 def test_g1_v21_is_converted_into_the_cache_and_the_source_is_untouched(tmp_path):
     before = tree_state(G1_V21)
     cache = tmp_path / "cache"
-    dataset = open_dataset(G1_V21, cache)
+    dataset = open_replay_dataset(G1_V21, cache)
     assert tree_state(G1_V21) == before
     assert dataset.converted and dataset.source == G1_V21.resolve() and dataset.root == converted_path(G1_V21, cache)
     assert dataset.summary.version == "v3.0" and dataset.summary.cameras == ("cam_high",)
     assert not list(cache.glob(f"*{PARTIAL_SUFFIX}"))
 
     # The converted episode reads as the v3.0 copy does (same frames, state, task).
-    v30 = open_dataset(G1_V30, cache)
+    v30 = open_replay_dataset(G1_V30, cache)
     converted, reference = dataset.episode(4), v30.episode(4)
     assert converted.length == reference.length and converted.task == reference.task
     assert np.array_equal(converted.state, reference.state)
@@ -60,7 +60,7 @@ def test_g1_v21_is_converted_into_the_cache_and_the_source_is_untouched(tmp_path
 
     # A second open reuses the conversion.
     stamp = (dataset.root / "meta" / "info.json").stat().st_mtime_ns
-    assert open_dataset(G1_V21, cache).root == dataset.root
+    assert open_replay_dataset(G1_V21, cache).root == dataset.root
     assert (dataset.root / "meta" / "info.json").stat().st_mtime_ns == stamp
 
 
@@ -84,7 +84,7 @@ def test_a_dataset_without_videos_is_named_so(tmp_path):
     recorder.save_episode()
     recorder.finalize()
     with pytest.raises(DatasetReadError, match="a dataset without videos") as err:
-        open_dataset(root, tmp_path / "cache")
+        open_replay_dataset(root, tmp_path / "cache")
     assert str(root) in str(err.value) and "no camera features" in str(err.value)
 
 
@@ -102,15 +102,15 @@ def test_a_corrupt_info_json_is_named(recorded, tmp_path):
     copy = broken_copy(recorded, tmp_path)
     (copy / "meta/info.json").write_text('{"codebase_version": "v3.0", "fps": ')
     with pytest.raises(DatasetReadError, match=r"meta/info.json is unreadable: JSONDecodeError"):
-        open_dataset(copy, tmp_path / "cache")
+        open_replay_dataset(copy, tmp_path / "cache")
     (copy / "meta/info.json").write_text('{"codebase_version": "v3.0"}')
     with pytest.raises(DatasetReadError, match=r"lacks \['fps', 'features', 'total_episodes'\]"):
-        open_dataset(copy, tmp_path / "cache")
+        open_replay_dataset(copy, tmp_path / "cache")
 
 
 def test_missing_files_are_named(recorded, tmp_path):
     copy = broken_copy(recorded, tmp_path)
-    dataset = open_dataset(copy, tmp_path / "cache")
+    dataset = open_replay_dataset(copy, tmp_path / "cache")
     data_file = copy / dataset.meta.get_data_file_path(1)
     data_file.unlink()
     with pytest.raises(DatasetReadError, match=f"data file {data_file.relative_to(copy)} of episode 1 is missing"):
@@ -123,17 +123,17 @@ def test_missing_files_are_named(recorded, tmp_path):
         dataset.episode(7)
     (copy / "meta/tasks.parquet").unlink()
     with pytest.raises(DatasetReadError, match="meta/tasks.parquet is missing"):
-        open_dataset(copy, tmp_path / "cache")
+        open_replay_dataset(copy, tmp_path / "cache")
     shutil.rmtree(copy / "meta")
     with pytest.raises(DatasetReadError, match="holds no LeRobot dataset: meta/info.json is missing"):
-        open_dataset(copy, tmp_path / "cache")
+        open_replay_dataset(copy, tmp_path / "cache")
     with pytest.raises(DatasetReadError, match="no dataset folder"):
-        open_dataset(tmp_path / "nowhere", tmp_path / "cache")
+        open_replay_dataset(tmp_path / "nowhere", tmp_path / "cache")
 
 
 def test_an_unreadable_parquet_or_video_is_named(recorded, tmp_path):
     copy = broken_copy(recorded, tmp_path)
-    dataset = open_dataset(copy, tmp_path / "cache")
+    dataset = open_replay_dataset(copy, tmp_path / "cache")
     data_file = copy / dataset.meta.get_data_file_path(0)
     data_file.write_bytes(b"not parquet")
     with pytest.raises(DatasetReadError, match=f"data file {data_file} is unreadable"):

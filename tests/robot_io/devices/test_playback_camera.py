@@ -11,7 +11,7 @@ import pytest
 from lerobot.cameras.utils import make_cameras_from_configs
 
 from robot_io.devices.config_playback_camera import PlaybackCameraConfig, PlaybackSourceError
-from robot_io.datasets.reader import open_dataset
+from robot_io.datasets.reader import open_replay_dataset
 from tests.replay_support import G1_V30
 
 VIDEO_FPS = 20
@@ -84,7 +84,7 @@ def test_without_loop_the_last_frame_goes_stale_and_says_so(tmp_path):
 def test_a_dataset_episode_plays_the_datasets_own_frames(tmp_path):
     config = PlaybackCameraConfig(path=G1_V30, episode=1, cache_root=tmp_path / "cache")
     assert (config.fps, config.width, config.height, config.camera) == (30, 640, 480, "cam_high")
-    dataset = open_dataset(G1_V30, tmp_path / "cache")
+    dataset = open_replay_dataset(G1_V30, tmp_path / "cache")
     first = next(dataset.frames(dataset.episode(1), "cam_high", [0]))
     camera = camera_for(path=G1_V30, episode=1, cache_root=tmp_path / "cache")
     try:

@@ -3,9 +3,7 @@ exactly `horizon` ticks after the prediction, and a policy without foresight say
 
 import threading
 import time
-from types import SimpleNamespace
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,16 +11,14 @@ from robot_io.policy import PolicyOutput
 from runtime.control.commands import RunPolicy
 from runtime.control.foresight_reckoning import (
     DEFAULT_HORIZON,
-    MAX_PSNR_DB,
     NO_ENCODER_NOTE,
     NO_FORESIGHT_MESSAGE,
     NO_INFERENCE_MESSAGE,
     SEPARATOR_PX,
     ForesightReckoner,
-    fit_to,
     foresight_horizon,
-    psnr_db,
 )
+from robot_io.images import MAX_PSNR_DB, letterbox, psnr_db
 from runtime.control.policy_runner import InferenceResult
 from runtime.control.session import Session, SessionConfig
 from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy
@@ -48,7 +44,7 @@ def direct_psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def shrink(frame: np.ndarray) -> np.ndarray:
-    return cv2.resize(frame, PICTURE[1::-1], interpolation=cv2.INTER_AREA)  # (16, 16, 3)
+    return letterbox(frame, *PICTURE[:2])  # (16, 16, 3): as the policy fits its inputs
 
 
 def test_reckoning_appears_exactly_after_the_horizon_with_numpy_metrics():
@@ -143,7 +139,7 @@ def test_identical_pictures_are_capped_and_non_square_frames_are_letterboxed():
     same = np.full(PICTURE, 9, dtype=np.uint8)
     assert psnr_db(same, same) == MAX_PSNR_DB
     wide = np.full((32, 64, 3), 200, dtype=np.uint8)
-    boxed = fit_to(wide, 16, 16)  # scaled to 8 x 16, centred on black
+    boxed = letterbox(wide, 16, 16)  # scaled to 8 x 16, centred on black
     assert boxed.shape == (16, 16, 3)
     assert (boxed[4:12] == 200).all() and (boxed[:4] == 0).all() and (boxed[12:] == 0).all()
 
@@ -167,10 +163,11 @@ def test_history_is_bounded_and_reset_forgets_pending_predictions():
     assert reckoner.state().reckonings["head"].target_tick == 19  # the prediction for tick 20 was forgotten
 
 
-def test_horizon_comes_from_the_policy_by_duck_typing():
-    assert foresight_horizon(ConstantPolicy()) == DEFAULT_HORIZON
-    assert foresight_horizon(SimpleNamespace(foresight_horizon=7)) == 7
-    assert foresight_horizon(SimpleNamespace(config=SimpleNamespace(foresight=SimpleNamespace(history_steps=9)))) == 9
+def test_horizon_comes_from_the_policy_it_declares():
+    assert foresight_horizon(ConstantPolicy()) == DEFAULT_HORIZON  # it names none
+    policy = ConstantPolicy()
+    policy.foresight_horizon = 7
+    assert foresight_horizon(policy) == 7
 
 
 def test_waiters_wake_when_foresight_lands():

@@ -97,7 +97,7 @@ def test_replay_metrics_match_a_direct_computation(dataset):
     assert np.allclose(exported["series"]["recorded"], action)
     assert exported["series"]["inference_steps"] == list(range(0, steps, infer_every))
     reckoning = job.reckoning("head")
-    assert reckoning.step + horizon < steps and np.array_equal(reckoning.actual, frames["head"][reckoning.step + horizon])
+    assert reckoning.obs_tick + horizon == reckoning.target_tick < steps and np.array_equal(reckoning.actual, frames["head"][reckoning.target_tick])
 
 
 def test_replay_with_a_small_internvla_checkpoint(tmp_path):
