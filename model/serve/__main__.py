@@ -1,0 +1,5 @@
+"""python -m model.serve"""
+
+from model.serve.cli import main
+
+main()
