@@ -21,7 +21,8 @@ from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags  # noqa: E4
 from robot_io.policy import Policy  # noqa: E402
 from robot_io.datasets.schema import RecorderError  # noqa: E402
 from robot_io.datasets.conversion import default_cache_root  # noqa: E402
-from robot_io.devices.lerobot_devices import add_device_arguments, build_devices, device_flags  # noqa: E402
+from robot_io.devices.device_flags import add_device_arguments, device_request  # noqa: E402
+from robot_io.devices.lerobot_devices import build_devices  # noqa: E402
 from robot_io.wire.protocol import TOKEN_ENV  # noqa: E402
 from robot_io.wire.remote_policy import RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
 from robot_io.devices.robot import Robot, camera_keys, state_keys  # noqa: E402
@@ -113,7 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_device_arguments(parser)
     args, leftovers = parser.parse_known_args(argv)
     args.chunks = chunks_from_flags(parser, args)
-    args.device_flags = device_flags(parser, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
+    args.device_request = device_request(parser, args, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
     return args
 
 
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                                     max_seam=args.auto_hold_seam),
         )
         sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
-        devices = build_devices(args, default_robot=sim)
+        devices = build_devices(args.device_request, default_robot=sim)
         robot = devices.robot
         for note in devices.notes:
             print(f"note: {note}", file=sys.stderr)

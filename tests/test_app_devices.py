@@ -18,7 +18,7 @@ def test_lerobot_flags_and_maps_reach_the_device_builder(tmp_path):
                        f"--robot.cameras={{front: {{type: playback, path: {video}}}}}", "--camera-map", "head=front",
                        "--workspace=-1,-1,0,1,1,1"])
     assert args.no_record and args.workspace == "-1,-1,0,1,1,1"
-    robot = build_devices(args, default_robot=FakeRobot()).robot
+    robot = build_devices(args.device_request, default_robot=FakeRobot()).robot
     try:
         assert isinstance(robot, LeRobotRobot) and "head" in robot.observation_features
     finally:
@@ -27,6 +27,6 @@ def test_lerobot_flags_and_maps_reach_the_device_builder(tmp_path):
 
 def test_no_device_flags_keep_the_simulation_and_typos_are_errors():
     sim = FakeRobot()
-    assert build_devices(parse_args([]), default_robot=sim).robot is sim
+    assert build_devices(parse_args([]).device_request, default_robot=sim).robot is sim
     with pytest.raises(SystemExit):
         parse_args(["--recod-to", "x"])

@@ -17,7 +17,6 @@ LeRobot's calibration prompts (in the terminal) and a wrong port come before the
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import pkgutil
 from collections.abc import Sequence
@@ -74,44 +73,30 @@ class Devices:
     notes: tuple[str, ...] = ()  # what the operator should know (safety limits left unknown, ...)
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group(
-        "devices", "LeRobot robots, cameras and teleoperators (default: the simulation). Besides these, every "
-        "--robot.FIELD=VALUE / --teleop.FIELD=VALUE of LeRobot's configs, as in lerobot-record (e.g. --robot.type=so101_follower).")
-    group.add_argument("--devices", type=Path, default=None, metavar="FILE",
-                       help="JSON or YAML: robot / teleop in LeRobot's config fields, camera_map, joint_map, "
-                            "joint_limits, max_step, home (robot_io/devices/lerobot_devices.py)")
-    group.add_argument("--camera-map", default=None, metavar="MAP",
-                       help="model camera = robot camera pairs, e.g. head=front,wrist=gripper (over the file's)")
-    group.add_argument("--joint-map", default=None, metavar="MAP",
-                       help="model key = robot key pairs, e.g. joint_1.pos=shoulder_pan.pos (over the file's)")
+@dataclass(frozen=True)
+class DeviceRequest:
+    """Which LeRobot devices a command asks for (robot_io/devices/device_flags.py reads it off the
+    command line); all empty: the simulation."""
+
+    devices_file: Path | None = None  # JSON or YAML: robot / teleop in LeRobot's config fields, maps, limits
+    flags: tuple[str, ...] = ()  # LeRobot's own --robot.FIELD=VALUE / --teleop.FIELD=VALUE, over the file's
+    camera_map: str | None = None  # "model camera=robot camera" pairs, over the file's camera_map
+    joint_map: str | None = None  # "model key=robot key" pairs, over the file's joint_map
+
+    def wants_lerobot(self) -> bool:
+        return bool(self.devices_file or self.flags or self.camera_map or self.joint_map)
 
 
-def device_flags(parser: argparse.ArgumentParser, leftovers: Sequence[str]) -> list[str]:
-    """The --robot.* / --teleop.* flags (and their values) among `parse_known_args`' leftovers; any
-    other unknown argument is an error, as parse_args would have made it."""
-    flags: list[str] = []
-    for arg in leftovers:
-        is_flag = arg.startswith("--") and arg.split("=", 1)[0].split(".", 1)[0] in DEVICE_FLAG_PREFIXES
-        if is_flag or (flags and not arg.startswith("-") and "=" not in flags[-1]):
-            flags.append(arg)
-        else:
-            parser.error(f"unrecognized arguments: {arg}")
-    return flags
-
-
-def wants_lerobot(args: argparse.Namespace) -> bool:
-    return bool(args.devices or args.device_flags or args.camera_map or args.joint_map)
-
-
-def build_devices(args: argparse.Namespace, default_robot: Robot) -> Devices:
-    """The LeRobot devices the arguments ask for, connected; `default_robot` (the simulation) when
-    they ask for no robot. DeviceError names whatever is wrong."""
-    if not wants_lerobot(args):
+def build_devices(request: DeviceRequest, default_robot: Robot) -> Devices:
+    """The LeRobot devices `request` asks for, connected; `default_robot` (the simulation) when
+    it asks for no robot. DeviceError names whatever is wrong."""
+    if not request.wants_lerobot():
         return Devices(default_robot, None)
-    config = load_devices_config(args.devices, args.device_flags)
-    cameras = NameMapping.parse(args.camera_map, "camera") if args.camera_map is not None else NameMapping("camera", config.camera_map)
-    joints = NameMapping.parse(args.joint_map, "joint") if args.joint_map is not None else NameMapping("joint", config.joint_map)
+    config = load_devices_config(request.devices_file, request.flags)
+    cameras = (NameMapping.parse(request.camera_map, "camera") if request.camera_map is not None
+               else NameMapping("camera", config.camera_map))
+    joints = (NameMapping.parse(request.joint_map, "joint") if request.joint_map is not None
+              else NameMapping("joint", config.joint_map))
     notes: list[str] = []
     if config.robot is None:
         if cameras.model_to_device:

@@ -15,7 +15,8 @@ from lerobot.robots import RobotConfig
 from lerobot.teleoperators import TeleoperatorConfig
 
 from robot_io.devices.lerobot_adapters import LeRobotCartesianTeleoperator, LeRobotRobot, LeRobotTeleoperator
-from robot_io.devices.lerobot_devices import DeviceError, add_device_arguments, build_devices, device_flags, load_lerobot_registry
+from robot_io.devices.device_flags import add_device_arguments, device_request
+from robot_io.devices.lerobot_devices import DeviceError, DeviceRequest, build_devices, load_lerobot_registry
 from robot_io.devices.robot import CameraFreshness, HasHomePose, HasJointLimits, HasStepLimits, camera_keys, state_keys
 from tests.fakes import FakeRobot
 from tests.robot_io.devices import config_fake_lerobot  # noqa: F401 - registers the fake devices
@@ -25,13 +26,12 @@ from tests.robot_io.devices.test_playback_camera import write_video
 SIM = FakeRobot()  # stands in for the simulation (the default robot); it has end-effector control
 
 
-def parse(*argv: str) -> argparse.Namespace:
+def parse(*argv: str) -> DeviceRequest:
     """The console's own device arguments, as app.parse_args reads them."""
     parser = argparse.ArgumentParser()
     add_device_arguments(parser)
     args, leftovers = parser.parse_known_args(argv)
-    args.device_flags = device_flags(parser, leftovers)
-    return args
+    return device_request(parser, args, leftovers)
 
 
 @pytest.fixture
