@@ -145,6 +145,10 @@ Command = (
 )
 
 
+# The longest instruction the console takes: the session's default and the replay's limit.
+MAX_INSTRUCTION_CHARS = 200
+
+
 def validate_instruction(text: str, max_chars: int) -> str:
     """The instruction to send, stripped; ValueError with a message for the operator otherwise."""
     cleaned = " ".join(str(text).split())

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_io.chunks.schedule import ChunkConfig
-from runtime.control.commands import RECORDING_MODES
+from runtime.control.commands import MAX_INSTRUCTION_CHARS, RECORDING_MODES
 from runtime.control.safety import WorkspaceBox
 from runtime.control.surprise import SurpriseConfig
 
@@ -26,7 +26,7 @@ class SessionConfig:
     # When the next chunk is asked for and how it takes over (robot_io/chunks/schedule.py): the
     # same ChunkConfig model.evaluate and runtime.collect_corrections run the sim with.
     chunks: ChunkConfig = field(default_factory=ChunkConfig)
-    max_instruction_chars: int = 200
+    max_instruction_chars: int = MAX_INSTRUCTION_CHARS
     max_step_per_tick: float = 0.2  # rad (or gripper units) a command may change per tick
     max_step_overrides: dict[str, float] = field(default_factory=dict)
     teleop_linear_step: float = 0.01  # m per tick while a key is held (0.15 m/s at 15 Hz)

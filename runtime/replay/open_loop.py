@@ -46,10 +46,10 @@ from robot_io.devices.name_mapping import parse_name_pairs
 from robot_io.policy import Policy
 from robot_io.devices.robot import Robot, camera_keys, state_keys
 from robot_io.foresight import Reckoning, reckon
+from runtime.control.commands import MAX_INSTRUCTION_CHARS
 from runtime.control.foresight_reckoning import NO_FORESIGHT_MESSAGE, foresight_horizon, valid_foresight
 
 DEFAULT_INFER_EVERY = 1  # "runs the model at each step"
-MAX_INSTRUCTION_CHARS = 200  # as the console's instruction box
 REPLAY_NICENESS = 10  # the job thread yields the CPU to the control loop and the live policy
 NOISE_SEED = 0  # flow-matching noise of a policy that takes a seed: the same figures on every replay
 
