@@ -24,7 +24,7 @@ from websockets.frames import CloseCode
 
 from model.checkpoint import CheckpointError, load_checkpoint, read_layout
 from model.policy import InternVLAPolicy
-from model.serve import batching
+from model.serve.batching import run_jobs
 from model.serve.requests import BadRequest, Request, parse_request
 from model.understanding import build_text_tokenizer
 from robot_io.policy import PolicyOutput
@@ -283,7 +283,7 @@ class PolicyServer:
                 jobs.append(await self._queue.get())
                 await self._gather(jobs, loop.time() + window_s)
                 started = time.monotonic()
-                results = await loop.run_in_executor(self._executor, batching.run_jobs, self.model, [(job.policy, job.request) for job in jobs])
+                results = await loop.run_in_executor(self._executor, run_jobs, self.model, [(job.policy, job.request) for job in jobs])
             except asyncio.CancelledError:
                 _fail_jobs(jobs, ConnectionError("the policy server is shutting down"))
                 raise

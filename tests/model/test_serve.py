@@ -265,7 +265,7 @@ def test_a_slow_inference_does_not_stall_other_connections(start, monkeypatch):
         time.sleep(SLOW_INFERENCE_S)
         return real(model, items)
 
-    monkeypatch.setattr(serve.batching, "run_jobs", slow_run_jobs)  # the server calls it through its module
+    monkeypatch.setattr(serve.server, "run_jobs", slow_run_jobs)  # the name the server calls
     _, port = start(batch_window_ms=0.0)
     slow = Client(port)
     reply: dict = {}
