@@ -50,8 +50,8 @@ ENCODER_STALL_TIMEOUT_S = 30.0  # an encoder that accepts nothing this long has 
 # metadata table then fails to build at finalize(), taking every buffered episode with it
 # (measured with lerobot 0.6.1). So an episode needs at least 2 frames.
 MIN_EPISODE_FRAMES = 2
-# H.264 (x264 "veryfast") instead of LeRobot's default AV1: measured 1.6 vs 5.1 CPU-ms per
-# 224x224 frame here, which matters when 3 cameras encode beside a 15 Hz loop on 2 cores.
+# H.264 (x264 "veryfast") instead of LeRobot's default AV1: it costs a fraction of AV1's CPU per
+# frame (bench.bench_recording), which matters when 3 cameras encode beside a 15 Hz loop on 2 cores.
 # Keyframe every 2 frames (LeRobot's default) keeps random access for training cheap.
 VIDEO_CODEC = "h264"  # libx264 in the bundled FFmpeg
 VIDEO_PRESET = "veryfast"

@@ -220,7 +220,7 @@ def build_scene_xml(num_blocks: int, timestep: float = DEFAULT_TIMESTEP, max_ima
     belt_frame_half_len = (BELT_X_END - BELT_X_START) / 2
     belt_frame_x = (BELT_X_START + BELT_X_END) / 2
     frame_half_h = (BELT_TOP_Z - 2 * SLAT_HALF_THICKNESS) / 2
-    # Rendering cost: shadow maps off (they cost ~20x), no multisampling, coarse capsule meshes.
+    # Rendering cost: shadow maps off (they dominate a render's cost), no multisampling, coarse capsule meshes.
     return f"""<mujoco model="conveyor_pick">
   <compiler angle="radian" autolimits="true"/>
   <option timestep="{timestep}" integrator="implicitfast"/>

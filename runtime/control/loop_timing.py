@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 WINDOW_TICKS = 900  # statistics over the last minute at 15 Hz
-STATS_REFRESH_S = 0.25  # percentiles over the window cost ~0.4 ms: not every tick, as often as the UI polls
+STATS_REFRESH_S = 0.25  # percentiles over the window are not free: not every tick, as often as the UI polls
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from robot_io.datasets.reader import DatasetReadError, open_replay_dataset, read
 from robot_io.datasets.recorder import EpisodeRecorder
 from tests.replay_support import G1_V21, G1_V30, read_with_lerobot, record_dataset
 
-G1_FRAMES_CHECKED = 5  # decoding 640x480 AV1 costs ~10 ms a frame: a few are enough
+G1_FRAMES_CHECKED = 5  # decoding 640x480 AV1 is slow: a few frames are enough
 
 
 def tree_state(root: Path) -> dict[str, tuple[int, int, bytes]]:
