@@ -34,16 +34,16 @@ from runtime.replay.open_loop import PolicyLayout, parse_camera_mapping  # noqa:
 from runtime.replay.service import ReplayService, ReplayServiceConfig  # noqa: E402
 from runtime.rerun.logger import RerunConfig, RerunError, RerunLogger  # noqa: E402
 from runtime.control.checkpoint_loader import CheckpointLoader  # noqa: E402
-from runtime.control.commands import RECORDING_MODES  # noqa: E402
 from runtime.control.safety import WorkspaceBox  # noqa: E402
-from runtime.control.session import DEFAULT_STALE_FRAME_MS, Session, SessionConfig  # noqa: E402
-from runtime.control.surprise import SurpriseConfig  # noqa: E402
+from runtime.control.session import Session, SessionConfig  # noqa: E402
+from runtime.control.session_flags import add_session_flags, session_from_flags  # noqa: E402
 from ui.access import Access  # noqa: E402
 from ui.console import ConsoleParts, build_app  # noqa: E402
 
 GIL_SWITCH_INTERVAL_S = 0.001  # the control thread gets the GIL back within 1 ms (default 5 ms)
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 POLICIES = ("model", "expert")
+ON_EXIT = ("save", "discard")  # what Ctrl-C / SIGTERM does with the episode in progress
 DEFAULT_REPLAY_ROOT = Path("recordings")
 DEFAULT_CHECKPOINT_ROOTS = [SHIPPED_CHECKPOINT.parent, Path("runs")]
 SECRET_ARGS = {"policy_token"}  # never written to the audit log
@@ -53,7 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--fps", type=float, default=15.0, help="control rate")
     parser.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
     parser.add_argument("--policy", choices=POLICIES, default="model",
                         help="model: the InternVLA-A1 checkpoint of --checkpoint; expert: the sim's scripted expert")
@@ -65,18 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(python -m model.serve) instead of --checkpoint / --policy")
     parser.add_argument("--policy-token", default=os.environ.get(TOKEN_ENV), metavar="T",
                         help=f"the policy server's token (default: ${TOKEN_ENV})")
-    parser.add_argument("--seed", type=int, default=0, help="first scene's seed")
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
     parser.add_argument("--no-record", action="store_true", help="disable recording")
     parser.add_argument("--workspace", default=None, metavar="X0,Y0,Z0,X1,Y1,Z1",
                         help="end-effector box in world metres: a command leaving it is held (robots with forward "
                              "kinematics); write --workspace=... when the first number is negative")
-    parser.add_argument("--stale-frame-ms", type=float, default=DEFAULT_STALE_FRAME_MS,
-                        help="hold when a camera has had no fresh frame this long (cameras on their own clock)")
-    parser.add_argument("--realtime-priority", type=int, default=10,
-                        help="SCHED_FIFO priority for the control thread when permitted (0: normal scheduling)")
-    parser.add_argument("--on-exit", choices=["save", "discard"], default="save",
+    parser.add_argument("--on-exit", choices=ON_EXIT, default=ON_EXIT[not SessionConfig.save_on_exit],
                         help="what Ctrl-C / SIGTERM does with the episode in progress")
     parser.add_argument("--replay-root", type=Path, action="append", default=None, metavar="DIR",
                         help="folder whose LeRobot datasets (v3.0, or v2.1 converted) open-loop replay "
@@ -93,27 +87,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="log camera images to Rerun every N ticks (raise it when the viewer falls behind)")
     parser.add_argument("--rerun-dir", type=Path, default=RerunConfig.save_dir,
                         help="folder the Rerun page's Save button writes session .rrd files to")
-    parser.add_argument("--recording-mode", choices=RECORDING_MODES, default="attempts",
-                        help="attempts: episodes you start and stop; corrections: each takeover is an episode")
     parser.add_argument("--checkpoint-root", type=Path, action="append", default=None, metavar="DIR",
                         help="folder whose checkpoints the page may load without a restart; repeatable "
                              "(default: model/weights and runs)")
-    parser.add_argument("--auto-hold", action="store_true",
-                        help="hold and ask the operator to take over when the policy surprises (see below)")
-    parser.add_argument("--auto-hold-psnr", type=float, default=SurpriseConfig.min_foresight_psnr_db,
-                        help="auto-hold when a judged foresight's PSNR (mean over cameras) is below this (dB)")
-    parser.add_argument("--auto-hold-seam", type=float, default=SurpriseConfig.max_seam,
-                        help="auto-hold when a new chunk's first step jumps more than this (rad)")
     parser.add_argument("--users", type=Path, default=None, metavar="FILE",
                         help="logins (python -m ui.access add-user FILE NAME); required off loopback")
     parser.add_argument("--require-login", action="store_true",
                         help="ask for a login on loopback too (a machine several people use)")
     parser.add_argument("--audit-log", type=Path, default=Path("recordings/audit.jsonl"), metavar="FILE",
                         help="who did what: logins, failures, commands (JSON lines)")
+    add_session_flags(parser)
     add_chunk_flags(parser)
     add_device_arguments(parser)
     args, leftovers = parser.parse_known_args(argv)
     args.chunks = chunks_from_flags(parser, args)
+    try:
+        workspace = WorkspaceBox.parse(args.workspace) if args.workspace else None
+    except ValueError as err:
+        parser.error(str(err))
+    args.session = session_from_flags(parser, args, chunks=args.chunks, workspace=workspace,
+                                      record_root=None if args.no_record else args.record_to,
+                                      save_on_exit=args.on_exit == "save")
     args.device_request = device_request(parser, args, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
     return args
 
@@ -163,19 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Never open to other machines without logins.
         access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
-        session_config = SessionConfig(
-            fps=args.fps,
-            chunks=args.chunks,
-            record_root=None if args.no_record else args.record_to,
-            recording_mode=args.recording_mode,
-            save_on_exit=args.on_exit == "save",
-            scene_seed=args.seed,
-            realtime_priority=args.realtime_priority,
-            workspace=WorkspaceBox.parse(args.workspace) if args.workspace else None,
-            stale_frame_ms=args.stale_frame_ms,
-            surprise=SurpriseConfig(enabled=args.auto_hold, min_foresight_psnr_db=args.auto_hold_psnr,
-                                    max_seam=args.auto_hold_seam),
-        )
         sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
         devices = build_devices(args.device_request, default_robot=sim)
         robot = devices.robot
@@ -187,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             policy, label = build_remote_policy(args, robot), args.policy_url
         else:
             policy, label = build_policy(checkpoint, robot), str(checkpoint) if checkpoint else "scripted expert"
-        session = Session(robot, policy, session_config, teleoperator=devices.teleoperator, policy_label=label)
+        session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
         checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS, build_policy)
     except (ValueError, RecorderError, OSError, RemotePolicyError) as err:
         print(f"error: {err}", file=sys.stderr)

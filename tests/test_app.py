@@ -34,3 +34,23 @@ def test_chunk_steps_per_inference_is_chosen_by_a_flag_and_checked(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--execute-horizon", "0"])
     assert "execute_horizon must be a whole number of chunk steps >= 1, got 0" in capsys.readouterr().err
+
+
+def test_session_flags_carry_the_session_config_defaults_and_its_refusals(capsys):
+    from pathlib import Path
+
+    from runtime.control.session import SessionConfig
+    from runtime.control.surprise import SurpriseConfig
+
+    assert parse_args([]).session == SessionConfig(record_root=Path("recordings/console"))
+    args = parse_args(["--no-record", "--seed", "none", "--recording-mode", "corrections", "--auto-hold",
+                       "--auto-hold-seam", "0.2", "--on-exit", "discard"])
+    assert args.session.record_root is None and args.session.scene_seed is None
+    assert args.session.recording_mode == "corrections" and not args.session.save_on_exit
+    assert args.session.surprise == SurpriseConfig(enabled=True, max_seam=0.2)
+    with pytest.raises(SystemExit):
+        parse_args(["--recording-mode", "everything"])
+    assert "recording_mode must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--workspace=0,0,0,1,1"])
+    assert "workspace" in capsys.readouterr().err.lower()

@@ -55,7 +55,7 @@ from runtime.control.plan_overlay import plan_overlays
 from runtime.control.policy_runner import PolicyRunner
 from runtime.control.recording import RecorderSpec, RecordingWorker
 from runtime.control.safety import SafetyLimits, make_safe
-from runtime.control.session_config import DEFAULT_STALE_FRAME_MS, SessionConfig  # noqa: F401 - app.py imports them here
+from runtime.control.session_config import SessionConfig  # noqa: F401 - app.py imports it here
 from runtime.control.snapshot import Snapshot, freeze_frames
 from runtime.control.step import choose_command, next_mode
 from runtime.control.surprise import Surprise, foresight_surprise, seam_surprise

@@ -22,7 +22,7 @@ DEFAULT_STALE_FRAME_MS = 250.0
 
 @dataclass
 class SessionConfig:
-    fps: float = 15.0
+    fps: float = 15.0  # control rate (Hz)
     # When the next chunk is asked for and how it takes over (robot_io/chunks/schedule.py): the
     # same ChunkConfig model.evaluate and runtime.collect_corrections run the sim with.
     chunks: ChunkConfig = field(default_factory=ChunkConfig)
@@ -39,12 +39,13 @@ class SessionConfig:
     # One client holds control at a time; one silent this long (tab closed) loses its claim.
     control_lease_s: float = 5.0
     record_root: Path | None = None  # None: recording disabled
-    recording_mode: str = "attempts"  # runtime.control.commands.RECORDING_MODES; switchable from the page
+    # attempts: episodes you start and stop; corrections: each takeover is an episode (switchable on the page)
+    recording_mode: str = "attempts"
     save_on_exit: bool = True  # Ctrl-C / SIGTERM: save (True) or discard the episode in progress
-    scene_seed: int | None = 0  # first scene; None for random
+    scene_seed: int | None = 0  # first scene's seed; none for random
     # The control thread (and the render threads it starts) asks for SCHED_FIFO at this priority,
-    # falling back to niceness -10, then to normal priority, saying which in the event log. On
-    # 2 cores beside a browser this took the loop's p99 period error from ~23 ms to ~1.5 ms.
+    # falling back to niceness -10, then to normal priority, saying which in the event log: on a
+    # small machine shared with a browser it keeps the period error low (bench.bench_console).
     # It sleeps every period, so it cannot hog a core. 0 = leave scheduling alone. Needs
     # CAP_SYS_NICE (root or `setcap`); ordinary users get the fallbacks.
     realtime_priority: int = 10

@@ -25,10 +25,13 @@ from runtime.control.foresight_reckoning import ForesightPoint
 
 @dataclass(frozen=True)
 class SurpriseConfig:
+    # hold and ask the operator to take over when the policy surprises
     enabled: bool = False
-    min_foresight_psnr_db: float | None = 16.0  # mean over cameras; the copy-frame baseline is ~20 dB in the sim
+    # hold when a judged foresight's PSNR, mean over cameras, is below this (dB); set it under what
+    # copying frame t scores in the scene (model.evaluate prints that baseline)
+    min_foresight_psnr_db: float | None = 16.0
     max_foresight_latent_l2: float | None = None
-    max_seam: float | None = 0.35  # rad (or gripper units), the largest joint of the raw jump
+    max_seam: float | None = 0.35  # hold when a new chunk's first step jumps more than this (rad or gripper units)
 
     def __post_init__(self) -> None:
         for name in ("min_foresight_psnr_db", "max_foresight_latent_l2", "max_seam"):
