@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from robot_io.devices.robot import SceneGeometry
+from robot_io.policy import PolicyOutput
+from runtime.control.plan_overlay import plan_overlays
+
 MAX_PREVIEWS = 2  # the first and the one compared with it
 
 
@@ -34,6 +38,38 @@ class Preview:
     # camera -> frame t with the planned end-effector path drawn (runtime/control/plan_overlay.py);
     # empty for robots that cannot project a plan (no SceneGeometry) and for failed previews
     plan_frames: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+
+def build_preview(preview_id: int, instruction: str, tick: int, frames: Mapping[str, np.ndarray],
+                  joints: Mapping[str, float], output: PolicyOutput | None, latency_ms: float, error: str,
+                  robot: object, action_keys: list[str]) -> tuple[Preview, str]:
+    """The preview of one dry-run inference (`output` None when the policy failed: `error` says
+    why), with its plan drawn over the cameras when the robot can project it; and a note when
+    drawing failed ("" otherwise): a drawing problem costs the overlay, never the preview."""
+    actions = None
+    plan_frames: dict[str, np.ndarray] = {}
+    note = ""
+    if output is not None:
+        actions = np.array(output.actions, dtype=np.float32)  # (steps, action_dim)
+        actions.flags.writeable = False
+        if isinstance(robot, SceneGeometry):
+            try:
+                plan_frames = plan_overlays(robot, action_keys, actions, dict(joints), frames)
+            except Exception as err:  # noqa: BLE001
+                note = f"Could not draw the dry run's plan over the cameras: {type(err).__name__}: {err}"
+    preview = Preview(
+        preview_id=preview_id,
+        instruction=instruction,
+        obs_tick=tick,
+        actions=actions,
+        foresight=dict(output.foresight or {}) if output is not None else {},
+        frames=frames,
+        latency_ms=latency_ms,
+        error=error,
+        plan_frames=plan_frames,
+    )
+    return preview, note
 
 
 class DryRunBoard:

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot_io.devices.robot import HasJointLimits, HasStepLimits, Robot
+
 XYZ = 3
+UNBOUNDED = (-1e9, 1e9)  # limits for joints a robot does not bound itself
 # A command may move an end effector that is already outside the box (a robot started there) only
 # if it does not go further out; this slack absorbs floating-point noise in forward kinematics.
 WORKSPACE_SLACK_M = 1e-6
@@ -79,6 +82,20 @@ class SafeCommand:
     clamped: tuple[str, ...]  # joints whose value was changed by a limit or the step clamp
     reason: str = ""  # why it was held, for the status bar
 
+
+
+def limits_for(robot: Robot, max_step_per_tick: float, max_step_overrides: Mapping[str, float],
+               workspace: WorkspaceBox | None) -> SafetyLimits:
+    """The robot's own joint limits and step per tick where it names them; elsewhere unbounded
+    joints and `max_step_per_tick`; `max_step_overrides` (action key -> step) over both."""
+    keys = list(robot.action_features)
+    limits = robot.joint_limits if isinstance(robot, HasJointLimits) else {}
+    steps = robot.max_step if isinstance(robot, HasStepLimits) else {}
+    return SafetyLimits(
+        joint_limits={k: tuple(limits.get(k, UNBOUNDED)) for k in keys},
+        max_step={k: max_step_overrides.get(k, steps.get(k, max_step_per_tick)) for k in keys},
+        workspace=workspace,
+    )
 
 def make_safe(proposed: dict[str, float] | None, previous: dict[str, float], limits: SafetyLimits,
               end_effector: EndEffector | None = None) -> SafeCommand:

@@ -34,8 +34,7 @@ from robot_io.chunks.schedule import Chunk, ChunkSchedule
 from robot_io.datasets.journal import check_recordable
 from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_POLICY
 from robot_io.devices.robot import (
-    CartesianControl, HasHomePose, HasJointLimits, HasStepLimits, ResettableScene, Robot, SceneGeometry, camera_keys,
-    state_keys,
+    CartesianControl, HasHomePose, ResettableScene, Robot, SceneGeometry, camera_keys, state_keys,
 )
 from robot_io.devices.teleop import Teleoperator
 from robot_io.policy import Policy
@@ -45,16 +44,15 @@ from runtime.control.commands import (
     RunPolicy, SetRecordingMode, StartRecording, StopRecording, SwapPolicy, TakeOver, TeleopKeys, validate_instruction,
 )
 from runtime.control.device_health import DeviceHealth
-from runtime.control.dry_run import DryRunBoard, Preview
+from runtime.control.dry_run import DryRunBoard, build_preview
 from runtime.control.episodes import Episodes
 from runtime.control.event_log import EventLog
 from runtime.control.foresight_reckoning import ForesightReckoner, foresight_horizon, frame_encoder
 from runtime.control.loop_timing import LoopClock
 from runtime.control.operator_input import DEVICE_CLIENT, OperatorInput  # noqa: F401 - DEVICE_CLIENT: tests name it here
-from runtime.control.plan_overlay import plan_overlays
 from runtime.control.policy_runner import PolicyRunner
 from runtime.control.recording import RecorderSpec, RecordingWorker
-from runtime.control.safety import SafetyLimits, make_safe
+from runtime.control.safety import limits_for, make_safe
 from runtime.control.session_config import SessionConfig  # noqa: F401 - app.py imports it here
 from runtime.control.snapshot import Snapshot, freeze_frames
 from runtime.control.step import choose_command, next_mode
@@ -62,7 +60,6 @@ from runtime.control.surprise import Surprise, foresight_surprise, seam_surprise
 from runtime.control.teleop_keys import KEYMAP_HELP
 from runtime.control.tick_record import TickRecord, TickSubscriber
 
-UNBOUNDED = (-1e9, 1e9)  # limits for joints a robot does not bound itself
 FALLBACK_NICENESS = -10
 HOME_REACHED_TOLERANCE = 1e-6  # a command this close to the home pose has reached it
 RECORDING_COMMANDS = (StartRecording, StopRecording, DiscardRecording, RerecordEpisode, SetRecordingMode)
@@ -86,7 +83,7 @@ class Session:
         self.action_keys = list(robot.action_features)
         self.state_keys = state_keys(robot)
         self.camera_keys = camera_keys(robot)
-        self.safety = self._safety_limits(robot, config)
+        self.safety = limits_for(robot, config.max_step_per_tick, config.max_step_overrides, config.workspace)
 
         self._commands: queue.Queue[Command] = queue.Queue()
         self._log = EventLog()
@@ -507,30 +504,14 @@ class Session:
 
     def _on_preview(self, instruction: str, tick: int, observation: dict[str, Any], result, error: str) -> None:
         """Runner thread: a dry run finished (result None when the policy failed: `error` says why)."""
-        output = result.output if result is not None else None
-        actions = None
-        frames = freeze_frames(observation, self.camera_keys)
-        plan_frames = {}
-        if output is not None:
-            actions = np.array(output.actions, dtype=np.float32)  # (steps, action_dim)
-            actions.flags.writeable = False
-            if isinstance(self.robot, SceneGeometry):
-                joints = {k: float(observation[k]) for k in self.action_keys if k in observation}
-                try:
-                    plan_frames = plan_overlays(self.robot, self.action_keys, actions, joints, frames)
-                except Exception as err:  # noqa: BLE001 - a drawing problem costs the overlay, not the preview
-                    self._log.note(f"Could not draw the dry run's plan over the cameras: {type(err).__name__}: {err}")
-        self._dry_runs.add(Preview(
-            preview_id=self._dry_runs.next_id(),
-            instruction=instruction,
-            obs_tick=tick,
-            actions=actions,
-            foresight=dict(output.foresight or {}) if output is not None else {},
-            frames=frames,
-            latency_ms=result.latency_ms if result is not None else 0.0,
-            error=error,
-            plan_frames=plan_frames,
-        ))
+        joints = {k: float(observation[k]) for k in self.action_keys if k in observation}
+        preview, note = build_preview(
+            self._dry_runs.next_id(), instruction, tick, freeze_frames(observation, self.camera_keys), joints,
+            result.output if result is not None else None, result.latency_ms if result is not None else 0.0, error,
+            self.robot, self.action_keys)
+        self._dry_runs.add(preview)
+        if note:
+            self._log.note(note)
         if error:
             self._log.note(f"Dry run failed: {error}", error=True)
 
@@ -549,15 +530,6 @@ class Session:
                                   hint=self._log.hint, events=self._log.events(), device_fault=self._health.fault()))
 
     # --- the robot's limits and poses -------------------------------------------------------------
-    @staticmethod
-    def _safety_limits(robot: Robot, config: SessionConfig) -> SafetyLimits:
-        keys = list(robot.action_features)
-        limits = robot.joint_limits if isinstance(robot, HasJointLimits) else {}
-        joint_limits = {k: tuple(limits.get(k, UNBOUNDED)) for k in keys}
-        steps = robot.max_step if isinstance(robot, HasStepLimits) else {}
-        max_step = {k: config.max_step_overrides.get(k, steps.get(k, config.max_step_per_tick)) for k in keys}
-        return SafetyLimits(joint_limits, max_step, config.workspace)
-
     def _end_effector_function(self):
         """action -> end-effector position, for the workspace box; None when there is no box or the
         robot has no forward kinematics (said once in the event log)."""
