@@ -33,13 +33,24 @@ def velocity_target(actions: Tensor, noise: Tensor) -> Tensor:
     return noise - actions
 
 
-def euler_sample(velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor, steps: int) -> Tensor:
-    """Integrate dx/dt = velocity(x, t) from t = 1 (x = noise) to t = 0 in `steps` equal Euler steps."""
+def euler_sample(velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor, steps: int,
+                 guide: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Integrate dx/dt = velocity(x, t) from t = 1 (x = noise) to t = 0 in `steps` equal Euler steps.
+
+    guide (target (B, chunk, A), weight (B, chunk)): inpainting, for real-time chunking's guided
+    mode. After every step, step i of the chunk is pulled to weight[i] of the way toward where the
+    target would be at that time on the straight noise -> target path (weight 1: frozen to it), so
+    the other steps are denoised in attention with it and continue from it.
+    """
     x = noise
     dt = -1.0 / steps
     for i in range(steps):
         t = torch.full((noise.shape[0],), 1.0 - i / steps, dtype=noise.dtype, device=noise.device)  # (B,)
         x = x + dt * velocity(x, t)
+        if guide is not None:
+            target, weight = guide
+            on_path = noisy_actions(target, noise, t + dt)  # (B, chunk, A): the target at the new time
+            x = torch.lerp(x, on_path, weight[..., None].to(x.dtype))
     return x
 
 

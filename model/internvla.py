@@ -227,10 +227,12 @@ class InternVLA(nn.Module):
         return cache, self.foresight_head(gen_out)
 
     @torch.no_grad()
-    def denoise(self, state: Tensor, layout: Layout, cache: KVCache, noise: Tensor | None = None) -> Tensor:
+    def denoise(self, state: Tensor, layout: Layout, cache: KVCache, noise: Tensor | None = None,
+                guide: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Pass 3: Euler steps of the action expert reading the cache (never growing it) -> (B, chunk, A).
 
-        noise (B, chunk, A) is scaled by flow.sample_noise_scale before the first step.
+        noise (B, chunk, A) is scaled by flow.sample_noise_scale before the first step. guide
+        (target (B, chunk, A) normalised, weight (B, chunk)): steps to keep (flow.euler_sample).
         """
         c = self.config
         if noise is None:
@@ -241,7 +243,7 @@ class InternVLA(nn.Module):
             (out,), _ = self.qwen3_vl_with_expert([(ACT, self.embed_suffix(state, noisy, t))], attention, cache)
             return self.action_out_proj(out[:, 1:])  # (B, chunk, A), skipping the state token
 
-        return flow.euler_sample(velocity, noise * c.flow.sample_noise_scale, c.flow.denoise_steps)
+        return flow.euler_sample(velocity, noise * c.flow.sample_noise_scale, c.flow.denoise_steps, guide)
 
     @torch.no_grad()
     def sample(self, x: ModelInputs, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -58,10 +58,15 @@ class Prepared:
     model_state: torch.Tensor  # (1, max_state_dim) normalised, padded
     noise: torch.Tensor  # (1, chunk, max_action_dim), from this client's generator
     present: list[int]  # camera slots with a frame t
+    # Guided chunks: the running plan in model space (1, chunk, max_action_dim) and how strongly
+    # each step keeps it (1, chunk): 1 for committed steps, 0 elsewhere (and without a plan).
+    guide_target: torch.Tensor
+    guide_weight: torch.Tensor
 
 
 class InternVLAPolicy(Policy):
     name = "internvla"
+    guided_chunks = True
 
     def __init__(
         self,
@@ -138,8 +143,16 @@ class InternVLAPolicy(Policy):
         self.history.push(self._frames(observation))
 
     def infer(self, observation: dict[str, Any], instruction: str) -> PolicyOutput:
+        return self._infer(self.prepare(observation, instruction))
+
+    def infer_guided(self, observation: dict[str, Any], instruction: str, plan: np.ndarray, committed: int) -> PolicyOutput:
+        """The chunk keeps plan[:committed], the commands for the observation's tick and after that
+        run before it can take over (actions[0] is for the observation's tick, as plan[0])."""
+        return self._infer(self.prepare(observation, instruction, plan, committed))
+
+    def _infer(self, prepared: Prepared) -> PolicyOutput:
         started = time.perf_counter()
-        output = infer_batch(self.model, [(self, self.prepare(observation, instruction))])[0]
+        output = infer_batch(self.model, [(self, prepared)])[0]
         if isinstance(output, Exception):
             raise output
         output.timings_ms["total"] = (time.perf_counter() - started) * 1e3  # with this request's preprocessing
@@ -147,7 +160,8 @@ class InternVLAPolicy(Policy):
 
     # ---- infer, split so that several requests can share one model call (model.serve) --------
 
-    def prepare(self, observation: dict[str, Any], instruction: str) -> Prepared:
+    def prepare(self, observation: dict[str, Any], instruction: str, plan: np.ndarray | None = None,
+                committed: int = 0) -> Prepared:
         text_tokens, text_mask = self.text_tokenizer([_check_instruction(instruction)])
         state = self._state(observation)
         self.observe(observation)
@@ -166,6 +180,7 @@ class InternVLAPolicy(Policy):
             model_state=self._model_state(state),
             noise=noise,
             present=[i for i, key in enumerate(self.camera_keys) if now[key] is not None],
+            **self._guide(plan, committed, state),
         )
 
     def finish(self, prepared: Prepared, actions: torch.Tensor, latents: torch.Tensor, pictures: torch.Tensor, timings_ms: dict[str, float]) -> PolicyOutput:
@@ -237,6 +252,22 @@ class InternVLAPolicy(Policy):
         padded = pad_last_dim(self.state_norm.normalize(state), self.config.max_state_dim)
         return torch.from_numpy(padded)[None].to(device=self.device, dtype=self.dtype)
 
+    def _guide(self, plan: np.ndarray | None, committed: int, state: np.ndarray) -> dict[str, torch.Tensor]:
+        """guide_target / guide_weight of Prepared: plan (n, action_dim) absolute, its first
+        `committed` steps kept, in the model's space (relative to this state, normalised, padded)."""
+        c = self.config
+        target = np.zeros((c.chunk_size, c.max_action_dim), np.float32)
+        weight = np.zeros(c.chunk_size, np.float32)
+        if plan is not None and committed > 0:
+            plan = np.asarray(plan, dtype=np.float32)[: min(committed, c.chunk_size)]  # (k, action_dim)
+            if plan.ndim != 2 or plan.shape[1] != len(self.action_keys) or not np.isfinite(plan).all():
+                raise ValueError(f"a guide plan must be finite (steps, {len(self.action_keys)}), got shape {plan.shape}")
+            model_space = self.action_norm.normalize(self.delta.to_delta(plan, state) if self.delta is not None else plan)
+            target[: len(plan)] = pad_last_dim(model_space, c.max_action_dim)
+            weight[: len(plan)] = 1.0
+        return {name: torch.from_numpy(array)[None].to(device=self.device, dtype=self.dtype)
+                for name, array in (("guide_target", target), ("guide_weight", weight))}
+
     def _unnormalize(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         actions = self.action_norm.unnormalize(actions)
         if self.delta is not None:
@@ -287,7 +318,9 @@ def infer_batch(model: InternVLA, jobs: Sequence[tuple[InternVLAPolicy, Prepared
         prefix_ms = clock.lap()
         cache, latents = model.prefill_generation(inputs, layout, cache)  # latents (B, N, C, h, w)
         generation_ms = clock.lap()
-        actions = model.denoise(inputs.state, layout, cache, cat("noise"))  # (B, chunk, max_action_dim)
+        weight = cat("guide_weight")  # (B, chunk)
+        guide = (cat("guide_target"), weight) if bool(weight.any()) else None
+        actions = model.denoise(inputs.state, layout, cache, cat("noise"), guide=guide)  # (B, chunk, max_action_dim)
         denoise_ms = clock.lap()
         chosen = [latents[b, prepared.present] for b, (_, prepared) in enumerate(jobs)]  # each (P_b, C, h, w)
         flat = torch.cat(chosen)  # (sum P_b, C, h, w)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from robot_io.chunks.schedule import Guide
+
 # camera -> uint8 (H, W, 3) frame in; camera -> latent (C, h, w) out: what latent L2 compares.
 FrameEncoder = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]
 
@@ -37,9 +39,18 @@ class Policy(abc.ABC):
     chunk_starts_next_tick: bool = False  # actions[0] is for the tick after the observation's
     # Ticks ahead its foresight pictures show (InternVLA-A1: 15); None: it predicts no pictures.
     foresight_horizon: int | None = None
+    # `infer_guided` keeps the steps of the running plan already committed (real-time chunking's
+    # guided mode); False: it ignores the plan and infers as `infer` does.
+    guided_chunks: bool = False
 
     @abc.abstractmethod
     def infer(self, observation: dict[str, Any], instruction: str) -> PolicyOutput: ...
+
+    def infer_guided(self, observation: dict[str, Any], instruction: str, plan: np.ndarray, committed: int) -> PolicyOutput:
+        """`infer`, given the running plan: plan (n, action_dim) holds the commands already planned
+        for the observation's tick and after, of which the first `committed` will run before the
+        new chunk can take over. A policy with `guided_chunks` makes its chunk keep them."""
+        return self.infer(observation, instruction)
 
     def observe(self, observation: dict[str, Any]) -> None:
         """Called with every control tick's observation, in order, before any `infer` on it.
@@ -55,6 +66,13 @@ class Policy(abc.ABC):
     def frame_encoder(self) -> FrameEncoder | None:
         """Its encoder of real frames into foresight latents, for latent L2; None: it has none."""
         return None
+
+
+def infer_with_guide(policy: Policy, observation: dict[str, Any], instruction: str, guide: Guide | None) -> PolicyOutput:
+    """The policy's chunk for this observation, guided by the running plan when the schedule gives one."""
+    if guide is None:
+        return policy.infer(observation, instruction)
+    return policy.infer_guided(observation, instruction, guide.plan, guide.committed)
 
 
 def commands_after_observation(policy: Policy, actions: np.ndarray) -> np.ndarray:

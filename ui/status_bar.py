@@ -10,6 +10,7 @@ import gradio as gr
 from runtime.control.snapshot import Snapshot
 
 SHOWN_QUEUE_MS = 1.0  # a remote server's batching wait is shown once it reaches this
+LATE_COLOUR = "#dc2626"  # the inference delay has reached the execute horizon: chunks arrive late
 MODE_COLOURS = {"idle": "#6b7280", "running": "#16a34a", "paused": "#d97706", "takeover": "#2563eb", "estop": "#dc2626",
                 "homing": "#7c3aed"}
 
@@ -40,6 +41,11 @@ def render_status(snapshot: Snapshot | None) -> str:
         cells.append("<b style='color:#16a34a'>success</b>" if snapshot.success else "not done")
     if snapshot.inference_ms is not None:
         cells.append(render_inference(snapshot.inference_ms, snapshot.inference_timings_ms))
+    if snapshot.inference_delay_ticks is not None:
+        late = snapshot.inference_delay_ticks >= snapshot.execute_horizon
+        cells.append(f"<span id='status-delay' title='ticks from an observation to its chunk taking over, against the "
+                     f"steps a chunk runs before the next is asked for' style='color:{LATE_COLOUR if late else 'inherit'}'>"
+                     f"delay {snapshot.inference_delay_ticks} / horizon {snapshot.execute_horizon} ticks</span>")
     if snapshot.seams.last is not None:
         seam = snapshot.seams.last
         # "→ blended" only where blending changed the switch (not with --blend none)

@@ -10,13 +10,13 @@ from robot_io.chunks.blending import BlendConfig
 from robot_io.chunks.schedule import ChunkConfig
 from robot_io.config_flags import FlagGroup, add_config_flags, config_from_flags
 
-CHUNK_FLAGS = FlagGroup(ChunkConfig, ("execute_horizon",))
+CHUNK_FLAGS = FlagGroup(ChunkConfig, ("execute_horizon", "start_early", "guided"))
 BLEND_FLAGS = FlagGroup(BlendConfig, ("mode", "steps", "ensemble_k"),
                         names={"mode": "blend", "steps": "blend-steps", "ensemble_k": "blend-k"})
 
 
 def add_chunk_flags(parser: argparse.ArgumentParser) -> None:
-    """--execute-horizon, --blend, --blend-steps, --blend-k."""
+    """--execute-horizon, --start-early, --guided, --blend, --blend-steps, --blend-k."""
     add_config_flags(parser, CHUNK_FLAGS)
     add_config_flags(parser, BLEND_FLAGS)
 

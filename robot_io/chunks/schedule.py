@@ -9,16 +9,28 @@ ticks: it is blended with what remains of the running plan (robot_io/chunks/blen
 whose tick has passed are skipped (a late chunk never replays the past), and the switch is kept
 for `take_switch` so the session can measure the seam.
 
-When to ask for the next chunk: after `execute_horizon` steps of the newest chunk, or when it runs
-out. `wants_chunk(tick)` says so once, after that tick's `pop`, and then counts one inference in
-flight until `push` answers it or `cancel_request` drops it: the caller infers on that tick's
-observation.
+When to ask for the next chunk (real-time chunking, Black et al. 2025): a chunk inferred from
+tick t takes over at the first tick after it arrives, d ticks later (d = 1: the inference took
+less than a tick). The schedule measures d at every take-over and, with `start_early`, asks for
+the next chunk d - 1 steps before the newest one has run `execute_horizon` steps, taking the
+largest d of the last few chunks, so the new chunk is ready as the running one reaches its
+horizon; the steps of the new chunk for the ticks in between are skipped (a late chunk never
+replays the past). With d = 1 that is the plain rule: after `execute_horizon` steps, or when the
+chunk runs out. `wants_chunk(tick)` says so once, after that tick's `pop`, and then counts one
+inference in flight until `push` answers it or `cancel_request` drops it: the caller infers on
+that tick's observation.
+
+Guided chunks (`guided`, for policies that take them, robot_io.policy.Policy.guided_chunks):
+`guide(tick)` gives the running plan from the observation's tick on and how many of its steps
+are committed (they run before the new chunk can take over), so the policy can generate a chunk
+that keeps them and continues from them instead of jumping.
 
 No threads, no locks, no clocks: ticks are the only time it knows.
 """
 
 from __future__ import annotations
 
+import collections
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,12 +48,30 @@ class ChunkConfig:
     execute_horizon: int = 6
     # How a new chunk takes over from the running one (robot_io/chunks/blending.py).
     blend: BlendConfig = field(default_factory=BlendConfig)
+    # Ask for the next chunk early by the inference delay measured over the last chunks, so it is
+    # ready when the running one reaches its execute horizon (real-time chunking). Off: a chunk runs
+    # its horizon plus the delay; the shipped sim model picked more scenes that way (its MODEL_CARD.md).
+    start_early: bool = False
+    # Give a policy that takes them (Policy.guided_chunks) the running plan and its committed steps,
+    # so the new chunk keeps them (real-time chunking's guided mode).
+    guided: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.execute_horizon, bool) or not isinstance(self.execute_horizon, int) or self.execute_horizon < 1:
             raise ValueError(f"execute_horizon must be a whole number of chunk steps >= 1, got {self.execute_horizon!r}")
         if not isinstance(self.blend, BlendConfig):
             raise TypeError(f"blend must be a BlendConfig, got {type(self.blend).__name__}")
+
+
+DELAY_WINDOW = 5  # take-overs whose delay the next early start is planned on
+
+
+@dataclass(frozen=True)
+class Guide:
+    """What a guided inference on tick t's observation is given."""
+
+    plan: np.ndarray  # (n, action_dim): the running plan's commands for ticks t, t+1, ...
+    committed: int  # plan[:committed] run whatever the new chunk says: it cannot take over sooner
 
 
 @dataclass(frozen=True)
@@ -65,6 +95,8 @@ class ChunkSchedule:
         self._requested = False  # an inference asked for by wants_chunk is in flight
         self._next_id = 0
         self._executed = 0  # steps of the newest chunk popped since it took over
+        # ticks from a chunk's observation to its take-over, for the last few chunks
+        self._delays: collections.deque[int] = collections.deque(maxlen=DELAY_WINDOW)
 
     def push(self, actions: np.ndarray, obs_tick: int, latency_ms: float = 0.0) -> Chunk:
         """A new chunk, (steps, action_dim), for the ticks after `obs_tick`; it answers the request in flight."""
@@ -110,7 +142,8 @@ class ChunkSchedule:
             return False
         if self._chunk is not None:
             used_up = self._chunk.step_for(tick) + 1 >= len(self._chunk.actions)
-            if not used_up and self._executed < self.config.execute_horizon:
+            early = self.expected_delay() - 1 if self.config.start_early else 0
+            if not used_up and self._executed + early < self.config.execute_horizon:
                 return False
         self._requested = True
         return True
@@ -118,6 +151,25 @@ class ChunkSchedule:
     def cancel_request(self) -> None:
         """The inference in flight will not answer (it failed, or its result was stale)."""
         self._requested = False
+
+    def expected_delay(self) -> int:
+        """Ticks from an observation to its chunk's take-over that the next request plans for: the
+        largest of the last few measured, 1 before any."""
+        return max(self._delays, default=1)
+
+    def last_delay(self) -> int | None:
+        """The delay of the latest take-over, in ticks; None before any."""
+        return self._delays[-1] if self._delays else None
+
+    def guide(self, tick: int) -> Guide | None:
+        """For a guided inference on `tick`'s observation (after `pop(tick)`): the running plan
+        from `tick` on and its committed steps; None when not guided or nothing runs."""
+        if not self.config.guided or self._plan is None:
+            return None
+        plan, _ = self._plan.remainder_from(tick)
+        if self._plan.start_tick > tick or len(plan) == 0:
+            return None
+        return Guide(plan, min(self.expected_delay(), len(plan)))
 
     def take_switch(self) -> ChunkSwitch | None:
         """The latest chunk take-over not yet taken (for seam measurement), or None."""
@@ -133,6 +185,7 @@ class ChunkSchedule:
     def _take_over(self, chunk: Chunk, tick: int, step: int) -> None:
         """Blend the pushed chunk's steps from `tick` on into the plan."""
         self._pending = False
+        self._delays.append(tick - chunk.obs_tick)
         new = chunk.actions[step:]  # (n, action_dim): the steps whose tick has not passed
         if len(new) == 0:  # every step is in the past: nothing to run, hold as for a used-up chunk
             self._plan = None

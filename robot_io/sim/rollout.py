@@ -6,8 +6,10 @@ schedule wants the next chunk, infer it from this tick's observation. Its comman
 next tick: one tick of inference latency, an inference that takes less than a tick.
 `latency_ticks` L > 1 plays a slower one as the console meets it: the chunk reaches the schedule
 L ticks after its observation, the running plan goes on meanwhile, and the chunk takes over from
-its step for that tick (the steps for the ticks in between are gone). Ticks with no command (the
-very first) hold the current joint positions.
+its step for that tick (the steps for the ticks in between are gone); the schedule measures that
+delay and asks for the next chunk early by it, as in the console. Guided chunks (ChunkConfig.guided)
+get the running plan as the console's runner gives it. Ticks with no command (the very first) hold
+the current joint positions.
 
 With an automatic operator watching, the operator's command replaces the policy's from the tick
 it takes over to the end of the episode (as a person's takeover does in the console).
@@ -21,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from robot_io.chunks.schedule import ChunkConfig, ChunkSchedule
-from robot_io.policy import Policy, commands_after_observation
+from robot_io.policy import Policy, commands_after_observation, infer_with_guide
 from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
@@ -86,8 +88,8 @@ def run_episode(
             action = held or {key: float(observation[key]) for key in keys}
             source = SOURCE_HOLD
         if source != SOURCE_OPERATOR and schedule.wants_chunk(tick):
-            actions = commands_after_observation(policy, policy.infer(observation, instruction).actions)  # (n, action_dim)
-            in_flight = (tick + latency_ticks, tick, actions)
+            output = infer_with_guide(policy, observation, instruction, schedule.guide(tick))
+            in_flight = (tick + latency_ticks, tick, commands_after_observation(policy, output.actions))  # (n, action_dim)
         if on_frame is not None:
             on_frame(observation, action, source)
         held = robot.send_action(action)

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from robot_io.chunks.schedule import ChunkSchedule
-from robot_io.policy import Policy, PolicyOutput, commands_after_observation
+from robot_io.chunks.schedule import ChunkSchedule, Guide
+from robot_io.policy import Policy, PolicyOutput, commands_after_observation, infer_with_guide
 
 MAX_UNOBSERVED = 64  # ticks of history kept for policy.observe if the runner falls behind
 IDLE_WAIT_S = 0.05  # how often an idle runner re-checks (also bounds shutdown time)
@@ -38,6 +38,7 @@ class Job:
     tick: int = -1
     observation: dict[str, Any] | None = None
     observations: list[dict[str, Any]] = field(default_factory=list)
+    guide: Guide | None = None  # the running plan, for a guided inference
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class PolicyRunner:
         self._cond = threading.Condition()
         self._epoch = 0
         self._instruction: str | None = None
-        self._request: tuple[int, dict[str, Any]] | None = None  # (tick, observation) the schedule asked to infer on
+        self._request: tuple[int, dict[str, Any], Guide | None] | None = None  # (tick, observation, guide) the schedule asked for
         self._preview: tuple[str, int, dict[str, Any]] | None = None  # a dry run asked for, until it runs
         self._busy = False  # a job is running
         self._stop = False
@@ -97,10 +98,11 @@ class PolicyRunner:
             self._unobserved.append(observation)
             self._cond.notify()
 
-    def request(self, tick: int, observation: dict[str, Any]) -> None:
-        """Infer the next chunk from this observation (the schedule asked for it)."""
+    def request(self, tick: int, observation: dict[str, Any], guide: Guide | None = None) -> None:
+        """Infer the next chunk from this observation (the schedule asked for it), guided by the
+        running plan when the schedule gives one."""
         with self._cond:
-            self._request = (tick, observation)
+            self._request = (tick, observation, guide)
             self._cond.notify()
 
     def preview(self, instruction: str, tick: int, observation: dict[str, Any]) -> None:
@@ -180,8 +182,8 @@ class PolicyRunner:
             (instruction, tick, obs), self._preview = self._preview, None
             return Job("preview", self._policy, self._epoch, instruction, tick, obs)
         if self._request is not None and self._instruction is not None:
-            (tick, obs), self._request = self._request, None
-            return Job("infer", self._policy, self._epoch, self._instruction, tick, obs)
+            (tick, obs, guide), self._request = self._request, None
+            return Job("infer", self._policy, self._epoch, self._instruction, tick, obs, guide=guide)
         return None
 
     def _run(self) -> None:
@@ -199,7 +201,7 @@ class PolicyRunner:
                 continue
             started = time.perf_counter()
             try:
-                output = policy.infer(job.observation, job.instruction)
+                output = infer_with_guide(policy, job.observation, job.instruction, job.guide)
                 actions = self._checked_actions(policy, output)
             except Exception as err:  # noqa: BLE001 - any policy failure holds the robot and is shown
                 self._failed(job, f"{type(err).__name__}: {err}")

@@ -289,9 +289,11 @@ class Session:
             queued, chunk = self._schedule.pop(self._tick) if running else (None, None)
             switch = self._schedule.take_switch()
             infer = running and self._schedule.wants_chunk(self._tick)
+            guide = self._schedule.guide(self._tick) if infer else None
             queue_depth = self._schedule.remaining(self._tick) if chunk else 0
+            delay = self._schedule.last_delay()
         if infer:
-            self._runner.request(self._tick, observation)
+            self._runner.request(self._tick, observation, guide)
         if switch is not None:
             # The seam is the jump from the command sent last tick, before safety clamps it.
             last_sent = np.array([self._previous[k] for k in self.action_keys], dtype=np.float32)  # (action_dim,)
@@ -319,7 +321,7 @@ class Session:
         if safe.held:
             source = SOURCE_HOLD
         self._sent.append(self._tick, source, self._previous)
-        snapshot = self._snapshot_of(now, observation, frames, source, chunk, queue_depth, stale)
+        snapshot = self._snapshot_of(now, observation, frames, source, chunk, queue_depth, stale, delay)
         self._publish(snapshot)
         # After the action is sent and the snapshot published: judging a prediction (a few ms,
         # once per inference) and queueing the frame for the writer must not delay either.
@@ -334,7 +336,7 @@ class Session:
         self._tick += 1
 
     def _snapshot_of(self, now: float, observation: dict[str, Any], frames, source: str, chunk: Chunk | None,
-                     queue_depth: int, stale: dict[str, float | None]) -> Snapshot:
+                     queue_depth: int, stale: dict[str, float | None], delay: int | None) -> Snapshot:
         result = self._runner.last_result
         return Snapshot(
             tick=self._tick,
@@ -366,6 +368,8 @@ class Session:
             events=self._log.events(),
             device_fault=self._health.fault(),
             stale_cameras=tuple(stale),
+            inference_delay_ticks=delay,
+            execute_horizon=self.config.chunks.execute_horizon,
         )
 
     # --- commands ---------------------------------------------------------------------------

@@ -51,6 +51,10 @@ class Snapshot:
     inference_timings_ms: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     device_fault: str = ""  # which device stopped answering and why ("" when all answer): Reconnect is offered
     stale_cameras: tuple[str, ...] = ()  # cameras with no fresh frame: the robot holds
+    # Ticks from the latest chunk's observation to its take-over (None before any), against the
+    # steps a chunk runs before the next is asked for: a delay near the horizon leaves no slack.
+    inference_delay_ticks: int | None = None
+    execute_horizon: int = 0
 
 
 def freeze_frames(observation: dict, camera_keys: list[str]) -> Mapping[str, np.ndarray]:

@@ -29,6 +29,8 @@ Entity paths (the only scheme; `world/` and the projected plans need a robot wit
     timeseries/seams/blended           Scalars       ...and after (logged on the switch's tick)
     timeseries/chunk/age               Scalars       ticks since the observation the running chunk came from
     timeseries/chunk/queue_depth       Scalars       steps of the running chunk left
+    timeseries/chunk/inference_delay   Scalars       ticks from the latest chunk's observation to its take-over...
+    timeseries/chunk/execute_horizon   Scalars       ...against the steps a chunk runs before the next is asked for
     timeseries/surprises               Scalars       an auto-hold (runtime/control/surprise.py): the PSNR or jump that set it off
     events                             TextLog       mode changes, take-overs, the logger's own notes
     notice                             TextDocument  what this robot's view lacks

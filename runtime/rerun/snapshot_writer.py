@@ -96,7 +96,7 @@ def build_blueprint(image_sizes: Mapping[str, tuple[int, int]], joint_keys: Sequ
                 rrb.Grid(*joint_views),
                 rrb.Horizontal(
                     rrb.TimeSeriesView(name="Jump at chunk switch", origin="timeseries/seams", time_ranges=window),
-                    rrb.TimeSeriesView(name="Chunk age and queue depth", origin="timeseries/chunk", time_ranges=window),
+                    rrb.TimeSeriesView(name="Chunk age, queue depth, inference delay", origin="timeseries/chunk", time_ranges=window),
                     rrb.TextLogView(name="Events", origin="events"),
                 ),
                 row_shares=[3, 1],
@@ -151,6 +151,8 @@ class SnapshotWriter:
                                                markers=["cross"], marker_sizes=[TAKEOVER_MARKER_SIZE]), static=True)
         rec.log("timeseries/chunk/age", rr.SeriesLines(names=["chunk age (ticks)"]), static=True)
         rec.log("timeseries/chunk/queue_depth", rr.SeriesLines(names=["queue depth (steps)"]), static=True)
+        rec.log("timeseries/chunk/inference_delay", rr.SeriesLines(names=["inference delay (ticks)"]), static=True)
+        rec.log("timeseries/chunk/execute_horizon", rr.SeriesLines(names=["execute horizon (steps)"]), static=True)
         if self._geometry is None:
             rec.log("notice", rr.TextDocument(NO_GEOMETRY_NOTICE, media_type=rr.MediaType.MARKDOWN), static=True)
             return
@@ -236,6 +238,9 @@ class SnapshotWriter:
             return
         self._rec.log("timeseries/chunk/age", rr.Scalars(snapshot.tick - snapshot.chunk.obs_tick))
         self._rec.log("timeseries/chunk/queue_depth", rr.Scalars(snapshot.queue_depth))
+        if snapshot.inference_delay_ticks is not None:
+            self._rec.log("timeseries/chunk/inference_delay", rr.Scalars(snapshot.inference_delay_ticks))
+            self._rec.log("timeseries/chunk/execute_horizon", rr.Scalars(snapshot.execute_horizon))
 
     def _log_seams(self, snapshot: Snapshot) -> None:
         """Every switch since the last logged one, on its own tick (the logger may have skipped it)."""

@@ -94,3 +94,13 @@ def test_flow_matching_learns_a_toy_distribution():
         samples = sample()
     assert fits_the_mixture(samples), f"samples spread: mean |x| {samples[:, 0].abs().mean():.2f}"
     assert math.isfinite(loss.item())
+
+
+def test_guided_sampling_ends_on_the_target_where_its_weight_is_one():
+    noise = torch.randn(1, 6, 2)
+    target = torch.full((1, 6, 2), 0.5)
+    weight = torch.tensor([[1.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    x = flow.euler_sample(lambda x, t: x, noise, steps=4, guide=(target, weight))  # velocity x: pulls toward 0
+    torch.testing.assert_close(x[:, :2], target[:, :2])
+    free = flow.euler_sample(lambda x, t: x, noise, steps=4)
+    torch.testing.assert_close(x[:, 2:], free[:, 2:])  # the velocity reads no other step here

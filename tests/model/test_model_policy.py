@@ -88,7 +88,7 @@ def test_delta_and_absolute_modes_unnormalise_the_chunk(model, monkeypatch):
     current state on joints in delta mode."""
     stats = stats_for(STATE_KEYS, std=0.5)
     stats["sim"]["action"]["mean"] = [0.25] * len(STATE_KEYS)
-    monkeypatch.setattr(model, "denoise", lambda state, layout, cache, noise: torch.zeros_like(noise))
+    monkeypatch.setattr(model, "denoise", lambda state, layout, cache, noise, guide=None: torch.zeros_like(noise))
     obs = observation()
     state = np.array([obs[k] for k in STATE_KEYS], np.float32)
     options = {"state_keys": STATE_KEYS, "action_keys": STATE_KEYS, "camera_keys": CAMERAS, "seed": 0}
@@ -100,7 +100,7 @@ def test_delta_and_absolute_modes_unnormalise_the_chunk(model, monkeypatch):
 
 
 def test_non_finite_model_output_is_refused(model, monkeypatch):
-    monkeypatch.setattr(model, "denoise", lambda state, layout, cache, noise: torch.full_like(noise, float("nan")))
+    monkeypatch.setattr(model, "denoise", lambda state, layout, cache, noise, guide=None: torch.full_like(noise, float("nan")))
     with pytest.raises(RuntimeError, match="NaN"):
         make_policy(model).infer(observation(), INSTRUCTION)
 
@@ -150,3 +150,16 @@ def test_encode_foresight_frames_gives_latents_comparable_to_the_foresight(model
         expected = model.encode_frames(to_model_images(letterbox(obs["head"], 224)[None, None])[:, :, None])[0, 0, 0]
     np.testing.assert_allclose(latents["head"], expected.numpy(), atol=1e-5)
     assert policy.encode_foresight_frames({}) == {}
+
+
+def test_a_guided_chunk_keeps_the_committed_steps_and_continues_from_them(model):
+    obs = observation()
+    free = make_policy(model).infer(obs, INSTRUCTION).actions  # (50, A)
+    plan = free[:10] + 0.3  # a running plan that disagrees with what the model would do now
+    guided = make_policy(model).infer_guided(obs, INSTRUCTION, plan, committed=3).actions
+    np.testing.assert_allclose(guided[:3], plan[:3], atol=1e-4)  # frozen
+    assert not np.allclose(guided[3:], free[3:], atol=1e-3)  # the rest is denoised beside them
+    unguided = make_policy(model).infer_guided(obs, INSTRUCTION, plan, committed=0).actions
+    np.testing.assert_array_equal(unguided, free)
+    with pytest.raises(ValueError, match="guide plan must be finite"):
+        make_policy(model).infer_guided(obs, INSTRUCTION, plan[:, :2], committed=3)

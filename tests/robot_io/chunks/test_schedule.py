@@ -70,3 +70,35 @@ def test_config_refuses_what_it_cannot_run():
     with pytest.raises(TypeError, match="BlendConfig"):
         ChunkConfig(6, blend="linear")
     assert ChunkConfig().blend == BlendConfig()
+
+
+def test_the_delay_is_measured_at_take_over_and_the_next_chunk_asked_for_early_by_it():
+    s = ChunkSchedule(ChunkConfig(4, start_early=True))
+    assert s.expected_delay() == 1 and s.last_delay() is None
+    s.push(chunk(20), obs_tick=0)
+    s.pop(3)  # took over 3 ticks after its observation
+    assert s.last_delay() == 3 and s.expected_delay() == 3
+    assert not s.wants_chunk(3)  # 1 step run: 1 + (3 - 1) < 4
+    s.pop(4)
+    assert s.wants_chunk(4)  # 2 steps run: the next chunk lands as this one has run 4
+    s.push(chunk(20), obs_tick=4)
+    s.pop(5)  # a faster one: 1 tick; the largest of the last few still plans the next request
+    assert s.last_delay() == 1 and s.expected_delay() == 3
+    late = ChunkSchedule(ChunkConfig(4))  # the default: only after 4 steps, however late chunks come
+    late.push(chunk(20), obs_tick=0)
+    for tick in (3, 4, 5):
+        late.pop(tick)
+        assert not late.wants_chunk(tick)  # without start_early: only after 4 steps
+    late.pop(6)
+    assert late.wants_chunk(6)
+
+
+def test_a_guided_schedule_gives_the_running_plan_and_its_committed_steps():
+    s = ChunkSchedule(ChunkConfig(4, guided=True))
+    assert s.guide(0) is None  # nothing runs yet
+    s.push(chunk(20), obs_tick=0)
+    s.pop(2)  # delay 2
+    guide = s.guide(2)
+    assert guide.committed == 2
+    np.testing.assert_array_equal(guide.plan[:, 0], np.arange(1, 20))  # the plan from tick 2 on: steps 1..19
+    assert ChunkSchedule(ChunkConfig(4)).guide(2) is None  # not guided

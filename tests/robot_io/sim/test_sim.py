@@ -295,7 +295,7 @@ def test_rollout_runs_a_chunk_from_its_step_for_the_next_tick(robot, starts_next
 def test_a_slow_inference_lets_the_running_plan_go_on_and_skips_the_chunks_past_steps(robot):
     robot.reset_scene(0)
     sent = []
-    run_episode(robot, StepPolicy(list(robot.action_features)), chunks=ChunkConfig(4), latency_ticks=3,
+    run_episode(robot, StepPolicy(list(robot.action_features)), chunks=ChunkConfig(4, start_early=False), latency_ticks=3,
                 on_frame=lambda observation, action, source: sent.append((round(action[JOINT_KEYS[0]], 4), source)))
     assert [source for _, source in sent[:3]] == ["hold"] * 3  # the first chunk is 3 ticks away
     # chunk 1 (observation of tick 0) runs its steps 3-6 at ticks 3-6, then goes on while chunk 2
@@ -303,6 +303,17 @@ def test_a_slow_inference_lets_the_running_plan_go_on_and_skips_the_chunks_past_
     assert [command for command, _ in sent[3:11]] == [1.03, 1.04, 1.05, 1.06, 1.07, 1.08, 2.03, 2.04]
     with pytest.raises(ValueError, match="latency_ticks must be >= 1"):
         run_episode(robot, StepPolicy(list(robot.action_features)), latency_ticks=0)
+
+
+def test_a_slow_inference_is_asked_for_early_by_the_delay_measured(robot):
+    robot.reset_scene(0)
+    sent = []
+    run_episode(robot, StepPolicy(list(robot.action_features)), chunks=ChunkConfig(4, start_early=True), latency_ticks=3,
+                on_frame=lambda observation, action, source: sent.append(round(action[JOINT_KEYS[0]], 4)))
+    # chunk 1 (observation of tick 0) takes over at tick 3: a delay of 3 ticks, so chunk 2 is asked
+    # for 2 steps before chunk 1 has run 4 (tick 4) and takes over at tick 7 with its step for tick 7:
+    # every chunk runs 4 steps, as at one tick of latency, from an observation 3 ticks old
+    assert sent[3:13] == [1.03, 1.04, 1.05, 1.06, 2.03, 2.04, 2.05, 2.06, 3.03, 3.04]
 
 
 def test_expert_follows_the_instruction_even_naming_another_colour(robot, expert):
