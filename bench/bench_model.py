@@ -6,7 +6,8 @@ CPU: the `tiny` preset through the full InternVLAPolicy call (letterbox, 3 camer
 three decoded foresight pictures), once per torch thread count. Other processes on the machine
 skew these figures a lot (two threads most): the load average before/after is printed with them. GPU (when CUDA is available): `a1-3b` in bf16 through the three
 passes; the foresight tokenizer is Cosmos when --cosmos-dir holds its files, else a stand-in conv
-autoencoder at 256x256 (labelled as such: Cosmos's decoder costs more).
+autoencoder at 256x256 (labelled as such: Cosmos's decoder costs more). `a1-3b` on the CPU, one
+call with a save/load check: python -m bench.bench_full_size.
 """
 
 from __future__ import annotations
@@ -39,19 +40,27 @@ def percentiles(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
+def unit_stats() -> dict:
+    """Stats of robot type "sim" that leave state and actions as they are (mean 0, std 1)."""
+    unit = {"mean": [0.0] * len(STATE_KEYS), "std": [1.0] * len(STATE_KEYS)}
+    return {"sim": {"observation.state": unit, "action": unit}}
+
+
+def random_observation(rng: np.random.Generator) -> dict:
+    """A random state in [-1, 1] and a random 224x224 frame per camera."""
+    obs = {k: float(v) for k, v in zip(STATE_KEYS, rng.uniform(-1, 1, len(STATE_KEYS)))}
+    return obs | {cam: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for cam in CAMERAS}
+
+
 def bench_tiny_cpu(calls: int) -> dict:
     torch.manual_seed(0)
     model = build_model(tiny())
-    unit = {"mean": [0.0] * len(STATE_KEYS), "std": [1.0] * len(STATE_KEYS)}
-    stats = {"sim": {"observation.state": unit, "action": unit}}
-    policy = InternVLAPolicy(model, stats, state_keys=STATE_KEYS, action_keys=STATE_KEYS, camera_keys=CAMERAS, seed=0)
+    policy = InternVLAPolicy(model, unit_stats(), state_keys=STATE_KEYS, action_keys=STATE_KEYS, camera_keys=CAMERAS, seed=0)
     rng = np.random.default_rng(0)
     rows = []
     load_before = os.getloadavg()[0]
     for i in range(WARMUP_CALLS + calls):
-        obs = {k: float(v) for k, v in zip(STATE_KEYS, rng.uniform(-1, 1, len(STATE_KEYS)))}
-        obs |= {cam: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for cam in CAMERAS}
-        out = policy.infer(obs, INSTRUCTION)
+        out = policy.infer(random_observation(rng), INSTRUCTION)
         if i >= WARMUP_CALLS:
             rows.append(out.timings_ms)
     return {

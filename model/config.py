@@ -87,7 +87,9 @@ class Qwen3VisionConfig:
     """Qwen3-VL vision tower (built with transformers' classes)."""
 
     kind: str = "qwen3_vl"
-    input_size: int = 256  # 256 / (16 * 2) = 8 -> 64 merged tokens per view
+    # Qwen3-VL's processor scales a 224x224 frame up to its minimum of 256x256 pixels:
+    # 256 / (16 * 2) = 8 -> 64 merged tokens per view (model/A1_3B_PROMPT.md)
+    input_size: int = 256
     depth: int = 24
     hidden_size: int = 1024
     mlp_size: int = 4096

@@ -13,6 +13,8 @@ action expert denoises reading the cached prefix + generation keys/values (three
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,6 +310,18 @@ def build_model(
     """
     cosmos_missing = config.foresight.tokenizer == "cosmos" and tokenizer_folder is None
     tokenizer = None if cosmos_missing else build_tokenizer(config.foresight, tokenizer_folder)
-    with torch.device(device):
+    with torch.device(device), _default_dtype(dtype):
         model = InternVLA(config, tokenizer)
     return model.to(device=device, dtype=dtype).eval()
+
+
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Parameters are created in `dtype` (a float type): the 3B in bf16 never exists in float32
+    first, which would need twice its memory at build time."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

@@ -8,11 +8,11 @@ the vision tower's merged tokens only; the DeepStack features are computed by th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
 from model.config import ModelConfig, Qwen3VisionConfig
-from model.preprocess import resize_square
 
 QWEN3_VL_MAX_POSITIONS = 262144
 
@@ -67,10 +67,19 @@ class Qwen3VLUnderstanding(Qwen3VLForConditionalGeneration):
     def image_tokens(self, images: Tensor, instruction: Tensor | None = None) -> Tensor:
         """images (M, 3, S, S) in [-1, 1] (Qwen3-VL's mean = std = 0.5 normalisation) -> (M, tokens, D).
         The pretrained tower reads no instruction: `instruction` is ignored (the language model grounds)."""
-        images = resize_square(images, self.input_size)
+        images = processor_resize(images, self.input_size)
         patches, grid_thw = patchify(images, self.config.vision_config)
         merged = self.model.visual(patches, grid_thw=grid_thw).pooler_output  # (M * tokens, D)
         return merged.view(images.shape[0], -1, merged.shape[-1])
+
+
+def processor_resize(images: Tensor, size: int) -> Tensor:
+    """(M, 3, S, S) -> (M, 3, size, size) as Qwen3-VL's image processor resizes: bicubic with
+    antialiasing (torchvision's default), no clamping of float pixels (model/A1_3B_PROMPT.md)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+    return resized.to(images.dtype)
 
 
 def patchify(images: Tensor, vision) -> tuple[Tensor, Tensor]:
