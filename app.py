@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # offscreen rendering without a display; before mujoco loads
@@ -16,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything is local; never wait 
 os.environ.setdefault("LP_NUM_THREADS", "1")  # steadier llvmpipe render times beside the policy
 
 import uvicorn  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
 
 from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags  # noqa: E402
 from robot_io.policy import Policy  # noqa: E402
@@ -152,50 +154,85 @@ def build_replay(args: argparse.Namespace, robot: SimRobot) -> ReplayService:
     return ReplayService(config, PolicyLayout.for_robot(robot, args.fps), lambda: build_policy(args.checkpoint, robot))
 
 
+@dataclass
+class Console:
+    """The console app.py serves, built from its parsed flags by `open_console`: the session and the
+    services its page shows beside it. bench.evaluate_console runs the same one with no operator."""
+
+    args: argparse.Namespace
+    session: Session
+    policy: Policy  # the one the session starts with (a checkpoint loaded on the page replaces it there)
+    access: Access
+    replay: ReplayService
+    checkpoints: CheckpointLoader
+    rerun: RerunLogger | None = None
+    rerun_off_reason: str = "not started"
+
+    def start(self) -> None:
+        """Run the control loop, then the Rerun logger that follows it."""
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        self.session.start()
+        self.rerun, self.rerun_off_reason = start_rerun(self.args, self.session)
+
+    def app(self) -> FastAPI:
+        """The page and its routes, for uvicorn."""
+        parts = ConsoleParts(rerun=self.rerun, rerun_off_reason=self.rerun_off_reason, replay=self.replay,
+                             checkpoints=self.checkpoints, access=self.access)
+        return build_app(self.session, parts)
+
+    def close(self) -> None:
+        """Stop the Rerun logger and replay, then close the session (its dataset is finalized)."""
+        if self.rerun is not None:
+            self.rerun.close()
+        self.replay.close()
+        self.session.close()
+
+
+def open_console(args: argparse.Namespace, **sim_fields) -> Console:
+    """The devices, policy, session and page services `args` (parse_args) ask for, not started yet.
+    sim_fields: ConveyorSimConfig fields app.py has no flag for (bench.evaluate_console's belt
+    speeds). A bad setting raises ValueError, RecorderError, OSError or RemotePolicyError."""
+    # Never open to other machines without logins.
+    access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
+    sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size, **sim_fields))
+    devices = build_devices(args.device_request, default_robot=sim)
+    robot = devices.robot
+    for note in devices.notes:
+        print(f"note: {note}", file=sys.stderr)
+    replay = build_replay(args, robot)
+    checkpoint = args.checkpoint if args.policy == "model" else None
+    if args.policy_url:
+        policy, label = build_remote_policy(args, robot), args.policy_url
+    else:
+        policy, label = build_policy(checkpoint, robot), str(checkpoint) if checkpoint else "scripted expert"
+    session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
+    checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS, build_policy)
+    return Console(args, session, policy, access, replay, checkpoints)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        # Never open to other machines without logins.
-        access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
-        sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size))
-        devices = build_devices(args.device_request, default_robot=sim)
-        robot = devices.robot
-        for note in devices.notes:
-            print(f"note: {note}", file=sys.stderr)
-        replay = build_replay(args, robot)
-        checkpoint = args.checkpoint if args.policy == "model" else None
-        if args.policy_url:
-            policy, label = build_remote_policy(args, robot), args.policy_url
-        else:
-            policy, label = build_policy(checkpoint, robot), str(checkpoint) if checkpoint else "scripted expert"
-        session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
-        checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS, build_policy)
+        console = open_console(args)
     except (ValueError, RecorderError, OSError, RemotePolicyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.audit_log.parent.mkdir(parents=True, exist_ok=True)
-    access.audit("console", args.host, "start", {k: str(v) for k, v in vars(args).items() if k not in SECRET_ARGS})
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    session.start()
-    rerun, rerun_off_reason = start_rerun(args, session)
+    console.access.audit("console", args.host, "start", {k: str(v) for k, v in vars(args).items() if k not in SECRET_ARGS})
+    console.start()
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal; these
     # handlers turn that into a normal exit so the session below is always closed.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         print(f"Foresight Console on http://{args.host}:{args.port}", flush=True)
-        parts = ConsoleParts(rerun=rerun, rerun_off_reason=rerun_off_reason, replay=replay, checkpoints=checkpoints,
-                             access=access)
-        uvicorn.run(build_app(session, parts), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(console.app(), host=args.host, port=args.port, log_level="warning")
     except KeyboardInterrupt:
         pass
     finally:
         # A second Ctrl-C must not cut saving the episode or finalizing the dataset short.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if rerun is not None:
-            rerun.close()
-        replay.close()
-        session.close()
+        console.close()
         print("Session closed: dataset finalized.", flush=True)
     return 0
 

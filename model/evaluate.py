@@ -13,12 +13,13 @@ slower inference; new chunks blended into the running one as the console's --ble
 does, or as --blend says): success overall, per belt-speed
 band and per target colour, and whether the block that went into the bin was the named one.
 
-Open loop, on a held-out demonstration dataset (--demos, recorded with
-`python -m robot_io.sim.collect --seed 0`): for M frames t with a real frame t+15, the decoded
-foresight picture against the real frame t+15, per camera, in PSNR and SSIM, beside the
-"nothing moves" baseline (frame t copied) and the tokenizer's own ceiling (frame t+15 encoded
-and decoded); and the mean squared error of the 50-step action chunk against the expert's.
-Pictures are compared at the tokenizer's resolution.
+Open loop, on a held-out demonstration dataset (--demos, default recordings/conveyor_heldout,
+recorded with `python -m robot_io.sim.collect --seed 0`; where the default has not been recorded,
+as on a fresh clone, this part is skipped with a note naming the command): for M frames t with a
+real frame t+15, the decoded foresight picture against the real frame t+15, per camera, in PSNR
+and SSIM, beside the "nothing moves" baseline (frame t copied) and the tokenizer's own ceiling
+(frame t+15 encoded and decoded); and the mean squared error of the 50-step action chunk against
+the expert's. Pictures are compared at the tokenizer's resolution.
 
 Instruction probe, on P held-out scenes (robot_io/sim/instruction_probe.py): at the first tick,
 is the plan for each colour nearest the expert's plan for that colour? It tells a policy that
@@ -64,6 +65,7 @@ from model.train_data import (
     open_dataset,
     read_dataset,
 )
+from robot_io.datasets.schema import INFO_PATH
 from robot_io.images import psnr
 from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
@@ -73,6 +75,8 @@ from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SimRobot
 
 DEFAULT_DEMOS = Path("recordings/conveyor_heldout")
+# How DEFAULT_DEMOS is recorded (the model card's collect command): 30 held-out episodes from seed 0.
+HELDOUT_COMMAND = f"python -m robot_io.sim.collect --episodes 30 --out {DEFAULT_DEMOS} --seed 0"
 TRAINING_SEED_START = 100_000  # README: demonstrations for training are collected from this seed up
 DEMO_BATCH = 16  # frames per model call in the open-loop part
 NOISE_SEED = 0  # flow-matching noise of the open-loop part: the same figures on every run
@@ -106,12 +110,17 @@ def closed_loop(checkpoint: Path, seeds: list[int], workers: int, sim: ConveyorS
     results = []
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(checkpoint, sim or ConveyorSimConfig(), sampling or Sampling(), rollout or {})) as pool:
-        for seed, result in zip(seeds, pool.map(_run_seed, seeds)):
-            ep = result.episode
-            print(f"seed {seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
-                  f"{'ok  ' if result.success else 'FAIL'} {result.ticks} ticks, in bin: {list(result.in_bin)}", flush=True)
+        for result in pool.map(_run_seed, seeds):
+            print(episode_line(result), flush=True)
             results.append(result)
     return results
+
+
+def episode_line(result: RolloutResult) -> str:
+    """One closed-loop episode as printed when it finishes."""
+    ep = result.episode
+    return (f"seed {ep.seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
+            f"{'ok  ' if result.success else 'FAIL'} {result.ticks} ticks, in bin: {list(result.in_bin)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,7 +227,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, required=True, help="closed-loop sim episodes (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="write every figure and episode here")
     parser.add_argument("--seed", type=int, default=0, help="first closed-loop seed; the others follow")
-    parser.add_argument("--demos", type=Path, default=DEFAULT_DEMOS, help="held-out demonstrations for the open-loop part")
+    parser.add_argument("--demos", type=Path, default=None,
+                        help=f"held-out demonstrations for the open-loop part (default: {DEFAULT_DEMOS}, "
+                             f"skipped with a note when not recorded yet)")
     parser.add_argument("--demo-frames", type=int, default=320, help="frames sampled from --demos (0: skip the open loop)")
     parser.add_argument("--probe-scenes", type=int, default=20, help="scenes of the instruction probe (0: skip)")
     add_chunk_flags(parser)
@@ -240,9 +251,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             value = getattr(args, name)
             if value is not None and not value >= low:  # None: the checkpoint's own; `not >=` also refuses NaN
                 parser.error(f"--{name.replace('_', '-')} must be >= {low}")
-    if args.seed + max(args.episodes, args.probe_scenes) > TRAINING_SEED_START:
-        parser.error(f"seeds from {TRAINING_SEED_START} up are the training demonstrations'; evaluate below them")
+    check_held_out(parser, args.seed, max(args.episodes, args.probe_scenes))
     return args
+
+
+def check_held_out(parser: argparse.ArgumentParser, first_seed: int, count: int) -> None:
+    """Stop the command (parser.error) unless seeds first_seed .. first_seed + count - 1 are held
+    out: below TRAINING_SEED_START, where the training demonstrations start."""
+    if first_seed < 0:
+        parser.error(f"--seed must be >= 0, got {first_seed}")
+    if first_seed + count > TRAINING_SEED_START:
+        parser.error(f"seeds from {TRAINING_SEED_START} up are the training demonstrations'; evaluate below them")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,9 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         report |= {"noise_scale": flow_config.sample_noise_scale, "denoise_steps": flow_config.denoise_steps}
         print(f"flow-matching sampling: noise scale {flow_config.sample_noise_scale:g}, "
               f"{flow_config.denoise_steps} Euler steps", flush=True)
-        if args.demo_frames:
+        demos = args.demos or DEFAULT_DEMOS
+        if args.demo_frames and args.demos is None and not (demos / INFO_PATH).is_file():  # a fresh clone
+            report["open_loop_skipped"] = f"no held-out demonstrations at {demos}; record them with `{HELDOUT_COMMAND}`"
+            print(f"open loop skipped: {report['open_loop_skipped']}", flush=True)
+        elif args.demo_frames:
             started = time.perf_counter()
-            report["open_loop"] = open_loop(policy.model, policy.stats, layout, args.demos,
+            report["open_loop"] = open_loop(policy.model, policy.stats, layout, demos,
                                             args.demo_frames, args.seed, args.chunks.execute_horizon)
             print(format_open_loop(report["open_loop"], args.chunks.execute_horizon), f"\n  ({time.perf_counter() - started:.0f} s)", flush=True)
         if args.probe_scenes:
@@ -288,11 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, DatasetError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2))
-        print(f"wrote {args.json}")
+    write_json(args.json, report)
     return 0
+
+
+def write_json(path: Path | None, report: dict[str, Any]) -> None:
+    """The report as JSON at `path` (--json), its folder made; nothing when None."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2))
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -35,52 +34,21 @@ from robot_io.datasets.schema import RecorderError, SOURCE_OPERATOR
 from robot_io.datasets.recorder import EpisodeRecorder
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
-from robot_io.sim.rollout import SETTLE_TICKS, run_episode
+from robot_io.sim.rollout import run_episode
 from robot_io.sim.sim_robot import SimRobot
-from runtime.control.commands import RECORDING_MODES, Mode, ResetScene, RunPolicy, StartRecording, StopRecording
+from runtime import session_scenes
+from runtime.control.commands import RECORDING_MODES
 from runtime.control.session import Session, SessionConfig, describe_episode
 
-POLL_S = 0.02
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",
                   "stalled": "held the target without delivering it", "fumbled": "left the target in reach unpicked"}
-SCENE_START_TIMEOUT_S = 30.0
 
 
-def wait_for(session: Session, predicate, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        snapshot = session.snapshot()
-        if snapshot is not None and predicate(snapshot):
-            return snapshot
-        time.sleep(POLL_S)
-    return None
-
-
-def run_scene(session: Session, operator: AutoOperator, seed: int, time_limit_s: float, attempts: bool) -> dict:
+def run_scene(session: Session, operator: AutoOperator, seed: int, max_ticks: int, attempts: bool) -> dict:
     """One seeded scene: the policy runs, the operator may take over; ends settled or at the limit.
     attempts: record the whole scene as one episode (else the session records each takeover)."""
-    before = session.snapshot().tick
-    session.submit(ResetScene(seed))
-    start = wait_for(session, lambda s: s.tick > before and s.scene.startswith(f"seed {seed},") and s.mode is Mode.IDLE,
-                     SCENE_START_TIMEOUT_S)
-    if start is None:
-        raise RuntimeError(f"the scene with seed {seed} did not start")
-    session.submit(RunPolicy(start.scene_instruction))
-    if attempts:
-        session.submit(StartRecording())
-    settled_since: list[int] = []
-
-    def done(snapshot) -> bool:
-        if not snapshot.success:
-            settled_since.clear()
-            return False
-        settled_since.append(snapshot.tick)
-        return settled_since[-1] - settled_since[0] >= SETTLE_TICKS
-
-    end = wait_for(session, done, time_limit_s) or session.snapshot()
-    if attempts:
-        session.submit(StopRecording())
-    return {"seed": seed, "scene": start.scene, "success": bool(end.success), "took_over": bool(operator.reason),
+    ran = session_scenes.run_scene(session, seed, max_ticks, record=attempts)
+    return {"seed": seed, "scene": ran.start.scene, "success": ran.success, "took_over": bool(operator.reason),
             "reason": operator.reason, "reason_kind": operator.reason_kind}
 
 
@@ -132,13 +100,11 @@ def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, 
     session.start()
     results = []
     try:
-        if wait_for(session, lambda s: True, SCENE_START_TIMEOUT_S) is None:
-            raise RuntimeError("the control loop did not start")
+        session_scenes.wait_for_loop(session)
         for i in range(args.episodes):
-            results.append(run_scene(session, operator, args.seed + i, sim.episode_time_limit_s, args.mode == "attempts"))
+            results.append(run_scene(session, operator, args.seed + i, sim.max_ticks, args.mode == "attempts"))
             report(i, args.episodes, results[-1])
-        session.submit(ResetScene(args.seed + args.episodes))  # saves the last correction
-        wait_for(session, lambda s: s.mode is Mode.IDLE and not (s.recording and s.recording.active), SCENE_START_TIMEOUT_S)
+        session_scenes.save_last_correction(session, args.seed + args.episodes)
     finally:
         session.close()
     status = session.snapshot().recording

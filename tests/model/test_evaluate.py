@@ -189,3 +189,29 @@ def test_closed_loop_runs_chunks_as_the_console_does_unless_told(checkpoint, tmp
     with pytest.raises(SystemExit):
         evaluate.main(["--episodes", "1", "--blend", "linear", "--blend-steps", "0"])
     assert "blend steps must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_absent_default_demos_skip_the_open_loop_with_the_command_that_records_them(checkpoint, demos, tmp_path,
+                                                                                     monkeypatch, capsys):
+    """A fresh clone has no recordings/conveyor_heldout: the open loop is skipped with a note naming
+    the collect command; demos named with --demos must exist; the default is used once recorded."""
+    monkeypatch.chdir(tmp_path)  # no recordings/ here
+    out = tmp_path / "report.json"
+    argv = ["--checkpoint", str(checkpoint), "--episodes", "0", "--probe-scenes", "0", "--demo-frames", "4", "--json", str(out)]
+    assert evaluate.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert "open_loop" not in report
+    command = "python -m robot_io.sim.collect --episodes 30 --out recordings/conveyor_heldout --seed 0"
+    assert command in report["open_loop_skipped"]
+    notes = [line for line in capsys.readouterr().out.splitlines() if "open loop skipped" in line]
+    assert len(notes) == 1 and command in notes[0]
+
+    missing = tmp_path / "elsewhere"
+    assert evaluate.main(argv + ["--demos", str(missing)]) == 2
+    assert f"{missing} holds no LeRobot dataset" in capsys.readouterr().err
+
+    monkeypatch.setattr(evaluate, "DEFAULT_DEMOS", demos)  # recorded: the default is read
+    assert evaluate.main(argv) == 0
+    report = json.loads(out.read_text())
+    assert report["open_loop"]["demos"] == str(demos) and report["open_loop"]["frames"] == 4
+    assert "open_loop_skipped" not in report
