@@ -6,6 +6,7 @@ Default: the MuJoCo conveyor simulation driven by the shipped tiny InternVLA-A1,
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import signal
 import sys
@@ -38,7 +39,8 @@ from runtime.rerun.logger import RerunConfig, RerunError, RerunLogger  # noqa: E
 from runtime.control.checkpoint_loader import CheckpointLoader  # noqa: E402
 from runtime.control.safety import WorkspaceBox  # noqa: E402
 from runtime.control.session import Session, SessionConfig  # noqa: E402
-from runtime.control.session_flags import add_session_flags, session_from_flags  # noqa: E402
+from runtime.control.session_flags import add_process_flags, add_session_flags, process_from_flags, session_from_flags  # noqa: E402
+from runtime.control.policy_process import PolicyProcess, PolicyProcessConfig  # noqa: E402
 from ui.access import Access  # noqa: E402
 from ui.console import ConsoleParts, build_app  # noqa: E402
 
@@ -98,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ask for a login on loopback too (a machine several people use)")
     parser.add_argument("--audit-log", type=Path, default=Path("recordings/audit.jsonl"), metavar="FILE",
                         help="who did what: logins, failures, commands (JSON lines)")
+    add_process_flags(parser)
     add_session_flags(parser)
     add_chunk_flags(parser)
     add_device_arguments(parser)
@@ -107,6 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         workspace = WorkspaceBox.parse(args.workspace) if args.workspace else None
     except ValueError as err:
         parser.error(str(err))
+    args.process = process_from_flags(parser, args)
     args.session = session_from_flags(parser, args, chunks=args.chunks, workspace=workspace,
                                       record_root=None if args.no_record else args.record_to,
                                       save_on_exit=args.on_exit == "save")
@@ -122,6 +126,20 @@ def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
     from model.policy import policy_for_robot  # torch loads only when a model is asked for
 
     return policy_for_robot(checkpoint, robot)
+
+
+def build_live_policy(checkpoint: Path | None, robot: Robot, process: PolicyProcessConfig | None) -> Policy:
+    """The policy that drives: build_policy's, in its own process when `process` says how (a model
+    only: the scripted expert is too cheap to move). The parent keeps its own copy of the model for
+    the foresight judge's frame encoder (latent L2), which the control thread calls."""
+    local = build_policy(checkpoint, robot)  # a checkpoint for another layout is refused here, before spawning
+    if checkpoint is None or process is None:
+        return local
+    from model.policy import policy_for_layout, robot_layout
+
+    cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+    return PolicyProcess(functools.partial(policy_for_layout, checkpoint, robot_layout(robot)), cameras, process,
+                         encoder=local.frame_encoder(), label=Path(checkpoint).name)
 
 
 def build_remote_policy(args: argparse.Namespace, robot: Robot) -> RemotePolicy:
@@ -204,9 +222,10 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     if args.policy_url:
         policy, label = build_remote_policy(args, robot), args.policy_url
     else:
-        policy, label = build_policy(checkpoint, robot), str(checkpoint) if checkpoint else "scripted expert"
+        policy, label = build_live_policy(checkpoint, robot, args.process), str(checkpoint) if checkpoint else "scripted expert"
     session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
-    checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS, build_policy)
+    checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS,
+                                   lambda path, robot: build_live_policy(path, robot, args.process))
     return Console(args, session, policy, access, replay, checkpoints)
 
 

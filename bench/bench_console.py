@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.chunks.flags import CHUNK_FLAGS
+from runtime.control.session_flags import add_process_flags, process_argv, process_from_flags
 from robot_io.config_flags import add_config_flags
 from runtime.control.session import SessionConfig
 from tests.browser_support import SOFTWARE_GL_ARGS, chromium_page, console_process
@@ -52,12 +53,17 @@ def main() -> None:
     parser.add_argument("--rerun-page", action="store_true",
                         help="also keep the /rerun viewer open in a second tab (software GL: it costs 1-1.5 cores)")
     add_config_flags(parser, CHUNK_FLAGS)  # --execute-horizon: inferences per second the cores carry beside the loop
+    add_process_flags(parser)  # the console's own: the model in its own process or not
     args = parser.parse_args()
+    process = process_from_flags(parser, args)
 
     with tempfile.TemporaryDirectory() as tmp:
         dataset = Path(tmp) / "bench_episodes"
         with console_process("--record-to", str(dataset), "--seed", "11", "--policy", args.policy,
-                             "--execute-horizon", str(args.execute_horizon), "--fps", str(FPS), log_path=Path(tmp) / "console.log") as (url, _proc):
+                             "--execute-horizon", str(args.execute_horizon), "--fps", str(FPS),
+                             "--start-early" if args.start_early else "--no-start-early",
+                             "--guided" if args.guided else "--no-guided",
+                             *process_argv(process), log_path=Path(tmp) / "console.log") as (url, _proc):
             with chromium_page(height=2400, extra_args=tuple(SOFTWARE_GL_ARGS) if args.rerun_page else ()) as page:
                 if args.rerun_page:
                     viewer = page.context.new_page()

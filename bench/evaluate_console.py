@@ -50,6 +50,7 @@ from robot_io.sim.rollout_summary import format_summary, summarize
 from robot_io.sim.sim_robot import SIM_STATE_KEY, SimRobot
 from robot_io.wire.remote_policy import RemotePolicyError
 from runtime import session_scenes
+from runtime.control.session_flags import add_process_flags, process_argv, process_from_flags
 from runtime.control.snapshot import Snapshot
 from runtime.control.tick_record import TickRecord
 from tests.browser_support import chromium_page, free_port, wait_for_instruction
@@ -321,8 +322,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "(default: a temporary one, deleted at the end)")
     parser.add_argument("--rerun", action=argparse.BooleanOptionalAction, default=True,
                         help="the console's live Rerun logger (on by default, as in the console)")
+    add_process_flags(parser)  # the console's own: the model in its own process or not
     add_chunk_flags(parser)
     args = parser.parse_args(argv)
+    args.process = process_from_flags(parser, args)
     args.chunks = chunks_from_flags(parser, args)
     if args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -339,7 +342,8 @@ def console_args(args: argparse.Namespace, record_to: Path, workdir: Path) -> ar
     argv = ["--host", "127.0.0.1", "--port", str(free_port()), "--policy", args.policy, "--checkpoint", str(args.checkpoint),
             "--record-to", str(record_to), "--recording-mode", "attempts", "--seed", str(args.seed),
             "--audit-log", str(workdir / "audit.jsonl"), "--rerun-port", str(free_port()),
-            *([] if args.rerun else ["--no-rerun"])]
+            *([] if args.rerun else ["--no-rerun"]),
+            *process_argv(args.process)]
     parsed = app.parse_args(argv)
     parsed.chunks = args.chunks
     parsed.session = dataclasses.replace(parsed.session, chunks=args.chunks)

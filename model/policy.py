@@ -284,7 +284,11 @@ def robot_layout(robot: Robot) -> RobotLayout:
 def policy_for_robot(checkpoint: str | Path, robot: Robot, seed: int | None = None) -> InternVLAPolicy:
     """The checkpoint's policy wired to this robot's keys; a CheckpointError names every difference
     when the checkpoint was trained for another layout (robot type, cameras, state or action names)."""
-    layout = robot_layout(robot)
+    return policy_for_layout(checkpoint, robot_layout(robot), seed)
+
+
+def policy_for_layout(checkpoint: str | Path, layout: RobotLayout, seed: int | None = None) -> InternVLAPolicy:
+    """policy_for_robot for a robot known by its layout (a policy process has no robot)."""
     trained = read_layout(checkpoint)
     if trained is not None:
         check_layout(trained, layout, checkpoint)

@@ -30,7 +30,8 @@ def letterbox(frame: np.ndarray, height: int, width: int | None = None) -> np.nd
         return frame
     scale = min(height / h, width / w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    # .float() copies anyway; reading through torch.tensor also accepts the session's read-only frames
+    image = torch.tensor(frame).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
     image = F.interpolate(image, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
     out = np.zeros((height, width, 3), dtype=np.uint8)
     top, left = (height - new_h) // 2, (width - new_w) // 2

@@ -67,6 +67,10 @@ class Policy(abc.ABC):
         """Its encoder of real frames into foresight latents, for latent L2; None: it has none."""
         return None
 
+    def close(self) -> None:
+        """Release what it holds (a process, a connection); the default holds nothing."""
+        return None
+
 
 def infer_with_guide(policy: Policy, observation: dict[str, Any], instruction: str, guide: Guide | None) -> PolicyOutput:
     """The policy's chunk for this observation, guided by the running plan when the schedule gives one."""

@@ -67,3 +67,29 @@ def test_a_checkpoint_for_another_robot_is_refused_with_the_differences(tmp_path
     with pytest.raises(CheckpointError, match="another robot layout") as err:
         build_policy(tmp_path / "ckpt", robot)
     assert all(name in str(err.value) for name in layout)
+
+
+def test_the_shipped_model_in_its_own_process_answers_as_in_the_console_process():
+    from app import build_live_policy
+    from runtime.control.policy_process import PolicyProcess, PolicyProcessConfig
+
+    assert parse_args([]).process is None  # the console's own process unless told
+    assert parse_args(["--policy-process", "--policy-threads", "2"]).process == PolicyProcessConfig(threads=2)
+    robot = SimRobot(ConveyorSimConfig())
+    robot.connect()
+    try:
+        robot.reset_scene(0)
+        observation = robot.get_observation()
+        instruction = robot.episode.instruction
+        local = build_live_policy(SHIPPED_CHECKPOINT, robot, None)
+        remote = build_live_policy(SHIPPED_CHECKPOINT, robot, PolicyProcessConfig())
+        try:
+            assert isinstance(remote, PolicyProcess) and remote.foresight_horizon == local.foresight_horizon
+            assert remote.frame_encoder() is not None  # latent L2 still measured, by the parent's own copy
+            here, there = local.infer(observation, instruction), remote.infer(observation, instruction)
+            np.testing.assert_allclose(there.actions, here.actions, atol=1e-5)  # same weights, same noise seed
+            assert set(there.foresight) == set(here.foresight)
+        finally:
+            remote.close()
+    finally:
+        robot.disconnect()

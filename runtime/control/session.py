@@ -213,6 +213,7 @@ class Session:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._runner.close()
+        self._runner.policy.close()
         self._episodes.close(save_in_progress=self.config.save_on_exit)
         if self.robot.is_connected:
             self.robot.disconnect()
@@ -424,7 +425,9 @@ class Session:
         """Hold, then drive with the new policy: nothing planned by the old one runs after this tick."""
         if self._mode is Mode.RUNNING:
             self._apply(Pause())
+        old = self._runner.policy
         self._runner.set_policy(command.policy)
+        old.close()  # what it was computing is stale: its process or connection goes
         self._foresight.use_policy(foresight_horizon(command.policy), frame_encoder(command.policy))
         self._dry_runs.clear()
         self.policy_label = command.label

@@ -1,5 +1,6 @@
-"""The console's session flags (app.py), generated from SessionConfig and SurpriseConfig so each
-default and its help are written once, on the dataclass field."""
+"""The console's session flags (app.py), generated from SessionConfig, SurpriseConfig and
+PolicyProcessConfig so each default and its help are written once, on the dataclass field; the
+benchmarks that start the console pass the process flags on with `process_argv`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from typing import Any
 
 from robot_io.config_flags import FlagGroup, add_config_flags, config_from_flags
+from runtime.control.policy_process import PolicyProcessConfig
 from runtime.control.session_config import SessionConfig
 from runtime.control.surprise import SurpriseConfig
 
@@ -15,6 +17,9 @@ SESSION_FLAGS = FlagGroup(SessionConfig, ("fps", "scene_seed", "recording_mode",
 SURPRISE_FLAGS = FlagGroup(SurpriseConfig, ("enabled", "min_foresight_psnr_db", "max_seam"),
                            names={"enabled": "auto-hold", "min_foresight_psnr_db": "auto-hold-psnr",
                                   "max_seam": "auto-hold-seam"})
+
+PROCESS_FLAGS = FlagGroup(PolicyProcessConfig, ("threads", "hang_timeout_s"), prefix="policy-")
+POLICY_PROCESS = False  # whether a model runs in its own process unless told
 
 
 def add_session_flags(parser: argparse.ArgumentParser) -> None:
@@ -28,3 +33,24 @@ def session_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
     a value it refuses stops the command with the reason."""
     surprise = config_from_flags(parser, args, SURPRISE_FLAGS)
     return config_from_flags(parser, args, SESSION_FLAGS, surprise=surprise, **fixed)
+
+
+def add_process_flags(parser: argparse.ArgumentParser) -> None:
+    """--policy-process / --no-policy-process, --policy-threads, --policy-hang-timeout-s."""
+    parser.add_argument("--policy-process", action=argparse.BooleanOptionalAction, default=POLICY_PROCESS,
+                        help="run the model in its own process, frames through shared memory, so inference does not "
+                             "share the console's interpreter (runtime/control/policy_process.py)")
+    add_config_flags(parser, PROCESS_FLAGS)
+
+
+def process_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PolicyProcessConfig | None:
+    """How the model's process runs, or None for the console's own process."""
+    config = config_from_flags(parser, args, PROCESS_FLAGS)
+    return config if args.policy_process else None
+
+
+def process_argv(config: PolicyProcessConfig | None) -> list[str]:
+    """The app.py flags that give its policy this process config (None: in the console's process)."""
+    if config is None:
+        return ["--no-policy-process"]
+    return ["--policy-process", "--policy-threads", str(config.threads), "--policy-hang-timeout-s", str(config.hang_timeout_s)]
