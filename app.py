@@ -179,7 +179,7 @@ class Console:
 
     args: argparse.Namespace
     session: Session
-    policy: Policy  # the one the session starts with (a checkpoint loaded on the page replaces it there)
+    policy: Policy  # the one the session starts with (a checkpoint loaded on the page replaces it; the session closes it)
     access: Access
     replay: ReplayService
     checkpoints: CheckpointLoader

@@ -372,10 +372,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 1
         finally:
-            console.close()
-            close = getattr(console.policy, "close", None)  # a policy in a process of its own
-            if callable(close):
-                close()
+            console.close()  # the session closes its policy (a process of its own, a connection)
     setup = {"checkpoint": str(args.checkpoint.absolute()) if args.policy == "model" else None,
              "policy_label": console.session.policy_label, "fps": parsed.session.fps,
              "execute_horizon": args.chunks.execute_horizon, "blend": dataclasses.asdict(args.chunks.blend),

@@ -73,8 +73,9 @@ def test_the_shipped_model_in_its_own_process_answers_as_in_the_console_process(
     from app import build_live_policy
     from runtime.control.policy_process import PolicyProcess, PolicyProcessConfig
 
-    assert parse_args([]).process is None  # the console's own process unless told
-    assert parse_args(["--policy-process", "--policy-threads", "2"]).process == PolicyProcessConfig(threads=2)
+    assert parse_args([]).process == PolicyProcessConfig()  # its own process unless told
+    assert parse_args(["--no-policy-process"]).process is None
+    assert parse_args(["--policy-threads", "2"]).process == PolicyProcessConfig(threads=2)
     robot = SimRobot(ConveyorSimConfig())
     robot.connect()
     try:

@@ -19,7 +19,7 @@ SURPRISE_FLAGS = FlagGroup(SurpriseConfig, ("enabled", "min_foresight_psnr_db", 
                                   "max_seam": "auto-hold-seam"})
 
 PROCESS_FLAGS = FlagGroup(PolicyProcessConfig, ("threads", "hang_timeout_s"), prefix="policy-")
-POLICY_PROCESS = False  # whether a model runs in its own process unless told
+POLICY_PROCESS = True  # a model runs in its own process unless told (bench.bench_console measures both)
 
 
 def add_session_flags(parser: argparse.ArgumentParser) -> None:
