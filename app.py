@@ -179,7 +179,6 @@ class Console:
 
     args: argparse.Namespace
     session: Session
-    policy: Policy  # the one the session starts with (a checkpoint loaded on the page replaces it; the session closes it)
     access: Access
     replay: ReplayService
     checkpoints: CheckpointLoader
@@ -226,7 +225,7 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
     checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS,
                                    lambda path, robot: build_live_policy(path, robot, args.process))
-    return Console(args, session, policy, access, replay, checkpoints)
+    return Console(args, session, access, replay, checkpoints)
 
 
 def main(argv: list[str] | None = None) -> int:
