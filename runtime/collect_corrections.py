@@ -2,7 +2,7 @@
 
     python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
         [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
-        [--execute-horizon N] [--blend MODE --blend-steps N --blend-k K]
+        [--execute-horizon N] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L[,L...]]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -17,6 +17,8 @@ takeovers and their reasons, and what was saved.
 (robot_io.sim.rollout: one tick of inference latency, the same chunk blending, no safety layer),
 with the same operator and the same recording conventions: several times faster than the
 console's 15 Hz, and the corrections come from the states the evaluation meets.
+--latency-ticks plays a slower inference as `model.evaluate --latency-ticks` does; a list
+(e.g. 2,3,4) gives scene i the i-th value in turn, the spread of delays the console meets.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def run_scene(session: Session, operator: AutoOperator, seed: int, max_ticks: in
 
 
 def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
-                      seed: int, attempts: bool, chunks: ChunkConfig) -> dict:
+                      seed: int, attempts: bool, chunks: ChunkConfig, latency_ticks: int = 1) -> dict:
     """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
     episode whose outcome is the scene's success."""
     episode = robot.reset_scene(seed)
@@ -67,7 +69,7 @@ def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, r
             recorder.start_episode(episode.instruction)
         recorder.add_frame(observation, action, intervention=intervention, source=source)
 
-    result = run_episode(robot, policy, chunks=chunks, on_frame=record, operator=operator)
+    result = run_episode(robot, policy, chunks=chunks, on_frame=record, operator=operator, latency_ticks=latency_ticks)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
     return {"seed": seed, "scene": describe_episode(episode),
@@ -82,8 +84,9 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
     results = []
     try:
         for i in range(args.episodes):
+            latency = args.latency_ticks[i % len(args.latency_ticks)]
             results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts",
-                                             args.chunks))
+                                             args.chunks, latency))
             report(i, args.episodes, results[-1])
     finally:
         recorder.finalize()
@@ -111,6 +114,17 @@ def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, 
     return results, status.saved_episodes if status else 0
 
 
+def parse_latencies(text: str) -> list[int]:
+    """'2,3,4' -> [2, 3, 4], each >= 1."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ticks like 3 or 2,3,4, got {text!r}") from None
+    if not all(value >= 1 for value in values):
+        raise argparse.ArgumentTypeError(f"latency ticks must be >= 1, got {text!r}")
+    return values
+
+
 def report(i: int, total: int, result: dict) -> None:
     print(f"[{i + 1}/{total}] {result['scene']}: {'success' if result['success'] else 'failure'}"
           + (f", operator took over: {result['reason']}" if result["took_over"] else ", policy alone"), flush=True)
@@ -127,11 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unpaced", action="store_true", help="headless and as fast as the CPU allows, as model.evaluate runs")
     parser.add_argument("--fumble-s", type=float, default=AutoOperatorConfig.fumble_s,
                         help="take over when the target has been in the arm's reach this long unpicked (0: never)")
+    parser.add_argument("--latency-ticks", type=parse_latencies, default=[1], metavar="L[,L...]",
+                        help="with --unpaced: ticks from an observation to its chunk's first command; a list "
+                             "gives the scenes its values in turn (default 1)")
     add_chunk_flags(parser)
     args = parser.parse_args(argv)
     args.chunks = chunks_from_flags(parser, args)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    if args.latency_ticks != [1] and not args.unpaced:
+        parser.error("--latency-ticks needs --unpaced: the real-time session has the latency it measures")
     if not args.fumble_s >= 0:
         parser.error("--fumble-s must be >= 0 (0: never)")
 

@@ -37,15 +37,16 @@ def test_an_untrained_policy_gets_corrected_and_the_correction_is_recorded(tmp_p
 
 
 def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_path, monkeypatch):
-    horizons, real_run_episode = [], collect_corrections.run_episode
+    horizons, latencies, real_run_episode = [], [], collect_corrections.run_episode
 
-    def run_episode(*args, **kwargs):  # the real rollout, its chunk steps per inference noted
+    def run_episode(*args, **kwargs):  # the real rollout, its chunk steps per inference and latency noted
         horizons.append(kwargs["chunks"].execute_horizon)
+        latencies.append(kwargs["latency_ticks"])
         return real_run_episode(*args, **kwargs)
 
     monkeypatch.setattr(collect_corrections, "run_episode", run_episode)
-    ds = collect(tmp_path, "--unpaced", "--mode", "attempts", "--execute-horizon", "3")
-    assert horizons == [3]
+    ds = collect(tmp_path, "--unpaced", "--mode", "attempts", "--execute-horizon", "3", "--latency-ticks", "3,2")
+    assert horizons == [3] and latencies == [3]
     assert ds.num_episodes == 1
     intervention = [bool(v) for v in ds.hf_dataset["intervention"]]
     sources = [ACTION_SOURCES[int(v)] for v in ds.hf_dataset["actor"]]
@@ -53,3 +54,11 @@ def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_pa
     assert takeover > 0 and all(intervention[takeover:])  # the policy first, then the operator to the end
     assert all(s == SOURCE_OPERATOR for s in sources[takeover:]) and SOURCE_OPERATOR not in sources[:takeover]
     assert int(ds.hf_dataset["episode_outcome"][0]) == 1
+
+
+@pytest.mark.parametrize("flags", [["--latency-ticks", "0"], ["--latency-ticks", "2,x"], ["--latency-ticks", "3"]],
+                         ids=["zero", "not-a-number", "without-unpaced"])
+def test_bad_latency_ticks_are_refused(tmp_path, flags, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--checkpoint", str(tmp_path), "--episodes", "1", "--out", str(tmp_path / "out"), *flags])
+    assert stop.value.code == 2 and "latency" in capsys.readouterr().err
