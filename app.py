@@ -118,27 +118,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_policy(checkpoint: Path | None, robot: SimRobot) -> Policy:
+def build_policy(checkpoint: Path | None, robot: SimRobot, defer_pictures: bool = False) -> Policy:
     """The scripted expert (checkpoint None), or an InternVLA-A1 policy from a local checkpoint folder
-    trained for this robot's layout."""
+    trained for this robot's layout. defer_pictures: its foresight pictures are decoded after the
+    chunk is handed over (the live policy; replay and evaluation want them in the output)."""
     if checkpoint is None:
         return ScriptedExpert()
     from model.policy import policy_for_robot  # torch loads only when a model is asked for
 
-    return policy_for_robot(checkpoint, robot)
+    return policy_for_robot(checkpoint, robot, defer_pictures=defer_pictures)
 
 
 def build_live_policy(checkpoint: Path | None, robot: Robot, process: PolicyProcessConfig | None) -> Policy:
     """The policy that drives: build_policy's, in its own process when `process` says how (a model
     only: the scripted expert is too cheap to move). The parent keeps its own copy of the model for
     the foresight judge's frame encoder (latent L2), which the control thread calls."""
-    local = build_policy(checkpoint, robot)  # a checkpoint for another layout is refused here, before spawning
+    local = build_policy(checkpoint, robot, defer_pictures=True)  # another layout is refused here, before spawning
     if checkpoint is None or process is None:
         return local
     from model.policy import policy_for_layout, robot_layout
 
     cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
-    return PolicyProcess(functools.partial(policy_for_layout, checkpoint, robot_layout(robot)), cameras, process,
+    factory = functools.partial(policy_for_layout, checkpoint, robot_layout(robot), defer_pictures=True)
+    return PolicyProcess(factory, cameras, process,
                          encoder=local.frame_encoder(), label=Path(checkpoint).name)
 
 

@@ -38,7 +38,7 @@ from model.preprocess import (
 from model.understanding import build_text_tokenizer
 from robot_io.images import letterbox
 from robot_io.datasets.schema import ACTION_KEY, STATE_KEY
-from robot_io.policy import Policy, PolicyOutput
+from robot_io.policy import Policy, PolicyOutput, with_pictures
 from robot_io.devices.robot import Robot, camera_keys, state_keys
 
 ACTION_MODES = ("delta", "absolute")
@@ -80,7 +80,10 @@ class InternVLAPolicy(Policy):
         action_mode: str = "delta",
         text_tokenizer: Any | None = None,
         seed: int | None = None,
+        defer_pictures: bool = False,
     ) -> None:
+        """defer_pictures: `infer` returns the chunk and latents with `pictures_pending`, and
+        `decode_foresight` decodes the pictures (the console's live policy: the chunk first)."""
         c = model.config
         self.model = model.eval()
         self.config = c
@@ -106,6 +109,7 @@ class InternVLAPolicy(Policy):
         self.dtype = next(model.parameters()).dtype
         self._generator = torch.Generator(device=self.device)  # the policy's own noise, leaving torch's global RNG alone
         self.seed(seed)
+        self.defer_pictures = defer_pictures
         self.history = FrameHistory(c.foresight.history_steps)
         self.foresight_horizon = c.foresight.history_steps
         self._last_observed: dict[str, Any] | None = None
@@ -150,9 +154,19 @@ class InternVLAPolicy(Policy):
         run before it can take over (actions[0] is for the observation's tick, as plan[0])."""
         return self._infer(self.prepare(observation, instruction, plan, committed))
 
+    def decode_foresight(self, output: PolicyOutput) -> PolicyOutput:
+        if not output.pictures_pending:
+            return output
+        started = time.perf_counter()
+        keys = list(output.foresight_latents)
+        latents = torch.from_numpy(np.stack([output.foresight_latents[key] for key in keys]))  # (P, C, h, w)
+        with torch.inference_mode():
+            pictures = self.model.decode_latents(latents[None].to(device=self.device, dtype=self.dtype))[0]  # (P, 3, H, W)
+        return with_pictures(output, dict(zip(keys, to_uint8_images(pictures))), (time.perf_counter() - started) * 1e3)
+
     def _infer(self, prepared: Prepared) -> PolicyOutput:
         started = time.perf_counter()
-        output = infer_batch(self.model, [(self, prepared)])[0]
+        output = infer_batch(self.model, [(self, prepared)], decode=not self.defer_pictures)[0]
         if isinstance(output, Exception):
             raise output
         output.timings_ms["total"] = (time.perf_counter() - started) * 1e3  # with this request's preprocessing
@@ -183,15 +197,18 @@ class InternVLAPolicy(Policy):
             **self._guide(plan, committed, state),
         )
 
-    def finish(self, prepared: Prepared, actions: torch.Tensor, latents: torch.Tensor, pictures: torch.Tensor, timings_ms: dict[str, float]) -> PolicyOutput:
-        """actions (chunk, max_action_dim), latents (P, C, h, w) and pictures (P, 3, H, W) of the present cameras."""
+    def finish(self, prepared: Prepared, actions: torch.Tensor, latents: torch.Tensor, pictures: torch.Tensor | None,
+               timings_ms: dict[str, float]) -> PolicyOutput:
+        """actions (chunk, max_action_dim), latents (P, C, h, w) and pictures (P, 3, H, W) of the
+        present cameras; pictures None: not decoded yet (`pictures_pending`)."""
         absolute = self._unnormalize(actions[:, : len(self.action_keys)].float().cpu().numpy(), prepared.state)
         keys = [self.camera_keys[i] for i in prepared.present]
         return PolicyOutput(
             actions=absolute,
-            foresight=dict(zip(keys, to_uint8_images(pictures))),
+            foresight=None if pictures is None else dict(zip(keys, to_uint8_images(pictures))),
             foresight_latents=dict(zip(keys, latents.float().cpu().numpy())),
             timings_ms=dict(timings_ms),
+            pictures_pending=pictures is None and bool(keys),
         )
 
     def frame_encoder(self):
@@ -281,25 +298,27 @@ def robot_layout(robot: Robot) -> RobotLayout:
     return RobotLayout(robot.name, camera_keys(robot), state_keys(robot), list(robot.action_features))
 
 
-def policy_for_robot(checkpoint: str | Path, robot: Robot, seed: int | None = None) -> InternVLAPolicy:
+def policy_for_robot(checkpoint: str | Path, robot: Robot, seed: int | None = None, defer_pictures: bool = False) -> InternVLAPolicy:
     """The checkpoint's policy wired to this robot's keys; a CheckpointError names every difference
     when the checkpoint was trained for another layout (robot type, cameras, state or action names)."""
-    return policy_for_layout(checkpoint, robot_layout(robot), seed)
+    return policy_for_layout(checkpoint, robot_layout(robot), seed, defer_pictures)
 
 
-def policy_for_layout(checkpoint: str | Path, layout: RobotLayout, seed: int | None = None) -> InternVLAPolicy:
+def policy_for_layout(checkpoint: str | Path, layout: RobotLayout, seed: int | None = None,
+                      defer_pictures: bool = False) -> InternVLAPolicy:
     """policy_for_robot for a robot known by its layout (a policy process has no robot)."""
     trained = read_layout(checkpoint)
     if trained is not None:
         check_layout(trained, layout, checkpoint)
     return InternVLAPolicy.from_checkpoint(
         checkpoint, state_keys=layout.state_keys, action_keys=layout.action_keys,
-        camera_keys=layout.cameras, robot_type=layout.robot_type, seed=seed,
+        camera_keys=layout.cameras, robot_type=layout.robot_type, seed=seed, defer_pictures=defer_pictures,
     )
 
 
-def infer_batch(model: InternVLA, jobs: Sequence[tuple[InternVLAPolicy, Prepared]]) -> list[PolicyOutput | Exception]:
-    """B prepared requests -> one model call -> B outputs (or the error of the one that failed)."""
+def infer_batch(model: InternVLA, jobs: Sequence[tuple[InternVLAPolicy, Prepared]], decode: bool = True) -> list[PolicyOutput | Exception]:
+    """B prepared requests -> one model call -> B outputs (or the error of the one that failed).
+    decode False: the pictures are left to `decode_foresight` (outputs with `pictures_pending`)."""
     started = time.perf_counter()
     device = jobs[0][1].images.device
 
@@ -327,8 +346,9 @@ def infer_batch(model: InternVLA, jobs: Sequence[tuple[InternVLAPolicy, Prepared
         actions = model.denoise(inputs.state, layout, cache, cat("noise"), guide=guide)  # (B, chunk, max_action_dim)
         denoise_ms = clock.lap()
         chosen = [latents[b, prepared.present] for b, (_, prepared) in enumerate(jobs)]  # each (P_b, C, h, w)
-        flat = torch.cat(chosen)  # (sum P_b, C, h, w)
-        pictures = model.decode_latents(flat[None])[0] if len(flat) else flat.new_zeros(0, 3, 1, 1)  # (sum P_b, 3, H, W)
+        if decode:
+            flat = torch.cat(chosen)  # (sum P_b, C, h, w)
+            pictures = model.decode_latents(flat[None])[0] if len(flat) else flat.new_zeros(0, 3, 1, 1)  # (sum P_b, 3, H, W)
         decode_ms = clock.lap()
 
     timings = {
@@ -338,9 +358,8 @@ def infer_batch(model: InternVLA, jobs: Sequence[tuple[InternVLAPolicy, Prepared
         "total": (time.perf_counter() - started) * 1e3,
     }
     outputs: list[PolicyOutput | Exception] = []
-    for (policy, prepared), latent, picture, action in zip(
-        jobs, chosen, pictures.split([len(c) for c in chosen]), actions
-    ):
+    split = pictures.split([len(c) for c in chosen]) if decode else [None] * len(jobs)
+    for (policy, prepared), latent, picture, action in zip(jobs, chosen, split, actions):
         try:
             outputs.append(policy.finish(prepared, action, latent, picture, timings))
         except Exception as err:  # noqa: BLE001 - e.g. non-finite actions: this request fails, the others stand

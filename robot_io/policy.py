@@ -14,7 +14,7 @@ A policy that plans around that latency itself, actions[0] for the next tick, sa
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,6 +32,9 @@ class PolicyOutput:
     foresight: dict[str, np.ndarray] | None = None  # camera -> uint8 (H, W, 3) predicted t+15 frame
     foresight_latents: dict[str, np.ndarray] | None = None  # camera -> (16, h/8, w/8)
     timings_ms: dict[str, float] = field(default_factory=dict)  # stage -> milliseconds
+    # True: the latents are here but the pictures are not decoded yet (`Policy.decode_foresight`
+    # makes them), so the chunk reached the loop without waiting for the decoder.
+    pictures_pending: bool = False
 
 
 class Policy(abc.ABC):
@@ -52,6 +55,11 @@ class Policy(abc.ABC):
         new chunk can take over. A policy with `guided_chunks` makes its chunk keep them."""
         return self.infer(observation, instruction)
 
+    def decode_foresight(self, output: PolicyOutput) -> PolicyOutput:
+        """The output with its foresight pictures, for one it returned with `pictures_pending`
+        (a policy that defers its decoder); the default has nothing left to decode."""
+        return output
+
     def observe(self, observation: dict[str, Any]) -> None:
         """Called with every control tick's observation, in order, before any `infer` on it.
 
@@ -70,6 +78,11 @@ class Policy(abc.ABC):
     def close(self) -> None:
         """Release what it holds (a process, a connection); the default holds nothing."""
         return None
+
+
+def with_pictures(output: PolicyOutput, pictures: dict[str, np.ndarray], decode_ms: float) -> PolicyOutput:
+    """A pending output completed by its decoded pictures (camera -> uint8 (H, W, 3))."""
+    return replace(output, foresight=pictures, pictures_pending=False, timings_ms=output.timings_ms | {"decode": decode_ms})
 
 
 def infer_with_guide(policy: Policy, observation: dict[str, Any], instruction: str, guide: Guide | None) -> PolicyOutput:

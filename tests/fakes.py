@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from robot_io.policy import Policy, PolicyOutput
+from robot_io.policy import Policy, PolicyOutput, with_pictures
 from robot_io.devices.robot import Robot
 
 JOINTS = ["joint_1.pos", "joint_2.pos", "gripper.pos"]
@@ -150,3 +150,26 @@ class ForesightPolicy(ConstantPolicy):
         latents = {c: np.full((4, 2, 2), value / 255.0, dtype=np.float32) for c in CAMERAS}  # (C, h/8, w/8)
         return PolicyOutput(actions=chunk.actions, foresight=pictures, foresight_latents=latents,
                             timings_ms=chunk.timings_ms)
+
+
+class DeferredForesightPolicy(ForesightPolicy):
+    """ForesightPolicy that returns its chunk with the pictures pending, as the console's live model
+    does, and decodes them on `decode_foresight`; `on_decode()` is called first (what a test checks
+    at that moment), and `fail_decode` makes the decoder raise."""
+
+    def __init__(self, on_decode=None, fail_decode: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.on_decode, self.fail_decode = on_decode, fail_decode
+
+    def infer(self, observation, instruction):
+        full = super().infer(observation, instruction)
+        return replace(full, foresight=None, pictures_pending=True)
+
+    def decode_foresight(self, output):
+        if self.on_decode is not None:
+            self.on_decode()
+        if self.fail_decode:
+            raise RuntimeError("decoder out of memory")
+        value = float(next(iter(output.foresight_latents.values()))[0, 0, 0])
+        pictures = {c: np.full((*self.picture_size, 3), round(value * 255), dtype=np.uint8) for c in CAMERAS}
+        return with_pictures(output, pictures, decode_ms=0.1)

@@ -9,6 +9,8 @@ logger; a model called on a thread beside them competes with all of that for one
                    ("observe", seq, state) ->
     infer(...):    ("infer", seq, ...) ->         policy.infer / infer_guided on observation seq
                    <- ("result", PolicyOutput)    (or ("error", message))
+    decode_foresight(output): ("decode",) ->      policy.decode_foresight(the last result)
+                   <- ("result", PolicyOutput)    (a policy that deferred its pictures)
 
 Camera frames, the bulk of every tick, go through a ring of shared-memory slots written once per
 tick and never pickled; the pipe carries the slot's sequence number, the state values and, once per
@@ -181,6 +183,13 @@ class PolicyProcess(Policy):
     def infer_guided(self, observation: dict[str, Any], instruction: str, plan: np.ndarray, committed: int) -> PolicyOutput:
         return self._infer(observation, instruction, Guide(np.asarray(plan, np.float32), committed))
 
+    def decode_foresight(self, output: PolicyOutput) -> PolicyOutput:
+        """The pictures of the child's last result (the output it returned with them pending)."""
+        if not output.pictures_pending:
+            return output
+        with self._lock:
+            return self._call(("decode",))
+
     def reset(self) -> None:
         with self._lock:
             if not self._failed:
@@ -220,11 +229,14 @@ class PolicyProcess(Policy):
             self._restart()
         self.observe(observation)  # a no-op when the runner already showed it this observation
         with self._lock:
-            self._send(("infer", self._seq, instruction, guide))
-            if not self._conn.poll(self.config.hang_timeout_s):
-                self._fail(f"the policy process did not answer within {self.config.hang_timeout_s:g} s: killed")
-            reply = self._receive()
-        kind, payload = reply
+            return self._call(("infer", self._seq, instruction, guide))
+
+    def _call(self, message: tuple) -> PolicyOutput:
+        """Caller holds the lock: one request, its PolicyOutput (or the child's error raised)."""
+        self._send(message)
+        if not self._conn.poll(self.config.hang_timeout_s):
+            self._fail(f"the policy process did not answer within {self.config.hang_timeout_s:g} s: killed")
+        kind, payload = self._receive()
         if kind == "error":
             raise RuntimeError(payload)
         return payload
@@ -307,6 +319,7 @@ def _serve(conn: Connection, factory: Callable[[], Policy], shm_name: str, camer
     conn.send(("ready", {name: getattr(policy, name) for name in CAPABILITIES}))
     observations: dict[int, dict[str, Any]] = {}  # the latest observation, by sequence number
     observe_error = ""
+    last: PolicyOutput | None = None  # the last result, whose pictures a "decode" asks for
     while True:
         try:
             message = conn.recv()
@@ -338,7 +351,15 @@ def _serve(conn: Connection, factory: Callable[[], Policy], shm_name: str, camer
                 observe_error = ""
                 continue
             try:
-                conn.send(("result", infer_with_guide(policy, observation, instruction, guide)))
+                last = infer_with_guide(policy, observation, instruction, guide)
+                conn.send(("result", last))
             except Exception as err:  # noqa: BLE001 - this inference fails, the process goes on
+                conn.send(("error", f"{type(err).__name__}: {err}"))
+        elif kind == "decode":
+            try:
+                if last is None:
+                    raise RuntimeError("no inference to decode the foresight of")
+                conn.send(("result", policy.decode_foresight(last)))
+            except Exception as err:  # noqa: BLE001 - reported to the runner, which holds the robot
                 conn.send(("error", f"{type(err).__name__}: {err}"))
     frames.close(unlink=False)

@@ -3,7 +3,8 @@
 One thread runs the policy's calls in order: every tick's observation goes to `policy.observe`
 first (a policy with frame history, InternVLA-A1's frame t-15, sees every tick), then a reset
 when one was asked for, then a dry run, then the inference the chunk schedule asked for, whose
-chunk it pushes into the schedule. Every activation bumps an epoch: a result computed for an
+chunk it pushes into the schedule. A policy that defers its foresight decoder gets the chunk to the
+loop first and decodes the pictures after (`Policy.decode_foresight`). Every activation bumps an epoch: a result computed for an
 older epoch (paused, taken over, new instruction) is thrown away, so a stale chunk never moves
 the robot.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -207,14 +208,24 @@ class PolicyRunner:
                 self._failed(job, f"{type(err).__name__}: {err}")
                 continue
             result = InferenceResult(output, job.tick, (time.perf_counter() - started) * 1e3)
+            if job.kind == "infer":
+                with self._cond:
+                    if job.epoch != self._epoch:
+                        continue
+                    with self._schedule_lock:
+                        self._schedule.push(actions, obs_tick=job.tick, latency_ms=result.latency_ms)
+            try:  # the chunk is running by now; a policy that deferred its pictures decodes them
+                if output.pictures_pending:
+                    result = replace(result, output=policy.decode_foresight(output))
+            except Exception as err:  # noqa: BLE001 - a broken decoder is a broken policy: the robot holds
+                self._failed(job, f"{type(err).__name__} while decoding foresight: {err}")
+                continue
             if job.kind == "preview":
                 self._preview_done(job, result, "")
                 continue
             with self._cond:
                 if job.epoch != self._epoch:
                     continue
-                with self._schedule_lock:
-                    self._schedule.push(actions, obs_tick=job.tick, latency_ms=result.latency_ms)
                 self.last_result = result
             if self._on_result is not None:
                 self._on_result(result)

@@ -44,6 +44,19 @@ def test_infer_returns_finite_actions_foresight_and_timings(model):
     assert all(v > 0 for v in out.timings_ms.values())
 
 
+def test_deferred_pictures_decode_to_the_same_foresight(model):
+    obs = observation()
+    full = make_policy(model).infer(obs, INSTRUCTION)
+    deferred = make_policy(model, defer_pictures=True)
+    first = deferred.infer(obs, INSTRUCTION)
+    assert first.pictures_pending and first.foresight is None
+    np.testing.assert_array_equal(first.actions, full.actions)
+    decoded = deferred.decode_foresight(first)
+    assert not decoded.pictures_pending and decoded.timings_ms["decode"] > 0
+    for camera in CAMERAS:
+        assert np.abs(decoded.foresight[camera].astype(int) - full.foresight[camera].astype(int)).max() <= 1
+
+
 def test_other_image_sizes_are_letterboxed_and_missing_cameras_masked(model):
     policy = make_policy(model)
     out = policy.infer(observation(size=(480, 640), cameras=["head", "wrist"]), INSTRUCTION)

@@ -13,7 +13,7 @@ from runtime.control import policy_process
 from runtime.control.commands import Mode, RunPolicy
 from runtime.control.policy_process import PolicyProcess, PolicyProcessConfig, PolicyProcessError
 from runtime.control.session import Session, SessionConfig
-from tests.fakes import CAMERAS, FRAME_SHAPE, JOINTS, FakeRobot, ForesightPolicy
+from tests.fakes import CAMERAS, FRAME_SHAPE, JOINTS, DeferredForesightPolicy, FakeRobot, ForesightPolicy
 from tests.session_support import wait_until
 
 SHAPES = {camera: FRAME_SHAPE for camera in CAMERAS}
@@ -60,6 +60,16 @@ def test_the_child_sees_every_frame_and_answers_as_the_policy_does(process):
     np.testing.assert_array_equal(out.actions, expected.actions)
     # ForesightPolicy draws frame t + 15 from the frame it saw: the shared-memory frame arrived intact
     assert {c: int(p[0, 0, 0]) for c, p in out.foresight.items()} == {c: 35 for c in CAMERAS}
+
+
+def test_pictures_deferred_in_the_child_are_decoded_there_on_request(process):
+    remote = process(DeferredForesightPolicy)
+    remote.observe(observation(5))
+    out = remote.infer(observation(5), "go")
+    assert out.pictures_pending and out.foresight is None
+    decoded = remote.decode_foresight(out)
+    assert not decoded.pictures_pending and {int(p[0, 0, 0]) for p in decoded.foresight.values()} == {20}
+    np.testing.assert_array_equal(decoded.actions, out.actions)
 
 
 def test_a_killed_child_fails_once_then_the_next_inference_restarts_it(process):
