@@ -121,8 +121,12 @@ class LeRobotGrpcPolicy(Policy):
         server, checkpoint or layout is refused before anything runs."""
         self.config = config
         self.state_keys, self.action_keys, self.cameras = list(state_keys), list(action_keys), dict(cameras)
-        self.policy_type = config.policy_type or _type_from_checkpoint(config.policy_path)
-        _check_local_checkpoint(config.policy_path, self.state_keys, self.action_keys, self.cameras)
+        local = _local_config(config.policy_path)
+        self.policy_type = config.policy_type or _type_from_checkpoint(config.policy_path, local)
+        if local is not None:
+            # LeRobot's server fails on a camera its policy does not read: send only those it reads.
+            read = _check_local_checkpoint(config.policy_path, local, self.state_keys, self.action_keys, self.cameras)
+            self.cameras = {camera: shape for camera, shape in self.cameras.items() if camera in read}
         self.features = hw_to_dataset_features({**{key: float for key in self.state_keys}, **self.cameras},
                                                OBS_STR, use_video=False)
         self._timestep = 0
@@ -211,7 +215,8 @@ class LeRobotGrpcPolicy(Policy):
                     raise RemotePolicyError(
                         f"the policy server at {c.url} returned no actions for observation #{timestep}: its inference "
                         "failed (the server's log says why; a policy trained for other cameras or state is the usual "
-                        "cause) or another client took the observation")
+                        "cause: LeRobot's server needs exactly the cameras its policy reads) or another client took "
+                        "the observation")
                 chunk = _read_chunk(reply.data, c.url)
                 if chunk[0].get_timestep() >= timestep:
                     break  # an older chunk (an abandoned call's) is skipped
@@ -296,8 +301,7 @@ def _check_listening(config: LeRobotServerConfig) -> None:
         raise RemotePolicyError(f"cannot reach the policy server at {config.url}: {err.strerror or err}") from err
 
 
-def _type_from_checkpoint(policy_path: str) -> str:
-    config = _local_config(policy_path)
+def _type_from_checkpoint(policy_path: str, config: dict[str, Any] | None) -> str:
     if config is None:
         raise RemotePolicyError(f"{policy_path!r} is not a folder readable here: name its policy type with "
                                 f"--server-policy-type (one of {SUPPORTED_POLICIES})")
@@ -323,13 +327,11 @@ def _local_config(policy_path: str) -> dict[str, Any] | None:
     return config
 
 
-def _check_local_checkpoint(policy_path: str, state_keys: list[str], action_keys: list[str],
-                            cameras: Mapping[str, tuple[int, int, int]]) -> None:
-    """When the checkpoint is readable here, its features against the robot's, every difference named
-    with both lists (on another machine the probe inference at connect is the check)."""
-    config = _local_config(policy_path)
-    if config is None:
-        return
+def _check_local_checkpoint(policy_path: str, config: dict[str, Any], state_keys: list[str], action_keys: list[str],
+                            cameras: Mapping[str, tuple[int, int, int]]) -> list[str]:
+    """The cameras the checkpoint's policy reads, once its features are checked against the robot's,
+    every difference named with both lists (for a checkpoint on another machine the probe inference
+    at connect is the check)."""
     inputs = config.get("input_features") or {}
     outputs = config.get("output_features") or {}
     problems = []
@@ -345,7 +347,9 @@ def _check_local_checkpoint(policy_path: str, state_keys: list[str], action_keys
         problems.append(f"the policy returns {_width(outputs[ACTION])} values an action, the robot takes "
                         f"{len(action_keys)} ({action_keys})")
     if problems:
-        raise RemotePolicyError(f"the LeRobot policy {policy_path} was trained for another robot: " + "; ".join(problems))
+        raise RemotePolicyError(f"the LeRobot policy {policy_path} was trained for another robot: " + "; ".join(problems)
+                                + " (map the robot's names with --camera-map / --joint-map)")
+    return policy_cameras
 
 
 def _width(feature: Any) -> int | None:

@@ -5,6 +5,7 @@ in a child process on 127.0.0.1 that ends itself."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -74,7 +75,8 @@ def lerobot_policy_server(log_path: Path, port: int | None = None) -> Iterator[i
     port = port or free_port()
     log = open(log_path, "a")
     child = subprocess.Popen([sys.executable, "-c", SERVER_SCRIPT, str(port), str(SERVER_FPS), str(LIFETIME_S)],
-                             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent)
+                             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=log_path.parent,
+                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # a name that is no folder fails, no download
     try:
         _wait_listening(port, child, log_path)
         yield port

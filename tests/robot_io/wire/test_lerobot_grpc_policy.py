@@ -58,11 +58,13 @@ def write_act_for(folder, robot, cameras=None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, robot):
-    """(port, folder): the server runs in `folder`, which holds "act" (the sim's features) and
-    "act_top" (a policy reading a camera the sim does not have)."""
+    """(port, folder): the server runs in `folder`, which holds "act" (the sim's features),
+    "act_top" (a policy reading a camera the sim does not have) and "act_two" (one reading two of
+    the sim's three cameras)."""
     folder = tmp_path_factory.mktemp("lerobot_server")
     write_act_for(folder / "act", robot)
     write_act_for(folder / "act_top", robot, cameras={"top": (IMAGE, IMAGE, 3)})
+    write_act_for(folder / "act_two", robot, cameras={c: s for c, s in cameras_of(robot).items() if c != "side"})
     with lerobot_policy_server(folder / "server.log") as port:
         yield port, folder
 
@@ -104,6 +106,17 @@ def test_infer_returns_the_servers_chunk_for_each_observation(server, robot):
     np.testing.assert_allclose(first.actions, expected_chunk(folder / "act", robot, observation), atol=1e-4)
     np.testing.assert_allclose(second.actions, first.actions, atol=1e-5)
     assert not policy.chunk_starts_next_tick  # LeRobot stamps actions[0] with the observation's own timestep
+
+
+def test_a_policy_reading_fewer_cameras_than_the_robot_has_gets_only_those(server, robot):
+    port, folder = server
+    policy = client(f"grpc://127.0.0.1:{port}", folder / "act_two", robot)
+    try:
+        assert list(policy.cameras) == [c for c in camera_keys(robot) if c != "side"]
+        output = policy.infer(robot.get_observation(), PROMPT)
+    finally:
+        policy.close()
+    assert output.actions.shape == (CHUNK, len(robot.action_features)) and np.isfinite(output.actions).all()
 
 
 def test_a_lost_server_fails_the_call_and_the_next_call_connects_again(server, robot):
