@@ -208,8 +208,7 @@ class LeRobotGrpcPolicy(Policy):
             while True:
                 left = deadline - time.perf_counter()
                 if left <= 0:
-                    raise RemotePolicyError(f"the policy server at {c.url} sent no chunk for observation #{timestep} "
-                                            f"within {c.reply_timeout_s:g} s")
+                    raise _late(c, timestep)
                 reply = self._stub.GetActions(services_pb2.Empty(), timeout=left)
                 if not reply.data:
                     raise RemotePolicyError(
@@ -221,6 +220,8 @@ class LeRobotGrpcPolicy(Policy):
                 if chunk[0].get_timestep() >= timestep:
                     break  # an older chunk (an abandoned call's) is skipped
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:  # slow, not gone: its late chunk is skipped next time
+                raise _late(c, timestep) from err
             self.close()
             raise RemotePolicyError(f"lost the policy server at {c.url} ({_details(err)}); "
                                     "the next call connects again") from err
@@ -260,6 +261,11 @@ class LeRobotGrpcPolicy(Policy):
         raw.update({camera: np.full(shape, BLANK_PIXEL, dtype=np.uint8) for camera, shape in self.cameras.items()})
         raw[TASK_KEY] = ""
         return raw
+
+
+def _late(config: LeRobotServerConfig, timestep: int) -> RemotePolicyError:
+    return RemotePolicyError(f"the policy server at {config.url} sent no chunk for observation #{timestep} within "
+                             f"{config.reply_timeout_s:g} s")
 
 
 class _ReplyUnpickler(pickle.Unpickler):

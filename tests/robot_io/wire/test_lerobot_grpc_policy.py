@@ -9,6 +9,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -34,7 +35,7 @@ from tests.robot_io.wire.lerobot_server_support import CHUNK, lerobot_policy_ser
 
 IMAGE = 64
 PROMPT = "pick up the red block"
-SHORT_TIMEOUTS = {"connect_timeout_s": 1.0, "load_timeout_s": 5.0, "reply_timeout_s": 5.0}
+SHORT_TIMEOUTS = {"connect_timeout_s": 1.0, "load_timeout_s": 5.0, "reply_timeout_s": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -224,11 +225,8 @@ class OlderLeRobotServer(services_pb2_grpc.AsyncInferenceServicer):
         return services_pb2.Empty()
 
 
-class ArbitraryPickleServer(services_pb2_grpc.AsyncInferenceServicer):
-    """Answers with a pickle that would run a command if the client unpickled it freely."""
-
-    def __init__(self, marker):
-        self.marker = marker
+class AcceptingServer(services_pb2_grpc.AsyncInferenceServicer):
+    """Takes the handshake and observations as LeRobot's server does; GetActions is each subclass's."""
 
     def Ready(self, request, context):  # noqa: N802
         return services_pb2.Empty()
@@ -240,6 +238,24 @@ class ArbitraryPickleServer(services_pb2_grpc.AsyncInferenceServicer):
         for _ in request_iterator:
             pass
         return services_pb2.Empty()
+
+
+class SlowServer(AcceptingServer):
+    """Answers GetActions only after `delay_s`."""
+
+    def __init__(self, delay_s):
+        self.delay_s = delay_s
+
+    def GetActions(self, request, context):  # noqa: N802
+        time.sleep(self.delay_s)
+        return services_pb2.Empty()
+
+
+class ArbitraryPickleServer(AcceptingServer):
+    """Answers with a pickle that would run a command if the client unpickled it freely."""
+
+    def __init__(self, marker):
+        self.marker = marker
 
     def GetActions(self, request, context):  # noqa: N802
         marker = self.marker
@@ -280,6 +296,14 @@ def test_a_server_of_another_lerobot_version_is_refused_with_that_reason(grpc_se
     port = grpc_server(OlderLeRobotServer())
     with pytest.raises(RemotePolicyError, match=f"the server runs another LeRobot version than this console's {lerobot.__version__}"):
         client(f"grpc://127.0.0.1:{port}", "act", robot, policy_type="act", **SHORT_TIMEOUTS)
+
+
+def test_a_server_slower_than_the_reply_timeout_is_refused_in_that_time(grpc_server, robot):
+    port = grpc_server(SlowServer(delay_s=3 * SHORT_TIMEOUTS["reply_timeout_s"]))
+    started = time.monotonic()
+    with pytest.raises(RemotePolicyError, match="sent no chunk for observation #0 within 1 s"):
+        client(f"grpc://127.0.0.1:{port}", "act", robot, policy_type="act", **SHORT_TIMEOUTS)
+    assert time.monotonic() - started < 2 * SHORT_TIMEOUTS["reply_timeout_s"] + SHORT_TIMEOUTS["connect_timeout_s"]
 
 
 def test_a_reply_that_is_not_an_action_chunk_runs_nothing_and_is_refused(grpc_server, robot, tmp_path):
