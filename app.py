@@ -27,7 +27,9 @@ from robot_io.datasets.conversion import default_cache_root  # noqa: E402
 from robot_io.devices.device_flags import add_device_arguments, device_request  # noqa: E402
 from robot_io.devices.lerobot_devices import build_devices  # noqa: E402
 from robot_io.wire.protocol import TOKEN_ENV  # noqa: E402
-from robot_io.wire.remote_policy import RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
+from robot_io.wire.remote_policy import SCHEMES as WEBSOCKET_SCHEMES, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
+from robot_io.wire.lerobot_grpc_policy import SCHEME as LEROBOT_SCHEME, LeRobotGrpcPolicy, LeRobotServerConfig  # noqa: E402
+from robot_io.config_flags import FlagGroup, add_config_flags  # noqa: E402
 from robot_io.devices.robot import Robot, camera_keys, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
@@ -51,6 +53,9 @@ ON_EXIT = ("save", "discard")  # what Ctrl-C / SIGTERM does with the episode in 
 DEFAULT_REPLAY_ROOT = Path("recordings")
 DEFAULT_CHECKPOINT_ROOTS = [SHIPPED_CHECKPOINT.parent, Path("runs")]
 SECRET_ARGS = {"policy_token"}  # never written to the audit log
+# What a grpc:// --policy-url asks LeRobot's policy server to load.
+LEROBOT_SERVER_FLAGS = FlagGroup(LeRobotServerConfig, ("policy_path", "policy_type", "device"), prefix="server-",
+                                 names={"policy_path": "server-policy"})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,11 +68,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=SHIPPED_CHECKPOINT,
                         help="InternVLA-A1 checkpoint folder (model.safetensors, config.json, stats.json); "
                              "default: the shipped tiny model trained on the conveyor sim")
-    parser.add_argument("--policy-url", default=None, metavar="ws://HOST:PORT",
-                        help="drive with a policy served elsewhere over openpi's websocket protocol "
-                             "(python -m model.serve) instead of --checkpoint / --policy")
+    parser.add_argument("--policy-url", default=None, metavar="ws://HOST:PORT|grpc://HOST:PORT",
+                        help="drive with a policy served elsewhere instead of --checkpoint / --policy: ws:// is "
+                             "openpi's websocket protocol (python -m model.serve), grpc:// LeRobot's async-inference "
+                             "policy server (python -m lerobot.async_inference.policy_server; name what it loads "
+                             "with --server-policy)")
     parser.add_argument("--policy-token", default=os.environ.get(TOKEN_ENV), metavar="T",
-                        help=f"the policy server's token (default: ${TOKEN_ENV})")
+                        help=f"the ws:// policy server's token (default: ${TOKEN_ENV})")
+    add_config_flags(parser, LEROBOT_SERVER_FLAGS)
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
                         help="LeRobot dataset folder for episodes (resumed when it exists)")
     parser.add_argument("--no-record", action="store_true", help="disable recording")
@@ -144,9 +152,19 @@ def build_live_policy(checkpoint: Path | None, robot: Robot, process: PolicyProc
                          encoder=local.frame_encoder(), label=Path(checkpoint).name)
 
 
-def build_remote_policy(args: argparse.Namespace, robot: Robot) -> RemotePolicy:
-    """The --policy-url client for this robot's keys; it connects now, so a wrong URL, token or
-    layout stops the start with the reason."""
+def build_remote_policy(args: argparse.Namespace, robot: Robot) -> Policy:
+    """The --policy-url client for this robot's keys, by the URL's scheme: openpi's websocket
+    protocol (ws://, wss://) or LeRobot's gRPC policy server (grpc://). It connects now, so a wrong
+    URL, token, server or layout stops the start with the reason."""
+    scheme = args.policy_url.partition("://")[0]
+    if scheme == LEROBOT_SCHEME:
+        fields = {name: getattr(args, LEROBOT_SERVER_FLAGS.dest(name)) for name in LEROBOT_SERVER_FLAGS.fields}
+        cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+        return LeRobotGrpcPolicy(LeRobotServerConfig(args.policy_url, **fields), state_keys=state_keys(robot),
+                                 action_keys=list(robot.action_features), cameras=cameras)
+    if scheme not in WEBSOCKET_SCHEMES:
+        raise ValueError(f"--policy-url must look like ws://HOST:PORT (or wss://) for an openpi server, or "
+                         f"grpc://HOST:PORT for LeRobot's policy server; got {args.policy_url!r}")
     return RemotePolicy(RemotePolicyConfig(args.policy_url, token=args.policy_token), state_keys=state_keys(robot),
                         action_keys=list(robot.action_features), camera_keys=camera_keys(robot))
 

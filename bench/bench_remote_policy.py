@@ -37,6 +37,11 @@ def observation(rng: np.random.Generator, size: int) -> dict:
             **{c: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for c in CAMERAS}}
 
 
+def print_stages(per_inference_ms: dict[str, dict[str, float]]) -> None:
+    for stage, p in per_inference_ms.items():
+        print(f"  {stage:<11} p50 {p['p50']:7.1f} ms   p90 {p['p90']:7.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT))
@@ -71,8 +76,7 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         return
     print(f"{args.calls} calls, {len(CAMERAS)} cameras {args.image_size}x{args.image_size}, {args.checkpoint}")
-    for stage, p in result["per_inference_ms"].items():
-        print(f"  {stage:<11} p50 {p['p50']:7.1f} ms   p90 {p['p90']:7.1f} ms")
+    print_stages(result["per_inference_ms"])
     o = result["observe_ms"]
     print(f"  observe     p50 {o['p50']:7.2f} ms   p90 {o['p90']:7.2f} ms   (per tick, pipelined)")
     print(f"  load average {load_before:.1f} -> {result['load_average'][1]:.1f}")
