@@ -114,7 +114,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError as err:
         parser.error(str(err))
     args.process = process_from_flags(parser, args)
-    args.session = session_from_flags(parser, args, chunks=args.chunks, workspace=workspace,
+    model = args.checkpoint if args.policy == "model" and not args.policy_url else None
+    args.session = session_from_flags(parser, args, checkpoint=model, chunks=args.chunks, workspace=workspace,
                                       record_root=None if args.no_record else args.record_to,
                                       save_on_exit=args.on_exit == "save")
     args.device_request = device_request(parser, args, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
