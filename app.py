@@ -34,6 +34,7 @@ from robot_io.devices.robot import Robot, camera_keys, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
+from robot_io.sim.foresight_setting import add_setting_flags, setting_from_flags  # noqa: E402
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
 from runtime.replay.open_loop import PolicyLayout, parse_camera_mapping  # noqa: E402
 from runtime.replay.service import ReplayService, ReplayServiceConfig  # noqa: E402
@@ -112,14 +113,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_session_flags(parser)
     add_chunk_flags(parser)
     add_device_arguments(parser)
+    add_setting_flags(parser)
     args, leftovers = parser.parse_known_args(argv)
     args.chunks = chunks_from_flags(parser, args)
+    args.setting = setting_from_flags(parser, args)
     try:
         workspace = WorkspaceBox.parse(args.workspace) if args.workspace else None
     except ValueError as err:
         parser.error(str(err))
     args.process = process_from_flags(parser, args)
-    args.session = session_from_flags(parser, args, chunks=args.chunks, workspace=workspace,
+    model = args.checkpoint if args.policy == "model" and not args.policy_url else None
+    args.session = session_from_flags(parser, args, checkpoint=model, chunks=args.chunks, workspace=workspace,
                                       record_root=None if args.no_record else args.record_to,
                                       save_on_exit=args.on_exit == "save")
     args.device_request = device_request(parser, args, leftovers)  # LeRobot's --robot.* / --teleop.*: anything else is an error
@@ -231,7 +235,8 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     speeds). A bad setting raises ValueError, RecorderError, OSError or RemotePolicyError."""
     # Never open to other machines without logins.
     access = Access(args.users, args.audit_log, required=args.require_login or args.host not in LOOPBACK)
-    sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size, **sim_fields))
+    sim = SimRobot(ConveyorSimConfig(fps=args.fps, image_height=args.image_size, image_width=args.image_size,
+                                     foresight=args.setting, **sim_fields))
     devices = build_devices(args.device_request, default_robot=sim)
     robot = devices.robot
     for note in devices.notes:

@@ -3,6 +3,7 @@
     python -m model.evaluate [--checkpoint DIR] --episodes N [--json OUT] [--seed S]
         [--demos DIR] [--demo-frames M] [--probe-scenes P] [--execute-horizon H] [--workers W]
         [--noise-scale S] [--denoise-steps K] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L]
+        [--cover-start X --cover-length L] [--speed-change-min V0 --speed-change-max V1 ...]
 
 Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor).
 
@@ -28,6 +29,10 @@ follows the words from one that has learned to copy the arm's own motion.
 --noise-scale and --denoise-steps override how the checkpoint samples its chunks in all three
 parts (flow.sample_noise_scale, 0: the flow from the noise's mean, one chunk per observation; 1:
 sampled from the learned distribution; flow.denoise_steps: Euler steps of the action expert).
+
+The foresight setting's flags (robot_io/sim/foresight_setting.py: a cover over the belt, a belt
+speed change) set the closed-loop episodes and the probe's scenes; the open loop reads whatever
+--demos holds.
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ from model.train_data import (
 from robot_io.datasets.schema import INFO_PATH
 from robot_io.images import psnr
 from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
-from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
+from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range, sim_config_or_exit
+from robot_io.sim.foresight_setting import add_setting_flags, describe_setting, setting_from_flags
 from robot_io.sim.rollout import RolloutResult, run_episode
 from robot_io.sim.instruction_probe import format_probe, probe_instructions
 from robot_io.sim.rollout_summary import format_summary, summarize
@@ -119,7 +125,7 @@ def closed_loop(checkpoint: Path, seeds: list[int], workers: int, sim: ConveyorS
 def episode_line(result: RolloutResult) -> str:
     """One closed-loop episode as printed when it finishes."""
     ep = result.episode
-    return (f"seed {ep.seed}: belt {ep.belt_speed:.3f} m/s, {ep.target_color:<6} "
+    return (f"seed {ep.seed}: {ep.describe_belt()}, {ep.target_color:<6} "
             f"{'ok  ' if result.success else 'FAIL'} {result.ticks} ticks, in bin: {list(result.in_bin)}")
 
 
@@ -243,8 +249,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ticks", type=int, default=1, metavar="L",
                         help="ticks from an observation to its chunk's first command (default 1: an inference "
                              "shorter than a tick; the console's status bar shows its inference time)")
+    add_setting_flags(parser)
     args = parser.parse_args(argv)
     args.chunks = chunks_from_flags(parser, args)
+    args.sim = sim_config_or_exit(parser, belt_speed_range=args.belt_speed, foresight=setting_from_flags(parser, args))
     for low, names in ((0, ("episodes", "demo_frames", "probe_scenes", "noise_scale")),
                        (1, ("workers", "denoise_steps", "latency_ticks"))):
         for name in names:
@@ -268,9 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     report: dict[str, Any] = {"checkpoint": str(args.checkpoint.absolute()), "execute_horizon": args.chunks.execute_horizon,
-                              "latency_ticks": args.latency_ticks, "blend": dataclasses.asdict(args.chunks.blend)}
+                              "latency_ticks": args.latency_ticks, "blend": dataclasses.asdict(args.chunks.blend),
+                              "sim_setting": args.sim.foresight.to_dict()}
+    print(describe_setting(args.sim.foresight), flush=True)
     try:
-        sim = ConveyorSimConfig(belt_speed_range=args.belt_speed)
+        sim = args.sim
         robot = SimRobot(sim)
         layout = robot_layout(robot)
         policy = policy_for_robot(args.checkpoint, robot)  # refuses another layout before any long work

@@ -62,6 +62,7 @@ from model.train_data import (
     target_frames,
 )
 from model.train_step import make_optimizer, train_step
+from robot_io.sim.foresight_setting import read_setting
 from robot_io.sim.scene import CAMERA_NAMES
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -208,7 +209,8 @@ def train(cfg: TrainConfig) -> Path:
         if state["cuda_rng"] is not None and device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         step, history = state["step"], state["history"]
-    extra = {"train": cfg.to_dict(), "dataset": dataclasses.asdict(info), "action_mode": "delta"}
+    extra = {"train": cfg.to_dict(), "dataset": dataclasses.asdict(info), "action_mode": "delta",
+             "sim_setting": _recorded_setting(cfg.dataset), "mix_sim_setting": _recorded_setting(cfg.mix) if cfg.mix else None}
 
     peak_lr = model.config.optim.lr
     last = resume
@@ -295,6 +297,13 @@ def write_loss_curves(history: list[dict[str, float]], path: Path) -> None:
     figure = go.Figure([go.Scatter(x=steps, y=[h[name] for h in history], name=name) for name in ("loss", "action_loss", "gen_loss")])
     figure.update_layout(title="InternVLA-A1 training losses", xaxis_title="step", yaxis_title="loss", yaxis_type="log")
     figure.write_html(path, include_plotlyjs=True)  # self-contained: opens offline
+
+
+def _recorded_setting(dataset: Path) -> dict | None:
+    """The conveyor's foresight setting the dataset was collected in (robot_io/sim/foresight_setting.py),
+    None for a dataset that does not say (the standard conveyor before the setting existed, another robot)."""
+    setting = read_setting(dataset)
+    return None if setting is None else setting.to_dict()
 
 
 def parse_args(argv: list[str] | None = None) -> TrainConfig:

@@ -3,6 +3,7 @@
     python -m runtime.collect_corrections --checkpoint DIR --episodes N --out recordings/NAME
         [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
         [--execute-horizon N] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L[,L...]]
+        [--cover-start X --cover-length L] [--speed-change-min V0 --speed-change-max V1 ...]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -19,6 +20,8 @@ with the same operator and the same recording conventions: several times faster 
 console's 15 Hz, and the corrections come from the states the evaluation meets.
 --latency-ticks plays a slower inference as `model.evaluate --latency-ticks` does; a list
 (e.g. 2,3,4) gives scene i the i-th value in turn, the spread of delays the console meets.
+The foresight setting's flags (robot_io/sim/foresight_setting.py) run the scenes in that setting;
+the dataset keeps it, as robot_io.sim.collect's does.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from robot_io.policy import Policy
 from robot_io.datasets.schema import RecorderError, SOURCE_OPERATOR
 from robot_io.datasets.recorder import EpisodeRecorder
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
-from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range
+from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range, sim_config_or_exit
+from robot_io.sim.foresight_setting import (add_setting_flags, check_recorded_setting, describe_setting,
+                                            setting_from_flags, write_setting)
 from robot_io.sim.rollout import run_episode
 from robot_io.sim.sim_robot import SimRobot
 from runtime import session_scenes
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --unpaced: ticks from an observation to its chunk's first command; a list "
                              "gives the scenes its values in turn (default 1)")
     add_chunk_flags(parser)
+    add_setting_flags(parser)
     args = parser.parse_args(argv)
     args.chunks = chunks_from_flags(parser, args)
     if args.episodes < 1:
@@ -154,7 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.fumble_s >= 0:
         parser.error("--fumble-s must be >= 0 (0: never)")
 
-    sim = ConveyorSimConfig() if args.belt_speed is None else ConveyorSimConfig(belt_speed_range=args.belt_speed)
+    speeds = {} if args.belt_speed is None else {"belt_speed_range": args.belt_speed}
+    sim = sim_config_or_exit(parser, foresight=setting_from_flags(parser, args), **speeds)
+    print(describe_setting(sim.foresight), flush=True)
+    if args.out.exists():
+        try:
+            check_recorded_setting(args.out, sim.foresight)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     robot = SimRobot(sim)
     robot.connect()
     operator = AutoOperator(robot, AutoOperatorConfig(fumble_s=args.fumble_s or None))
@@ -164,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             results, saved = collect_unpaced(robot, policy, operator, args)
         else:
             results, saved = collect_in_session(robot, policy, operator, args, sim)
+        if args.out.exists():  # a dataset was made (not when nothing was recorded)
+            write_setting(args.out, sim.foresight)
     except (ValueError, RecorderError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -54,3 +54,24 @@ def test_session_flags_carry_the_session_config_defaults_and_its_refusals(capsys
     with pytest.raises(SystemExit):
         parse_args(["--workspace=0,0,0,1,1"])
     assert "workspace" in capsys.readouterr().err.lower()
+
+
+def test_surprise_calibration_and_foresight_setting_flags(tmp_path, capsys):
+    from robot_io.sim.foresight_setting import ForesightSetting
+    from runtime.control.surprise_calibration import CALIBRATION_FILE, SurpriseCalibration
+
+    calibration = SurpriseCalibration.from_scores([-20.0 - k for k in range(9)], 0.1, "episode", 9)
+    calibration.save(tmp_path / CALIBRATION_FILE)
+    assert parse_args(["--checkpoint", str(tmp_path)]).session.surprise.calibration == calibration  # found beside it
+    assert parse_args(["--checkpoint", str(tmp_path), "--policy", "expert"]).session.surprise.calibration is None
+    given = parse_args(["--auto-hold-calibration", str(tmp_path / CALIBRATION_FILE)])
+    assert given.session.surprise.calibration == calibration
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        parse_args(["--auto-hold-calibration", str(tmp_path / "bad.json")])
+    assert "is not a surprise calibration" in capsys.readouterr().err
+    args = parse_args(["--cover-start", "-0.3", "--cover-length", "0.2"])
+    assert args.setting == ForesightSetting(cover_start=-0.3, cover_length=0.2)
+    with pytest.raises(SystemExit):
+        parse_args(["--speed-change-min", "0.1", "--speed-change-max", "0.7"])
+    assert "<= 0.5 m/s" in capsys.readouterr().err

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import gradio as gr
 
 from runtime.control.snapshot import Snapshot
+from runtime.control.surprise import SurpriseGauge
 
 SHOWN_QUEUE_MS = 1.0  # a remote server's batching wait is shown once it reaches this
 LATE_COLOUR = "#dc2626"  # the inference delay has reached the execute horizon: chunks arrive late
@@ -46,6 +47,8 @@ def render_status(snapshot: Snapshot | None) -> str:
         cells.append(f"<span id='status-delay' title='ticks from an observation to its chunk taking over, against the "
                      f"steps a chunk runs before the next is asked for' style='color:{LATE_COLOUR if late else 'inherit'}'>"
                      f"delay {snapshot.inference_delay_ticks} / horizon {snapshot.execute_horizon} ticks</span>")
+    if snapshot.surprise_gauge is not None:
+        cells.append(render_gauge(snapshot.surprise_gauge))
     if snapshot.seams.last is not None:
         seam = snapshot.seams.last
         # "→ blended" only where blending changed the switch (not with --blend none)
@@ -72,6 +75,17 @@ def render_status(snapshot: Snapshot | None) -> str:
     if error and not (snapshot.device_fault and error.startswith(snapshot.device_fault)):  # said just above
         rows.append(f"<div class='status error' id='status-error'>⚠ {html.escape(error)}</div>")
     return "\n".join(rows)
+
+
+def render_gauge(gauge: SurpriseGauge) -> str:
+    """The calibrated surprise score of the latest judged prediction (runtime/control/surprise_calibration.py)."""
+    title = (f"foresight judged at tick {gauge.tick}: {gauge.psnr_db:.1f} dB; the share of successful calibration "
+             f"runs' predictions at least this bad is {gauge.p_value:.2f}; the alarm is below {gauge.threshold_psnr_db:.1f} dB "
+             f"({gauge.false_alarm:g} false alarms)")
+    colour = LATE_COLOUR if gauge.alarm else "inherit"
+    word = "SURPRISE" if gauge.alarm else "surprise"
+    return (f"<span id='status-surprise' title='{html.escape(title)}' style='color:{colour}'>"
+            f"{word} p {gauge.p_value:.2f} · {gauge.psnr_db:.1f} dB / alarm &lt; {gauge.threshold_psnr_db:.1f}</span>")
 
 
 def render_inference(total_ms: float, timings_ms: Mapping[str, float]) -> str:

@@ -11,7 +11,8 @@ What it watches (privileged sim state, what a person sees from the bench):
 - a wrong block lifted off the belt;
 - the target block not lifted while it still has `catch_margin_s` of belt travel inside the
   arm's reach (the expert's last good chance to catch it);
-- the target block inside the arm's reach for `fumble_s` and not lifted: on a slow belt it stays
+- the target block inside the arm's reach (and out from under the foresight setting's cover, if
+  any) for `fumble_s` and not lifted: on a slow belt it stays
   in reach longer than an episode lasts, so the rule above never fires while the policy fumbles
   (hovering over a neighbouring block after a missed grasp, say);
 - the target held but not delivered within `deliver_s` (a stall on the way to the bin).
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from robot_io.sim import scene
-from robot_io.sim.scripted_expert import ScriptedExpert
+from robot_io.sim.scripted_expert import COVER_GRASP_CLEARANCE, ScriptedExpert
 from robot_io.sim.sim_robot import GRIPPER_KEY, JOINT_KEYS, SIM_STATE_KEY, SimRobot
 from robot_io.devices.teleop import Teleoperator
 
@@ -107,6 +108,8 @@ class AutoOperator(Teleoperator):
         self._lifted_at = None
         x, speed = state.block_positions[target, 0], max(state.belt_speed, 1e-6)
         reach_start, reach_end = self._expert.config.reach_x_range
+        if state.cover_x is not None:  # a block under the foresight setting's cover cannot be picked yet
+            reach_start = max(reach_start, state.cover_x[1] + COVER_GRASP_CLEARANCE)
         if (reach_end - x) / speed < self.config.catch_margin_s:
             return "missed", f"the target is {reach_end - x:.2f} m from leaving the arm's reach and not picked"
         if x >= reach_start and self.config.fumble_s is not None:

@@ -1,6 +1,7 @@
 """Record scripted-expert demonstrations headless as a LeRobot v3.0 dataset.
 
     python -m robot_io.sim.collect --episodes 50 --out recordings/NAME [--seed 0] [--resume] [--every-target]
+        [--cover-start X --cover-length L] [--speed-change-min V0 --speed-change-max V1 ...]
 
 Episode i uses seed `--seed + i`; with --resume the count starts at the episodes already in the
 dataset, so a resumed run continues the seed sequence rather than repeating it. Only episodes in
@@ -10,6 +11,9 @@ which the target block ends in the bin are kept; failed ones are discarded (and 
 another one: the same pictures under different instructions, so a model cannot learn which block
 to pick from the scene alone (with 500 one-target scenes it can memorise scene -> target and
 ignore the words). Resumed, it starts at the next whole scene.
+
+The foresight setting's flags (robot_io/sim/foresight_setting.py) record the episodes in that
+setting; the dataset keeps it (meta/conveyor_setting.json) and a resumed dataset refuses another.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from typing import Iterator
 
 from robot_io.datasets.schema import RecorderError
 from robot_io.datasets.recorder import EpisodeRecorder
-from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.conveyor_env import sim_config_or_exit
+from robot_io.sim.foresight_setting import (add_setting_flags, check_recorded_setting, describe_setting,
+                                            setting_from_flags, write_setting)
 from robot_io.sim.rollout import run_episode
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
@@ -39,10 +45,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="append to the dataset at --out")
     parser.add_argument("--image-size", type=int, default=224, help="camera width and height in pixels")
     parser.add_argument("--every-target", action="store_true", help="each scene once per block as the target")
+    add_setting_flags(parser)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be >= 1")
+    args.sim = sim_config_or_exit(parser, image_height=args.image_size, image_width=args.image_size,
+                                  foresight=setting_from_flags(parser, args))
     return args
+
 
 
 def scene_draws(first_seed: int, targets: int | None) -> Iterator[tuple[int, int | None]]:
@@ -56,8 +66,11 @@ def scene_draws(first_seed: int, targets: int | None) -> Iterator[tuple[int, int
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    robot = SimRobot(ConveyorSimConfig(image_height=args.image_size, image_width=args.image_size))
+    robot = SimRobot(args.sim)
+    setting = args.sim.foresight
     try:
+        if args.resume and args.out.exists():
+            check_recorded_setting(args.out, setting)
         recorder = EpisodeRecorder(
             root=args.out,
             fps=round(robot.config.fps),
@@ -65,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             action_features=robot.action_features,
             resume=args.resume,
         )
-    except RecorderError as err:
+    except (RecorderError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    write_setting(args.out, setting)
+    print(describe_setting(setting), flush=True)
     robot.connect()
     expert = ScriptedExpert()
     targets = robot.config.num_blocks if args.every_target else None
@@ -91,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 index = recorder.save_episode()
                 saved += 1
                 print(f"[{saved}/{args.episodes}] episode {index} saved: seed {seed}, {episode.target_color}, "
-                      f"belt {episode.belt_speed:.3f} m/s, {result.ticks} frames", flush=True)
+                      f"{episode.describe_belt()}, {result.ticks} frames", flush=True)
             else:
                 recorder.discard_episode()
                 failed += 1

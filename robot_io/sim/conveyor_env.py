@@ -18,10 +18,10 @@ import mujoco
 import numpy as np
 
 from robot_io.sim import scene
+from robot_io.sim.foresight_setting import ForesightSetting, SpeedChange
 from robot_io.sim.arm_kinematics import ArmKinematics, Pose, apply_delta, down_rotation
 
 INSTRUCTION_TEMPLATE = "pick up the {color} block and put it in the bin"
-MAX_BELT_SPEED = 0.5  # m/s; beyond this no arm of this size could intercept a block
 MAX_IMAGE_SIZE = 2048  # pixels, per side
 MIN_BLOCK_GAP = 0.03  # m between neighbouring blocks, so fingers fit beside the target
 HOME_SEARCH_START = np.array([1.0, 0.0, 0.4, 0.0, -0.4, -1.0])  # rad, near the home pose: seeds its IK
@@ -53,6 +53,7 @@ class ConveyorSimConfig:
     episode_time_limit_s: float = 20.0
     start_joint_jitter: float = 0.05  # rad, per arm joint around the home pose
     appearance_jitter: float = 0.0  # 0..1: relative variation of light and floor/belt colours
+    foresight: ForesightSetting = ForesightSetting()  # a cover, a speed change (off: the standard conveyor)
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -68,8 +69,8 @@ class ConveyorSimConfig:
         if unknown or len(set(self.cameras)) != len(self.cameras):
             fail(f"cameras must be distinct names from {scene.CAMERA_NAMES}, got {self.cameras}")
         low, high = self.belt_speed_range
-        if not 0 < low <= high <= MAX_BELT_SPEED:
-            fail(f"belt_speed_range must satisfy 0 < low <= high <= {MAX_BELT_SPEED} m/s, got {self.belt_speed_range}")
+        if not 0 < low <= high <= scene.MAX_BELT_SPEED:
+            fail(f"belt_speed_range must satisfy 0 < low <= high <= {scene.MAX_BELT_SPEED} m/s, got {self.belt_speed_range}")
         bad_colors = [c for c in self.colors if c not in scene.BLOCK_RGBA]
         if bad_colors or len(set(self.colors)) != len(self.colors):
             fail(f"colors must be distinct names from {sorted(scene.BLOCK_RGBA)}, got {self.colors}")
@@ -99,6 +100,11 @@ class ConveyorSimConfig:
             fail(f"start_joint_jitter must be between 0 and 0.5 rad, got {self.start_joint_jitter}")
         if not 0 <= self.appearance_jitter < 1:
             fail(f"appearance_jitter must be in [0, 1), got {self.appearance_jitter}")
+        if not isinstance(self.foresight, ForesightSetting):
+            fail(f"foresight must be a ForesightSetting, got {type(self.foresight).__name__}")
+        if self.foresight.changes_speed and not self.foresight.speed_change_after_max_s < self.episode_time_limit_s:
+            fail(f"the belt speed change must begin within the episode ({self.episode_time_limit_s} s), "
+                 f"got up to {self.foresight.speed_change_after_max_s} s")
 
     @property
     def control_period(self) -> float:
@@ -113,6 +119,14 @@ class ConveyorSimConfig:
         return math.ceil(self.episode_time_limit_s * self.fps)
 
 
+def sim_config_or_exit(parser: argparse.ArgumentParser, **fields) -> "ConveyorSimConfig":
+    """ConveyorSimConfig(**fields) for a command; one it refuses stops the command (parser.error) with the reason."""
+    try:
+        return ConveyorSimConfig(**fields)
+    except ValueError as err:
+        parser.error(str(err))
+
+
 @dataclass(frozen=True)
 class EpisodeSpec:
     seed: int
@@ -120,6 +134,13 @@ class EpisodeSpec:
     colors: tuple[str, ...]  # block colours in belt order, the first to arrive first
     target_color: str
     instruction: str
+    speed_change: SpeedChange | None = None  # the foresight setting's, None: the belt keeps its speed
+
+    def describe_belt(self) -> str:
+        """"belt 0.106 m/s", with its speed change when it has one."""
+        change = self.speed_change
+        later = f" -> {change.to_speed:.3f} m/s at {change.at_s:.1f} s" if change is not None else ""
+        return f"belt {self.belt_speed:.3f} m/s{later}"
 
 
 @dataclass(frozen=True)
@@ -142,6 +163,7 @@ class SimState:
     joint_targets: np.ndarray  # (arm joints,) rad: the command being carried out
     gripper: float  # measured closure, 0 open .. 1 closed
     gripper_command: float  # the closure being commanded
+    cover_x: tuple[float, float] | None = None  # (start, end) x of the foresight setting's cover, None: none
 
     @property
     def ee_yaw(self) -> float:
@@ -164,7 +186,7 @@ class ConveyorEnv:
         self.config = config or ConveyorSimConfig()
         cfg = self.config
         timestep = cfg.control_period / cfg.substeps  # a whole number of substeps per tick
-        xml = scene.build_scene_xml(cfg.num_blocks, timestep, max(cfg.image_height, cfg.image_width))
+        xml = scene.build_scene_xml(cfg.num_blocks, timestep, max(cfg.image_height, cfg.image_width), cfg.foresight.cover_x)
         self.model = mujoco.MjModel.from_xml_string(xml)
         self.data = mujoco.MjData(self.model)
         self.kinematics = ArmKinematics(self.model)
@@ -195,6 +217,7 @@ class ConveyorEnv:
         self._target_index = 0
         self._belt_speed = 0.0
         self._belt_travel = 0.0  # m the belt has moved this episode
+        self._speed_change: SpeedChange | None = None
 
     # --- episode ---------------------------------------------------------------------------
     @property
@@ -243,6 +266,7 @@ class ConveyorEnv:
         m.mat_rgba[self._appearance_materials, :3] = np.clip(self._base_mat_rgba[:, :3] * color_scale, 0, 1)
 
         self._belt_speed, self._belt_travel, self._target_index = belt_speed, 0.0, target_index
+        self._speed_change = cfg.foresight.speed_change(seed, belt_speed)  # its own random stream
         self._drive_belt()
         mujoco.mj_forward(m, d)
         self._episode = EpisodeSpec(
@@ -251,6 +275,7 @@ class ConveyorEnv:
             colors=colors,
             target_color=colors[target_index],
             instruction=INSTRUCTION_TEMPLATE.format(color=colors[target_index]),
+            speed_change=self._speed_change,
         )
         return self._episode
 
@@ -271,6 +296,8 @@ class ConveyorEnv:
         d.ctrl[self._gripper_ctrl] = float(np.clip(gripper, 0.0, 1.0)) * scene.FINGER_TRAVEL
         dt = self.model.opt.timestep
         for _ in range(self.config.substeps):
+            if self._speed_change is not None:
+                self._belt_speed = self._speed_change.speed(d.time)
             self._drive_belt()
             mujoco.mj_step(self.model, d)
             self._belt_travel += self._belt_speed * dt
@@ -350,6 +377,7 @@ class ConveyorEnv:
             joint_targets=_frozen(self.joint_targets()),
             gripper=self.gripper_closure(),
             gripper_command=self.gripper_command(),
+            cover_x=self.config.foresight.cover_x,
         )
 
     # --- kinematics helpers ----------------------------------------------------------------

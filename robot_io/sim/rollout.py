@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from robot_io.chunks.schedule import ChunkConfig, ChunkSchedule
-from robot_io.policy import Policy, commands_after_observation, infer_with_guide
+from robot_io.policy import Policy, PolicyOutput, commands_after_observation, infer_with_guide
 from robot_io.datasets.schema import SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import EpisodeSpec
@@ -32,6 +32,7 @@ from robot_io.sim.sim_robot import SimRobot
 SETTLE_TICKS = 8  # the episode ends once a block has stayed in the bin this long
 
 FrameCallback = Callable[[dict[str, Any], dict[str, float], str], None]  # observation, action, source
+InferenceCallback = Callable[[int, PolicyOutput], None]  # the observation's tick, the policy's output
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ def run_episode(
     on_frame: FrameCallback | None = None,
     operator: AutoOperator | None = None,
     latency_ticks: int = 1,
+    on_inference: InferenceCallback | None = None,
 ) -> RolloutResult:
     """Run the current scene (call `robot.reset_scene` first) until a block has settled in the
     bin or the time limit.
@@ -59,7 +61,8 @@ def run_episode(
     console's defaults). on_frame gets every tick's observation, the action sent and its source
     (SOURCE_POLICY, SOURCE_HOLD or SOURCE_OPERATOR). operator: watches every tick and, once it
     takes over, drives the rest of the episode. latency_ticks: ticks from an observation to its
-    chunk's first command (>= 1).
+    chunk's first command (>= 1). on_inference gets every inference's output (its foresight
+    included) with the tick of the observation it was computed from, before that tick's on_frame.
     """
     if latency_ticks < 1:
         raise ValueError(f"latency_ticks must be >= 1, got {latency_ticks}")
@@ -89,6 +92,8 @@ def run_episode(
             source = SOURCE_HOLD
         if source != SOURCE_OPERATOR and schedule.wants_chunk(tick):
             output = infer_with_guide(policy, observation, instruction, schedule.guide(tick))
+            if on_inference is not None:
+                on_inference(tick, output)
             in_flight = (tick + latency_ticks, tick, commands_after_observation(policy, output.actions))  # (n, action_dim)
         if on_frame is not None:
             on_frame(observation, action, source)

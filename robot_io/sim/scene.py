@@ -27,6 +27,7 @@ BLOCK_RGBA: dict[str, tuple[float, float, float, float]] = {
 # --- belt ----------------------------------------------------------------------------------------
 BELT_CENTER_Y = 0.30
 BELT_HALF_WIDTH = 0.07
+BELT_FRAME_MARGIN = 0.01  # m the belt's frame sticks out beside the slats
 BELT_X_START, BELT_X_END = -0.75, 0.55  # blocks travel from start to end (+x)
 BELT_TOP_Z = 0.06
 SLAT_PITCH = 0.05  # slat spacing along the belt
@@ -34,6 +35,12 @@ SLAT_GAP = 0.004  # visible gap between slats
 SLAT_HALF_THICKNESS = 0.005
 NUM_SLATS = round((BELT_X_END - BELT_X_START) / SLAT_PITCH)
 BELT_LENGTH = NUM_SLATS * SLAT_PITCH  # slats wrap around after this distance
+MAX_BELT_SPEED = 0.5  # m/s; beyond this no arm of this size could intercept a block
+
+# --- the cover of the foresight setting (robot_io/sim/foresight_setting.py) ---------------------
+COVER_CLEARANCE = 0.01  # m between a block's top and the cover's roof
+COVER_THICKNESS = 0.006  # m, roof and walls
+COVER_RGBA = "0.30 0.34 0.42 1"
 
 # --- blocks --------------------------------------------------------------------------------------
 BLOCK_HALF = 0.02  # cube half side
@@ -215,8 +222,28 @@ def _cameras_xml() -> str:
     )
 
 
-def build_scene_xml(num_blocks: int, timestep: float = DEFAULT_TIMESTEP, max_image_size: int = DEFAULT_OFFSCREEN_SIZE) -> str:
-    """The whole scene. `max_image_size` sizes the offscreen buffer (renders may not exceed it)."""
+def cover_xml(cover_x: tuple[float, float] | None) -> str:
+    """MJCF of the cover: a roof and two walls over the belt, visual only (nothing collides with it)."""
+    if cover_x is None:
+        return ""
+    start, end = cover_x
+    half_x = (end - start) / 2
+    t = COVER_THICKNESS / 2
+    roof_z = BLOCK_REST_Z + BLOCK_HALF + COVER_CLEARANCE + t
+    wall_y = BELT_HALF_WIDTH + BELT_FRAME_MARGIN + t  # just outside the belt frame
+    half_span = wall_y + t
+    visual = f'contype="0" conaffinity="0" rgba="{COVER_RGBA}"'
+    return (f'<body name="cover" pos="{start + half_x:.4f} {BELT_CENTER_Y} 0">'
+            f'<geom name="cover_roof" type="box" pos="0 0 {roof_z:.4f}" size="{half_x:.4f} {half_span:.4f} {t:.4f}" {visual}/>'
+            f'<geom name="cover_wall_near" type="box" pos="0 {-wall_y:.4f} {roof_z / 2:.4f}" size="{half_x:.4f} {t:.4f} {roof_z / 2:.4f}" {visual}/>'
+            f'<geom name="cover_wall_far" type="box" pos="0 {wall_y:.4f} {roof_z / 2:.4f}" size="{half_x:.4f} {t:.4f} {roof_z / 2:.4f}" {visual}/>'
+            '</body>')
+
+
+def build_scene_xml(num_blocks: int, timestep: float = DEFAULT_TIMESTEP, max_image_size: int = DEFAULT_OFFSCREEN_SIZE,
+                    cover_x: tuple[float, float] | None = None) -> str:
+    """The whole scene. `max_image_size` sizes the offscreen buffer (renders may not exceed it);
+    `cover_x` (start, end) puts the foresight setting's cover over the belt (None: none)."""
     belt_frame_half_len = (BELT_X_END - BELT_X_START) / 2
     belt_frame_x = (BELT_X_START + BELT_X_END) / 2
     frame_half_h = (BELT_TOP_Z - 2 * SLAT_HALF_THICKNESS) / 2
@@ -246,12 +273,12 @@ def build_scene_xml(num_blocks: int, timestep: float = DEFAULT_TIMESTEP, max_ima
   <worldbody>
     <light name="key" pos="0.3 0.2 1.6" dir="-0.2 -0.1 -1" directional="true" diffuse="{LIGHT_DIFFUSE} {LIGHT_DIFFUSE} {LIGHT_DIFFUSE}" castshadow="false"/>
     <geom name="floor" type="plane" size="2 2 0.05" material="floor" contype="1" conaffinity="1"/>
-    <geom name="belt_frame" type="box" pos="{belt_frame_x} {BELT_CENTER_Y} {frame_half_h}" size="{belt_frame_half_len} {BELT_HALF_WIDTH + 0.01} {frame_half_h}" material="belt_frame" contype="0" conaffinity="0"/>
+    <geom name="belt_frame" type="box" pos="{belt_frame_x} {BELT_CENTER_Y} {frame_half_h}" size="{belt_frame_half_len} {BELT_HALF_WIDTH + BELT_FRAME_MARGIN} {frame_half_h}" material="belt_frame" contype="0" conaffinity="0"/>
     {_cameras_xml()}
     {_slats_xml()}
     {_blocks_xml(num_blocks)}
     {_bin_xml()}
-    {_arm_xml()}
+    {_arm_xml()}{cover_xml(cover_x)}
   </worldbody>
   <equality>
     <joint joint1="finger_right" joint2="finger_left" polycoef="0 1 0 0 0"/>

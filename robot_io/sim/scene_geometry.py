@@ -23,16 +23,20 @@ from robot_io.sim.conveyor_env import SimState
 LINK_BODIES = ("pedestal", "link_1", "link_2", "link_3", "link_4", "link_5", "link_6")
 FIXED_BOX_GEOMS = ("belt_frame",)  # single geoms drawn as boxes
 FIXED_BOX_BODIES = ("bin",)  # bodies whose box geoms are all drawn
+COVER_BODY = "cover"  # the foresight setting's cover, drawn too where the scene has one
 # MuJoCo cameras look along -z with y up; our CameraModel is OpenCV's x right, y down, z forward.
 MUJOCO_TO_RDF = np.diag([1.0, -1.0, -1.0])
 
 
 class SimSceneGeometry:
-    def __init__(self, joint_keys: Sequence[str], cameras: Sequence[str], image_size: tuple[int, int]) -> None:
-        """`joint_keys[i]` names arm joint `scene.ARM_JOINTS[i]`; `image_size` is (height, width)."""
+    def __init__(self, joint_keys: Sequence[str], cameras: Sequence[str], image_size: tuple[int, int],
+                 cover_x: tuple[float, float] | None = None) -> None:
+        """`joint_keys[i]` names arm joint `scene.ARM_JOINTS[i]`; `image_size` is (height, width);
+        `cover_x` the foresight setting's cover (ForesightSetting.cover_x)."""
         if len(joint_keys) != len(scene.ARM_JOINTS):
             raise ValueError(f"{len(scene.ARM_JOINTS)} joint keys expected (one per arm joint), got {list(joint_keys)}")
-        self._model = mujoco.MjModel.from_xml_string(scene.build_scene_xml(num_blocks=0))
+        self._model = mujoco.MjModel.from_xml_string(scene.build_scene_xml(num_blocks=0, cover_x=cover_x))
+        self._box_bodies = FIXED_BOX_BODIES + ((COVER_BODY,) if cover_x is not None else ())
         self._data = mujoco.MjData(self._model)
         self._lock = threading.Lock()
         m = self._model
@@ -97,10 +101,10 @@ class SimSceneGeometry:
         mujoco.mj_kinematics(self._model, self._data)
 
     def _fixed_boxes(self):
-        """The belt frame and the bin's walls, read from the model itself (sizes are half sizes)."""
+        """The belt frame, the bin's walls and the cover, read from the model itself (sizes are half sizes)."""
         m, d = self._model, self._data
         named = [(name, m.geom(name).id) for name in FIXED_BOX_GEOMS]
-        for body in FIXED_BOX_BODIES:
+        for body in self._box_bodies:
             body_id = m.body(body).id
             boxes = [g for g in range(m.ngeom) if m.geom_bodyid[g] == body_id and m.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX]
             named += [(f"{body}_{i}", g) for i, g in enumerate(boxes)]

@@ -36,6 +36,9 @@ from robot_io.sim.sim_robot import SIM_STATE_KEY
 BLOCK_CONTACT_CLOSURE = (scene.FINGER_OPEN_Y - scene.FINGER_PAD_HALF[1] - scene.BLOCK_HALF) / scene.FINGER_TRAVEL
 MIN_TURN_RADIUS = 0.1  # m: below this, turning about the base is limited as if at this radius
 COMMAND_MATCH = 1e-5  # an observed command equal to a planned one within this was that plan's
+# With the foresight setting's cover, a block is grasped only once its centre is this far past the
+# cover's end: the pads (and the wrist camera's view of the grasp) clear the cover.
+COVER_GRASP_CLEARANCE = scene.FINGER_PAD_HALF[0] + 0.01
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class ScriptedExpert(Policy):
         self._kinematics = ArmKinematics.standalone()  # its own: infer runs beside the sim's thread
         self._home = np.array(scene.HOME_EE_POSITION)
         self._planned: dict[int, np.ndarray] = {}  # tick -> command of the latest chunks
+        self._cover_x: tuple[float, float] | None = None  # the scene's cover (SimState.cover_x)
 
     def reset(self) -> None:
         self._planned = {}
@@ -150,6 +154,7 @@ class ScriptedExpert(Policy):
             raise ValueError(f"There is no {color} block on the belt (blocks: {', '.join(state.block_colors)}).")
         dt = state.control_period
         tick = round(state.time / dt)
+        self._cover_x = state.cover_x
         world = self._advance_block(self._observe(state, state.block_colors.index(color), tick), dt)
         actions = np.empty((self.config.chunk_steps, len(scene.ARM_JOINTS) + 1), dtype=np.float32)
         for step in range(self.config.chunk_steps):
@@ -242,6 +247,8 @@ class ScriptedExpert(Policy):
         aligned = turned and off_by < (c.abort_tolerance if low else c.align_tolerance)
         x = float(np.clip(block[0], *c.reach_x_range))  # wait at the edge of reach for a far block
         at_grasp_height = abs(world.ee[2] - grasp_z) < c.height_tolerance
+        if self._cover_x is not None and block[0] < self._cover_x[1] + COVER_GRASP_CLEARANCE:
+            return np.array([x, block[1], hover_z]), yaw, 0.0  # not out from under the cover yet: wait above it
         if aligned and at_grasp_height and world.gripper < c.empty_closure:
             return np.array([x, block[1], grasp_z]), yaw, 1.0  # close on it
         if world.gripper > c.open_closure:

@@ -150,7 +150,7 @@ class SimRobot(Robot):
         with self._geometry_lock:
             if self._geometry is None:
                 size = (self.config.image_height, self.config.image_width)
-                self._geometry = SimSceneGeometry(JOINT_KEYS, self.config.cameras, size)
+                self._geometry = SimSceneGeometry(JOINT_KEYS, self.config.cameras, size, self.config.foresight.cover_x)
             return self._geometry
 
 

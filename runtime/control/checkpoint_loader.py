@@ -17,6 +17,7 @@ from pathlib import Path
 
 from robot_io.policy import Policy
 from robot_io.devices.robot import Robot
+from runtime.control.surprise_calibration import calibration_for
 from runtime.control.commands import SwapPolicy
 from runtime.control.session import Session
 
@@ -91,10 +92,11 @@ class CheckpointLoader:
     def _run(self, path: Path) -> None:
         try:
             policy = self._load(path, self._robot)
+            calibration = calibration_for(path)  # the new model's own, if it has one
         except Exception as err:  # noqa: BLE001 - a bad checkpoint costs the swap, the running policy stays
             with self._lock:
                 self._status = LoaderStatus("", "", f"Could not load {path}: {err}")
             return
-        self._session.submit(SwapPolicy(policy, str(path)))
+        self._session.submit(SwapPolicy(policy, str(path), calibration))
         with self._lock:
             self._status = LoaderStatus("", f"Loaded {path}: the robot holds; press Run to continue with it.", "")

@@ -56,7 +56,7 @@ from runtime.control.safety import limits_for, make_safe
 from runtime.control.session_config import SessionConfig  # noqa: F401 - app.py imports it here
 from runtime.control.snapshot import Snapshot, freeze_frames
 from runtime.control.step import choose_command, next_mode
-from runtime.control.surprise import Surprise, foresight_surprise, seam_surprise
+from runtime.control.surprise import Surprise, SurpriseGauge, foresight_psnr, foresight_surprise, seam_surprise, surprise_gauge
 from runtime.control.teleop_keys import KEYMAP_HELP
 from runtime.control.tick_record import TickRecord, TickSubscriber
 
@@ -132,6 +132,7 @@ class Session:
         self._scene_seed: int | None = None  # the current scene's seed, for re-recording it
         self._scene_ready = not isinstance(robot, ResettableScene)  # the first tick resets the scene
         self._last_surprise: Surprise | None = None
+        self._surprise_gauge: SurpriseGauge | None = None  # the latest judged prediction's calibrated score
         self._previous: dict[str, float] | None = None  # the command sent last tick
         self._current_chunk: Chunk | None = None  # the chunk the snapshot shows, and the one before it
         self._previous_chunk: Chunk | None = None
@@ -364,6 +365,7 @@ class Session:
             teleop_available=isinstance(self.robot, CartesianControl),
             controller=self._input.controller if self._mode is Mode.TAKEOVER else None,
             last_surprise=self._last_surprise,
+            surprise_gauge=self._surprise_gauge,
             last_error=self._log.last_error,
             hint=self._log.hint,
             events=self._log.events(),
@@ -429,6 +431,8 @@ class Session:
         self._runner.set_policy(command.policy)
         old.close()  # what it was computing is stale: its process or connection goes
         self._foresight.use_policy(foresight_horizon(command.policy), frame_encoder(command.policy))
+        self.config.surprise = replace(self.config.surprise, calibration=command.calibration)
+        self._surprise_gauge = None
         self._dry_runs.clear()
         self.policy_label = command.label
         self._log.note(f"Model: {command.label}. Holding; Run continues with it.")
@@ -488,8 +492,9 @@ class Session:
         except Exception as err:  # noqa: BLE001 - judging foresight must never stop the control loop
             self._log.note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
             return None
+        self._surprise_gauge = surprise_gauge(self.config.surprise.calibration, self._tick, judged) or self._surprise_gauge
         self._hold_on_surprise(foresight_surprise(self.config.surprise, self._tick, judged))
-        return float(np.mean([point.psnr_db for point in judged])) if judged else None
+        return foresight_psnr(judged) if judged else None
 
     def _hold_on_surprise(self, surprise: Surprise | None) -> None:
         """A running policy that surprised us holds (from this tick's command on, for a seam) and
@@ -572,8 +577,8 @@ class Session:
 
 def describe_episode(episode: Any) -> str:
     parts = [f"seed {episode.seed}"]
-    if hasattr(episode, "belt_speed"):
-        parts.append(f"belt {episode.belt_speed:.3f} m/s")
+    if hasattr(episode, "describe_belt"):
+        parts.append(episode.describe_belt())
     if hasattr(episode, "target_color"):
         parts.append(f"target {episode.target_color}")
     return ", ".join(parts)

@@ -5,12 +5,14 @@ benchmarks that start the console pass the process flags on with `process_argv`.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from robot_io.config_flags import FlagGroup, add_config_flags, config_from_flags
 from runtime.control.policy_process import PolicyProcessConfig
 from runtime.control.session_config import SessionConfig
 from runtime.control.surprise import SurpriseConfig
+from runtime.control.surprise_calibration import CALIBRATION_FILE, CalibrationError, calibration_for
 
 SESSION_FLAGS = FlagGroup(SessionConfig, ("fps", "scene_seed", "recording_mode", "stale_frame_ms", "realtime_priority"),
                           names={"scene_seed": "seed"})
@@ -26,12 +28,22 @@ def add_session_flags(parser: argparse.ArgumentParser) -> None:
     """--fps, --seed, --recording-mode, --stale-frame-ms, --realtime-priority and the --auto-hold* flags."""
     add_config_flags(parser, SESSION_FLAGS)
     add_config_flags(parser, SURPRISE_FLAGS)
+    parser.add_argument("--auto-hold-calibration", type=Path, default=None, metavar="FILE",
+                        help="surprise calibration (python -m runtime.calibrate_surprise): auto-hold uses its threshold "
+                             "instead of --auto-hold-psnr and the page shows the calibrated score (default: "
+                             f"{CALIBRATION_FILE} beside the checkpoint, where there is one)")
 
 
-def session_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, **fixed: Any) -> SessionConfig:
+def session_from_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, checkpoint: Path | None = None,
+                       **fixed: Any) -> SessionConfig:
     """The SessionConfig of add_session_flags' flags plus `fixed` fields that are not flags of their own;
-    a value it refuses stops the command with the reason."""
-    surprise = config_from_flags(parser, args, SURPRISE_FLAGS)
+    `checkpoint` the model's folder, whose calibration is used unless --auto-hold-calibration names one.
+    A value it refuses stops the command with the reason."""
+    try:
+        calibration = calibration_for(checkpoint, args.auto_hold_calibration)
+    except CalibrationError as err:
+        parser.error(str(err))
+    surprise = config_from_flags(parser, args, SURPRISE_FLAGS, calibration=calibration)
     return config_from_flags(parser, args, SESSION_FLAGS, surprise=surprise, **fixed)
 
 

@@ -16,7 +16,7 @@ from robot_io.chunks.schedule import Chunk
 from runtime.control.commands import Mode
 from runtime.control.loop_timing import LoopStats
 from runtime.control.recording import RecordingStatus
-from runtime.control.surprise import Surprise
+from runtime.control.surprise import Surprise, SurpriseGauge
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Snapshot:
     # steps a chunk runs before the next is asked for: a delay near the horizon leaves no slack.
     inference_delay_ticks: int | None = None
     execute_horizon: int = 0
+    surprise_gauge: SurpriseGauge | None = None  # the latest judged prediction's calibrated score (with a calibration)
 
 
 def freeze_frames(observation: dict, camera_keys: list[str]) -> Mapping[str, np.ndarray]:

@@ -32,6 +32,8 @@ Entity paths (the only scheme; `world/` and the projected plans need a robot wit
     timeseries/chunk/inference_delay   Scalars       ticks from the latest chunk's observation to its take-over...
     timeseries/chunk/execute_horizon   Scalars       ...against the steps a chunk runs before the next is asked for
     timeseries/surprises               Scalars       an auto-hold (runtime/control/surprise.py): the PSNR or jump that set it off
+    timeseries/surprise_gauge/p_value  Scalars       calibrated score of each judged prediction (with a calibration)...
+    timeseries/surprise_gauge/false_alarm Scalars    ...and the false-alarm rate it raises the alarm at or below
     events                             TextLog       mode changes, take-overs, the logger's own notes
     notice                             TextDocument  what this robot's view lacks
 

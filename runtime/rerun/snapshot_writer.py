@@ -45,6 +45,7 @@ NO_GEOMETRY_NOTICE = (
 
 # --- entity paths (see runtime/rerun/logger.py) ---------------------------------------------------
 SURPRISE_PATH = "timeseries/surprises"  # auto-hold events (runtime/control/surprise.py): the offending value
+GAUGE_PATH = "timeseries/surprise_gauge"  # the calibrated score of each judged prediction (with a calibration)
 
 
 def joint_path(key: str) -> str:
@@ -131,6 +132,7 @@ class SnapshotWriter:
         self._last_mode: Mode | None = None
         self._last_active_source: str | None = None  # the last source that was not "hold"
         self._last_surprise = None  # the auto-hold event logged last
+        self._last_gauge = None  # the calibrated score logged last
         self._last_image_tick: int | None = None
         self._drawn_2d: set[str] = set()  # projected-plan entities that show a line now
 
@@ -149,6 +151,8 @@ class SnapshotWriter:
                                                                   markers=["circle"], marker_sizes=[SEAM_MARKER_SIZE]), static=True)
         rec.log(SURPRISE_PATH, rr.SeriesPoints(colors=[TAKEOVER_RGBA], names=["auto-hold (surprise value)"],
                                                markers=["cross"], marker_sizes=[TAKEOVER_MARKER_SIZE]), static=True)
+        rec.log(f"{GAUGE_PATH}/p_value", rr.SeriesLines(names=["surprise p-value (small: surprising)"]), static=True)
+        rec.log(f"{GAUGE_PATH}/false_alarm", rr.SeriesLines(colors=[TAKEOVER_RGBA], names=["alarm at or below"]), static=True)
         rec.log("timeseries/chunk/age", rr.SeriesLines(names=["chunk age (ticks)"]), static=True)
         rec.log("timeseries/chunk/queue_depth", rr.SeriesLines(names=["queue depth (steps)"]), static=True)
         rec.log("timeseries/chunk/inference_delay", rr.SeriesLines(names=["inference delay (ticks)"]), static=True)
@@ -268,6 +272,13 @@ class SnapshotWriter:
             self._rec.set_time(STEP_TIMELINE, sequence=surprise.tick)
             self._rec.log(SURPRISE_PATH, rr.Scalars(surprise.value))
             self.note(f"auto-hold: {surprise.describe()}", level=rr.TextLogLevel.WARN)
+            self._rec.set_time(STEP_TIMELINE, sequence=snapshot.tick)
+        gauge = snapshot.surprise_gauge
+        if gauge is not None and gauge is not self._last_gauge:
+            self._last_gauge = gauge
+            self._rec.set_time(STEP_TIMELINE, sequence=gauge.tick)  # the tick it was judged
+            self._rec.log(f"{GAUGE_PATH}/p_value", rr.Scalars(gauge.p_value))
+            self._rec.log(f"{GAUGE_PATH}/false_alarm", rr.Scalars(gauge.false_alarm))
             self._rec.set_time(STEP_TIMELINE, sequence=snapshot.tick)
         source = snapshot.action_source
         if source == SOURCE_HOLD:

@@ -22,7 +22,8 @@ from runtime.rerun.snapshot_writer import STEP_TIMELINE, WALL_TIMELINE, quaterni
 from runtime.control.session import Session, SessionConfig
 from runtime.control.surprise import SurpriseConfig
 from tests.browser_support import free_port
-from tests.fakes import ConstantPolicy, FakeRobot, OffsetPolicy
+from runtime.control.surprise_calibration import SurpriseCalibration
+from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy, OffsetPolicy
 from tests.session_support import wait_until
 
 # Saved copies have no footer (see runtime/rerun/logger.py); Rerun's reader warns and streams them.
@@ -146,6 +147,19 @@ def test_an_auto_hold_is_marked_on_the_timeline_at_its_tick(run_logger):
     marks = [chunk for chunk in reader.stream() if chunk.entity_path == "/timeseries/surprises" and chunk.timeline_names]
     assert marks and all(STEP_TIMELINE in chunk.timeline_names for chunk in marks)
     assert held.last_surprise.kind == "seam"
+
+
+def test_the_calibrated_surprise_score_is_logged_at_each_judged_tick(run_logger):
+    calibration = SurpriseCalibration.from_scores([-30.0 - k for k in range(9)], 0.1, "prediction", 3)
+    session, logger = run_logger(FakeRobot(), ForesightPolicy(steps=50, error=60), FAKE_FPS,
+                                 {"surprise": SurpriseConfig(calibration=calibration)})
+    session.submit(RunPolicy("go"))
+    wait_until(lambda s: s.surprise_gauge is not None, session)
+    time.sleep(0.3)
+    reader = rr.chunk.RrdReader(logger.save())
+    scores = [chunk for chunk in reader.stream() if chunk.entity_path == "/timeseries/surprise_gauge/p_value"
+              and chunk.timeline_names]
+    assert scores and all(STEP_TIMELINE in chunk.timeline_names for chunk in scores)
 
 
 def test_a_slow_logger_skips_ticks_and_never_holds_the_loop_back(run_logger):
