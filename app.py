@@ -38,6 +38,7 @@ from robot_io.sim.foresight_setting import add_setting_flags, setting_from_flags
 from robot_io.sim.sim_robot import SimRobot  # noqa: E402
 from runtime.replay.open_loop import PolicyLayout, parse_camera_mapping  # noqa: E402
 from runtime.replay.service import ReplayService, ReplayServiceConfig  # noqa: E402
+from runtime.curation.service import CurationConfig, CurationService  # noqa: E402
 from runtime.rerun.logger import RerunConfig, RerunError, RerunLogger  # noqa: E402
 from runtime.control.checkpoint_loader import CheckpointLoader  # noqa: E402
 from runtime.control.safety import WorkspaceBox  # noqa: E402
@@ -208,6 +209,7 @@ class Console:
     checkpoints: CheckpointLoader
     rerun: RerunLogger | None = None
     rerun_off_reason: str = "not started"
+    curation: CurationService | None = None  # the dataset panel: the --replay-root datasets and the session's
 
     def start(self) -> None:
         """Run the control loop, then the Rerun logger that follows it."""
@@ -218,7 +220,7 @@ class Console:
     def app(self) -> FastAPI:
         """The page and its routes, for uvicorn."""
         parts = ConsoleParts(rerun=self.rerun, rerun_off_reason=self.rerun_off_reason, replay=self.replay,
-                             checkpoints=self.checkpoints, access=self.access)
+                             checkpoints=self.checkpoints, access=self.access, curation=self.curation)
         return build_app(self.session, parts)
 
     def close(self) -> None:
@@ -250,7 +252,8 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
     checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS,
                                    lambda path, robot: build_live_policy(path, robot, args.process))
-    return Console(args, session, access, replay, checkpoints)
+    curation = CurationService(CurationConfig(replay.config.roots), live=session.recording_worker)
+    return Console(args, session, access, replay, checkpoints, curation=curation)
 
 
 def main(argv: list[str] | None = None) -> int:

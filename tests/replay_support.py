@@ -28,18 +28,22 @@ def picture(shape: tuple[int, int, int], t: int, camera: int, episode: int) -> n
 
 def record_dataset(root: Path, *, fps: int = 15, episodes: int = 2, frames: int = 24,
                    cameras: tuple[str, ...] = ("head", "wrist"), shape: tuple[int, int, int] = (32, 48, 3),
-                   joints: tuple[str, ...] = ("joint_1.pos", "joint_2.pos", "gripper.pos")) -> Path:
-    """A v3.0 dataset of `episodes` episodes: state walks with t, the action leads it by a step."""
+                   joints: tuple[str, ...] = ("joint_1.pos", "joint_2.pos", "gripper.pos"),
+                   outcomes: tuple[str, ...] = (), operator_frames: int = 0, tasks: tuple[str, ...] = ()) -> Path:
+    """A v3.0 dataset of `episodes` episodes: state walks with t, the action leads it by a step.
+    outcomes / tasks: per episode (default "unknown" / TASK); the last `operator_frames` frames of
+    each episode are the operator's."""
     observation_features = {**{j: float for j in joints}, **{c: shape for c in cameras}}
     recorder = EpisodeRecorder(root, fps, observation_features, {j: float for j in joints})
     for episode in range(episodes):
-        recorder.start_episode(TASK)
+        recorder.start_episode(tasks[episode] if tasks else TASK)
         for t in range(frames):
             state = {j: 0.1 * episode + 0.02 * t * (i + 1) for i, j in enumerate(joints)}
             observation = {**state, **{c: picture(shape, t, i, episode) for i, c in enumerate(cameras)}}
             action = {j: v + 0.02 * (i + 1) for i, (j, v) in enumerate(state.items())}
-            recorder.add_frame(observation, action, intervention=False, source="policy")
-        recorder.save_episode()
+            operator = t >= frames - operator_frames
+            recorder.add_frame(observation, action, intervention=operator, source="operator" if operator else "policy")
+        recorder.save_episode(outcomes[episode] if outcomes else "unknown")
     recorder.finalize()
     return root
 

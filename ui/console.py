@@ -11,11 +11,14 @@ import gradio as gr
 from fastapi import FastAPI
 
 from runtime.control.checkpoint_loader import CheckpointLoader
+from runtime.curation.service import CurationService
 from runtime.rerun.logger import RerunLogger
 from runtime.replay.service import ReplayService
 from runtime.control.session import Session
 from ui.access import Access, install_access
 from ui.control_panel import InstructionHistory, build_control_panel
+from ui.curation_panel import build_curation_panel
+from ui.curation_routes import add_curation_routes
 from ui.feeds_panel import FEEDS_CSS, build_feeds_panel
 from ui.foresight_panel import FORESIGHT_CSS, build_foresight_panel
 from ui.model_panel import build_model_panel, render_model_status
@@ -43,6 +46,7 @@ class ConsoleParts:
     rerun_off_reason: str = "started with --no-rerun"
     replay: ReplayService | None = None
     checkpoints: CheckpointLoader | None = None  # hot swap of the model
+    curation: CurationService | None = None  # the dataset panel
     access: Access = field(default_factory=lambda: Access(None))  # loopback: everyone operates
 
 
@@ -63,6 +67,8 @@ def build_console(session: Session, parts: ConsoleParts) -> gr.Blocks:
         build_plan_panel()
         if parts.replay is not None:
             build_replay_panel()
+        if parts.curation is not None:
+            build_curation_panel()
         events = build_event_log()
 
         def poll():
@@ -99,6 +105,8 @@ def build_app(session: Session, parts: ConsoleParts | None = None) -> FastAPI:
     add_plan_routes(app, session)
     if parts.replay is not None:
         add_replay_routes(app, parts.replay)
+    if parts.curation is not None:
+        add_curation_routes(app, parts.curation)
     return gr.mount_gradio_app(
         app, build_console(session, parts), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS + RECORDING_CSS,
         head=PAGE_SCRIPTS, footer_links=[],

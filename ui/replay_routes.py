@@ -49,7 +49,7 @@ def add_replay_routes(app: FastAPI, replay: ReplayService) -> None:
     def datasets() -> dict:
         listed = []
         for listing in replay.datasets():
-            entry = {"path": str(listing.path), "label": _label(listing.path, replay.config.roots), "problem": listing.problem}
+            entry = {"path": str(listing.path), "label": dataset_label(listing.path, replay.config.roots), "problem": listing.problem}
             if listing.summary is not None:
                 s = listing.summary
                 entry.update(version=s.version, fps=s.fps, episodes=s.total_episodes, cameras=list(s.cameras),
@@ -121,7 +121,7 @@ def _job(replay: ReplayService):
     return job
 
 
-def _label(path: Path, roots: tuple[Path, ...]) -> str:
+def dataset_label(path: Path, roots: tuple[Path, ...]) -> str:
     """The dataset as the page names it: its root's folder name, then the path inside."""
     for root in roots:
         if path.is_relative_to(root):

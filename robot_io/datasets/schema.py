@@ -112,8 +112,10 @@ class EpisodeSummary:
     intervention_frames: int  # frames the operator produced; -1 when not known (older datasets)
 
 
-def feature_differences(expected: dict[str, dict], existing: dict[str, dict]) -> list[str]:
-    """Human-readable differences between two feature dicts (dtype, shape, names per key).
+def feature_differences(expected: dict[str, dict], existing: dict[str, dict],
+                        expected_name: str = "robot", existing_name: str = "dataset") -> list[str]:
+    """Human-readable differences between two feature dicts (dtype, shape, names per key); the
+    names say which side is which ("the dataset has ..., the robot has ...").
 
     Video encoder details in `info` (codec, pix_fmt, ...) are ignored: they are written by LeRobot
     after the first episode and do not change what a frame means.
@@ -122,17 +124,15 @@ def feature_differences(expected: dict[str, dict], existing: dict[str, dict]) ->
     keys = [k for k in {**expected, **existing} if k not in _LEROBOT_AUTO_FEATURES]
     for key in keys:
         if key not in existing:
-            diffs.append(f"'{key}' is missing from the existing dataset")
+            diffs.append(f"'{key}' is missing from the {existing_name}")
             continue
         if key not in expected:
-            diffs.append(f"'{key}' exists in the dataset but this robot has no such feature")
+            diffs.append(f"'{key}' exists in the {existing_name} but the {expected_name} has no such feature")
             continue
         for field in ("dtype", "shape", "names"):
             want, have = expected[key].get(field), existing[key].get(field)
             if field == "shape":
                 want, have = list(want or []), list(have or [])
             if want != have:
-                diffs.append(f"'{key}' {field}: dataset has {have}, robot has {want}")
+                diffs.append(f"'{key}' {field}: the {existing_name} has {have}, the {expected_name} has {want}")
     return diffs
-
-

@@ -20,7 +20,7 @@ from runtime.control.commands import (
     RECORDING_MODES, Command, Mode, RerecordEpisode, SetRecordingMode, StartRecording, StopRecording,
 )
 from runtime.control.event_log import EventLog
-from runtime.control.recording import RecordingStatus, RecordingWorker
+from runtime.control.recording import DatasetBusy, RecordingStatus, RecordingWorker
 from runtime.control.tick_record import TickRecord
 
 
@@ -37,6 +37,10 @@ class Episodes:
     @property
     def active(self) -> bool:
         return self._worker is not None and self._worker.active
+
+    @property
+    def worker(self) -> RecordingWorker | None:
+        return self._worker
 
     def status(self) -> RecordingStatus | None:
         return self._worker.status() if self._worker is not None else None
@@ -117,6 +121,10 @@ class Episodes:
         if not task:
             self._log.note("Type an instruction before recording: every episode needs a task.", error=True)
             return False
-        self._worker.start_episode(task)
+        try:
+            self._worker.start_episode(task)
+        except DatasetBusy as err:
+            self._log.note(str(err), error=True)
+            return False
         self._log.note(f"Recording started: {task}")
         return True

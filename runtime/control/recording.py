@@ -8,11 +8,16 @@ unbounded on purpose: a slow disk makes it grow (visible as `backlog`), it never
 The writer ignores SIGINT/SIGTERM so a Ctrl-C in the terminal cannot cut an episode short: the
 parent decides (save or discard) and then asks it to finalize. If the parent dies (SIGKILL), the
 writer discards the episode in progress and finalizes what was saved.
+
+Between episodes another part of the console may edit the dataset's folder (curation):
+`released()` has the writer finalize and let go of the dataset, refuses new episodes meanwhile,
+and has the writer reopen the (edited) dataset afterwards.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import contextlib
 import multiprocessing as mp
 import os
 import queue
@@ -20,14 +25,19 @@ import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from robot_io.datasets.schema import EpisodeSummary, UNKNOWN
 from robot_io.datasets.recorder import EpisodeRecorder
 
 PARENT_CHECK_S = 1.0  # how often an idle writer checks that the console is still alive
 CLOSE_TIMEOUT_S = 300.0
+RELEASE_TIMEOUT_S = 120.0  # the writer first writes what is queued, so this covers saving a long episode
 WRITER_NICENESS = 10  # encoding yields the CPU to the control loop; its queue absorbs the delay  # saving a long episode and finalizing can take a while
+
+
+class DatasetBusy(RuntimeError):
+    """The dataset cannot be let go of now (an episode is being recorded), or is let go of (being edited)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,9 @@ class RecordingWorker:
         self._message = ""
         self._error = ""
         self._episodes: tuple[EpisodeSummary, ...] = ()
+        self._released = False  # the dataset is let go of for an edit: no episode may start
+        self._release_done = threading.Event()
+        self._release_error = ""
         self._closed = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="recording-replies", daemon=True)
         self._listener.start()
@@ -84,8 +97,15 @@ class RecordingWorker:
     def active(self) -> bool:
         return self._active
 
+    @property
+    def root(self) -> Path:
+        return self._spec.root
+
     def start_episode(self, task: str) -> None:
+        """Start recording an episode; DatasetBusy while the dataset is let go of for an edit."""
         with self._lock:
+            if self._released:
+                raise DatasetBusy(f"{self._spec.root.name} is being edited in the dataset panel: record when it is done.")
             self._active = True
             self._episode_frames = 0
             self._error = ""
@@ -123,6 +143,33 @@ class RecordingWorker:
             self._process.terminate()
         self._closed.set()
         self._listener.join(timeout=5)
+
+    @contextlib.contextmanager
+    def released(self, timeout_s: float = RELEASE_TIMEOUT_S) -> Iterator[None]:
+        """The dataset closed by the writer (every queued request written first) for the duration
+        of the block, no episode starting meanwhile; then the writer reopens it. DatasetBusy when an
+        episode is being recorded, another edit holds it, or the writer does not let go in time."""
+        with self._lock:
+            if self._active:
+                raise DatasetBusy(f"an episode is being recorded into {self._spec.root.name}: save or discard it first.")
+            if self._released:
+                raise DatasetBusy(f"{self._spec.root.name} is already being edited.")
+            if not self._process.is_alive():
+                raise DatasetBusy(f"the recording writer has stopped (exit code {self._process.exitcode}).")
+            self._released = True
+            self._release_done.clear()
+            self._release_error = ""
+        try:
+            self._send("release", None)
+            if not self._release_done.wait(timeout_s):
+                raise DatasetBusy(f"the recording writer did not close {self._spec.root.name} within {timeout_s:.0f} s.")
+            if self._release_error:
+                raise DatasetBusy(f"the recording writer could not close {self._spec.root.name}: {self._release_error}")
+            yield
+        finally:
+            self._send("reopen", None)  # queued before any start: the next episode sees the edited dataset
+            with self._lock:
+                self._released = False
 
     def status(self) -> RecordingStatus:
         with self._lock:
@@ -162,12 +209,15 @@ class RecordingWorker:
                     if self._closed.is_set():
                         return
                 continue
+            if kind == "release":
+                self._release_error = "" if ok else str(info)
+                self._release_done.set()
             with self._lock:
                 if kind != "open":
                     self._pending -= 1
                 if kind == "frame":
                     self._written += 1
-                if not ok:
+                if not ok and kind != "release":  # a failed release is the caller of released()'s to report
                     self._active = False
                     self._error = f"Recording failed ({kind}): {info}"
                 elif kind in ("open", "save"):
@@ -205,10 +255,7 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
             if kind == "start":
                 skipping = False
                 if recorder is None:
-                    recorder = EpisodeRecorder(
-                        spec.root, spec.fps, spec.observation_features, spec.action_features,
-                        resume=spec.root.exists(), robot_type=spec.robot_type,
-                    )
+                    recorder = _open_recorder(spec)
                     replies.put(("open", True, _listing(recorder)))  # not a request: no pending
                 recorder.start_episode(payload)
             elif kind == "frame":
@@ -223,6 +270,14 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
             elif kind == "discard":
                 if recorder is not None:
                     recorder.discard_episode()
+            elif kind == "release":
+                if recorder is not None:
+                    recorder.finalize()
+                    recorder = None
+            elif kind == "reopen":
+                if recorder is None and spec.root.exists():
+                    recorder = _open_recorder(spec)
+                    replies.put(("open", True, _listing(recorder)))  # not a request: no pending
             elif kind == "finalize":
                 if recorder is not None:
                     recorder.finalize()
@@ -239,6 +294,11 @@ def _writer_main(spec: RecorderSpec, requests: mp.Queue, replies: mp.Queue) -> N
             replies.put((kind, False, f"{type(err).__name__}: {err}"))
             if kind == "finalize":
                 return
+
+
+def _open_recorder(spec: RecorderSpec) -> EpisodeRecorder:
+    return EpisodeRecorder(spec.root, spec.fps, spec.observation_features, spec.action_features,
+                           resume=spec.root.exists(), robot_type=spec.robot_type)
 
 
 def _listing(recorder: EpisodeRecorder) -> dict:

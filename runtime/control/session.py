@@ -222,6 +222,11 @@ class Session:
             self.teleoperator.disconnect()
 
     @property
+    def recording_worker(self) -> RecordingWorker | None:
+        """The writer of the session's dataset (None: recording is off), for edits that must pause it."""
+        return self._episodes.worker
+
+    @property
     def loop_error(self) -> BaseException | None:
         return self._loop_error
 
