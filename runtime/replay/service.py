@@ -1,8 +1,7 @@
 """The console's open-loop replay desk: which datasets may be replayed, the replay policy, one job at a time.
 
 Datasets are found in configured roots only (recordings/ and folders named on the command line),
-and a requested folder must lie inside one of them, so the page cannot make the console read
-arbitrary paths. The replay runs its own policy instance, loaded at the first replay: the live
+and a requested folder must lie inside one of them (runtime/dataset_roots.py). The replay runs its own policy instance, loaded at the first replay: the live
 policy keeps the control loop's frame history, which a replay must not disturb.
 """
 
@@ -10,18 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_io.datasets.conversion import default_cache_root
-from robot_io.datasets.reader import DatasetReadError, DatasetSummary, read_summary
-from robot_io.datasets.schema import INFO_PATH
+from robot_io.datasets.reader import read_summary
 from robot_io.policy import Policy
+from runtime.dataset_roots import DatasetListing, OutsideRoots, inside_roots, list_datasets, resolve_roots
 from runtime.replay.open_loop import PolicyLayout, ReplayConfig, ReplayError, ReplayJob
-
-SCAN_DEPTH = 3  # folder levels below a root searched for datasets (root/owner/name/meta/info.json)
-MAX_LISTED = 200  # datasets listed at most, so a huge folder cannot stall the page
 
 
 class ReplayBusy(ReplayError):
@@ -35,17 +31,10 @@ class ReplayServiceConfig:
     default_cameras: dict[str, str] = field(default_factory=dict)  # the page's initial camera mapping
 
     def __post_init__(self) -> None:
-        self.roots = tuple(Path(r).expanduser().resolve() for r in self.roots)
+        self.roots = resolve_roots(self.roots)
         if not self.roots:
             raise ValueError("open-loop replay needs at least one dataset root folder")
         self.cache_root = Path(self.cache_root).expanduser().absolute()
-
-
-@dataclass(frozen=True)
-class DatasetListing:
-    path: Path
-    summary: DatasetSummary | None  # None when unreadable
-    problem: str  # why it cannot be replayed ("" when it is readable)
 
 
 class ReplayService:
@@ -59,24 +48,14 @@ class ReplayService:
         self._job: ReplayJob | None = None
 
     def datasets(self) -> list[DatasetListing]:
-        """Every folder holding meta/info.json under the roots, readable or not (then with the reason)."""
-        listings = []
-        for path in _dataset_folders(self.config.roots):
-            try:
-                listings.append(DatasetListing(path, read_summary(path), ""))
-            except DatasetReadError as err:
-                listings.append(DatasetListing(path, None, str(err)))
-            if len(listings) == MAX_LISTED:
-                break
-        return listings
+        return list_datasets(self.config.roots)
 
     def allowed(self, dataset: str | Path) -> Path:
         """The dataset folder, resolved, if it lies inside a root; else a ReplayError."""
-        path = Path(dataset).expanduser().resolve()
-        if not any(path.is_relative_to(root) for root in self.config.roots):
-            raise ReplayError(f"{dataset} is outside the replay roots {[str(r) for r in self.config.roots]} "
-                              "(add a folder with --replay-root)")
-        return path
+        try:
+            return inside_roots(dataset, self.config.roots)
+        except OutsideRoots as err:
+            raise ReplayError(f"{err} (add a folder with --replay-root)") from err
 
     def start(self, config: ReplayConfig) -> ReplayJob:
         """Start a replay; a ReplayError when the folder is not allowed (ReplayBusy when a replay runs),
@@ -115,23 +94,3 @@ class ReplayService:
                 self._policy = self._policy_factory()
             return self._policy
 
-
-def _dataset_folders(roots: tuple[Path, ...]) -> Iterator[Path]:
-    """Folders with meta/info.json, at most SCAN_DEPTH levels below each root, not inside a dataset."""
-    seen: set[Path] = set()
-    frontier = [(root, 0) for root in roots if root.is_dir()]
-    while frontier:
-        folder, depth = frontier.pop(0)
-        if folder in seen:
-            continue
-        seen.add(folder)
-        if (folder / INFO_PATH).is_file():
-            yield folder
-            continue
-        if depth == SCAN_DEPTH:
-            continue
-        try:
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        except OSError:
-            continue  # an unreadable folder lists nothing
-        frontier.extend((child, depth + 1) for child in children)

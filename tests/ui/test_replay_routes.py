@@ -109,7 +109,7 @@ def test_a_replay_runs_and_its_figures_pictures_and_export_are_served(client, ro
 
 def test_bad_requests_are_refused_with_the_reason(client, roots, tmp_path):
     outside = client.post("/api/replay/start", json={"dataset": str(tmp_path)})
-    assert outside.status_code == 400 and "outside the replay roots" in outside.json()["detail"]
+    assert outside.status_code == 400 and "outside the dataset roots" in outside.json()["detail"]
     broken = client.post("/api/replay/start", json={"dataset": str(roots / "ours" / "broken")})
     assert broken.status_code == 400 and "unreadable" in broken.json()["detail"]
     mapping = client.post("/api/replay/start", json={"dataset": str(roots / "ours" / "demo"), "cameras": "head"})
