@@ -51,6 +51,15 @@ def inside_roots(folder: str | Path, roots: tuple[Path, ...]) -> Path:
     return path
 
 
+def dataset_label(path: Path, roots: tuple[Path, ...]) -> str:
+    """The dataset as the page names it: its root's folder name, then the path inside."""
+    for root in roots:
+        if path.is_relative_to(root):
+            inside = path.relative_to(root)
+            return f"{root.name}/{inside}" if str(inside) != "." else root.name
+    return str(path)
+
+
 def dataset_folders(roots: tuple[Path, ...]) -> Iterator[Path]:
     """Folders with meta/info.json, at most SCAN_DEPTH levels below each root, not inside a dataset."""
     seen: set[Path] = set()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ui.lazy_panel import build_lazy_panel
 from ui.replay_routes import SCRIPT_ROUTE
 
 PANEL_HTML = """
@@ -66,12 +67,5 @@ REPLAY_CSS = """
 
 
 def build_replay_panel() -> gr.Accordion:
-    with gr.Accordion("Open-loop replay: the model on a recorded episode", open=False, elem_id="replay-accordion") as accordion:
-        gr.HTML(
-            PANEL_HTML,
-            css_template=REPLAY_CSS,
-            head=f"<script src='{SCRIPT_ROUTE}'></script>",
-            js_on_load="window.replayPanel.mount(element);",
-            elem_id="replay-panel",
-        )
-    return accordion
+    return build_lazy_panel("Open-loop replay: the model on a recorded episode", "replay-accordion", "replay-panel",
+                            PANEL_HTML, REPLAY_CSS, SCRIPT_ROUTE, "window.replayPanel.mount(element);")

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from robot_io.datasets.reader import DatasetReadError
 from runtime.control.foresight_reckoning import reckoning_picture
+from runtime.dataset_roots import dataset_label
 from runtime.replay.open_loop import DEFAULT_INFER_EVERY, ReplayConfig, ReplayError, format_camera_mapping, parse_camera_mapping
 from runtime.replay.service import ReplayBusy, ReplayService
 from ui.frame_encoder import SharedJpegCache
@@ -49,7 +50,7 @@ def add_replay_routes(app: FastAPI, replay: ReplayService) -> None:
     def datasets() -> dict:
         listed = []
         for listing in replay.datasets():
-            entry = {"path": str(listing.path), "label": _label(listing.path, replay.config.roots), "problem": listing.problem}
+            entry = {"path": str(listing.path), "label": dataset_label(listing.path, replay.config.roots), "problem": listing.problem}
             if listing.summary is not None:
                 s = listing.summary
                 entry.update(version=s.version, fps=s.fps, episodes=s.total_episodes, cameras=list(s.cameras),
@@ -120,11 +121,3 @@ def _job(replay: ReplayService):
         raise HTTPException(404, IDLE_MESSAGE)
     return job
 
-
-def _label(path: Path, roots: tuple[Path, ...]) -> str:
-    """The dataset as the page names it: its root's folder name, then the path inside."""
-    for root in roots:
-        if path.is_relative_to(root):
-            inside = path.relative_to(root)
-            return f"{root.name}/{inside}" if str(inside) != "." else root.name
-    return str(path)

@@ -50,12 +50,14 @@ class TrainingConfig:
     dataset_roots: tuple[Path, ...]
     checkpoint_roots: tuple[Path, ...]  # where fine-tunes may start from (the console's hot-swap roots)
     out_root: Path = Path("runs")  # run folders go here; the hot-swap roots should include it
+    default_base: Path | None = None  # the checkpoint a fine-tune starts from unless the page names another
     threads: int = 1  # torch CPU threads of the trainer
     niceness: int = 19  # `nice -n` of the trainer: 19 yields the CPU to everything else
 
     def __post_init__(self) -> None:
         self.dataset_roots, self.checkpoint_roots = resolve_roots(self.dataset_roots), resolve_roots(self.checkpoint_roots)
         self.out_root = Path(self.out_root).expanduser().absolute()
+        self.default_base = None if self.default_base is None else Path(self.default_base).expanduser().resolve()
         problems = []
         if not self.dataset_roots:
             problems.append("training needs at least one dataset root folder")
@@ -183,10 +185,10 @@ class TrainingJob:
                 self._status = self._make_status("failed", message="failed", error=error)
                 return
             if self.request.kind == "finetune":
-                message = f"done: checkpoint {result}. Load it into the console (the robot holds while it swaps)."
+                message = "Load the checkpoint into the console: the robot holds while it swaps."
             else:
-                message = (f"done: LeRobot policy in {result}. This console hot-swaps our model's checkpoints only; "
-                           f"run it with: python app.py --lerobot-policy {result}")
+                message = (f"This console hot-swaps our model's checkpoints only; run the LeRobot policy with: "
+                           f"python app.py --lerobot-policy {result}")
             self._status = self._make_status("done", message=message, result=str(result))
 
     def _result(self) -> Path | None:
@@ -277,10 +279,12 @@ class TrainingJobs:
         return path
 
     def _base(self, base: Path) -> Path:
-        try:
-            path = inside_roots(base, self.config.checkpoint_roots)
-        except OutsideRoots as err:
-            raise TrainingError(f"fine-tuning starts from a checkpoint under the checkpoint roots: {err}") from err
+        path = Path(base).expanduser().resolve()
+        if path != self.config.default_base:
+            try:
+                inside_roots(path, self.config.checkpoint_roots)
+            except OutsideRoots as err:
+                raise TrainingError(f"fine-tuning starts from the console's model or a checkpoint under the checkpoint roots: {err}") from err
         if not is_checkpoint(path):
             missing = [name for name in CHECKPOINT_FILES if not (path / name).is_file()]
             raise TrainingError(f"{path} is not a checkpoint folder (missing {', '.join(missing)})")

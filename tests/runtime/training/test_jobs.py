@@ -71,7 +71,7 @@ def test_a_finetune_reports_every_step_and_offers_its_checkpoint(jobs, roots):
     assert job.points(since=2) == job.points()[2:]
     # The result is the last checkpoint, in a run folder of its own, loadable by the hot swap.
     assert status.result.endswith("checkpoints/step_0000003") and is_checkpoint(Path(status.result))
-    assert status.folder.startswith(str(jobs.config.out_root)) and "Load it" in status.message
+    assert status.folder.startswith(str(jobs.config.out_root)) and "Load the checkpoint" in status.message
     progress = [json.loads(line) for line in (job.folder / "progress.jsonl").read_text().splitlines()]
     assert [p["loss"] for p in progress if "loss" in p] == list(losses)
     assert (job.folder / "command.txt").read_text().startswith("nice -n 19 ")
