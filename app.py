@@ -99,7 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where trainings started from the page write their run folders (keep it under a "
                              "--checkpoint-root to hot-swap the results)")
     parser.add_argument("--train-threads", type=int, default=TrainingConfig.threads, metavar="N",
-                        help="torch CPU threads of a training started from the page (it also runs at nice 19)")
+                        help="torch CPU threads of a training started from the page")
+    parser.add_argument("--train-nice", type=int, default=TrainingConfig.niceness, metavar="N",
+                        help="niceness (0-19) of a training started from the page; 19 yields the CPU to the console")
     parser.add_argument("--users", type=Path, default=None, metavar="FILE",
                         help="logins (python -m ui.access add-user FILE NAME); required off loopback")
     parser.add_argument("--require-login", action="store_true",
@@ -183,7 +185,8 @@ def build_training(args: argparse.Namespace) -> TrainingJobs:
     start from --checkpoint or a checkpoint the page may load."""
     roots = [*(args.replay_root or [DEFAULT_REPLAY_ROOT]), *([] if args.no_record else [args.record_to])]
     return TrainingJobs(TrainingConfig(dataset_roots=tuple(roots), checkpoint_roots=tuple(args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS),
-                                       out_root=args.train_out, threads=args.train_threads, default_base=args.checkpoint))
+                                       out_root=args.train_out, threads=args.train_threads, niceness=args.train_nice,
+                                       default_base=args.checkpoint))
 
 
 @dataclass
