@@ -144,10 +144,12 @@ class TrainingJob:
         return not self._thread.is_alive()
 
     def _signal(self, sig: signal.Signals) -> None:
+        if self._process.poll() is not None:
+            return  # reaped: its group id may already belong to another process
         try:
             os.killpg(self._process.pid, sig)
         except ProcessLookupError:
-            pass  # already gone
+            pass  # gone meanwhile
 
     def _follow(self) -> None:
         while True:
@@ -173,10 +175,10 @@ class TrainingJob:
     def _finish(self, code: int) -> None:
         with self._lock:
             progress = self._reader.read()
-            if self._stop_at is not None:
+            result = self._result() if code == 0 else None
+            if self._stop_at is not None and result is None:  # a stop that came too late to stop it keeps the result
                 self._status = self._make_status("stopped", message=f"stopped at step {progress.step} of {progress.total}")
                 return
-            result = self._result() if code == 0 else None
             if result is None:
                 why = f"exited with status {code}" if code >= 0 else f"was killed by {signal.Signals(-code).name}"
                 if code == 0:
