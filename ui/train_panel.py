@@ -46,11 +46,11 @@ TRAIN_CSS = """
 label { font-size: 0.9em; }
 select, input { border: 1px solid #bbb; border-radius: 4px; padding: 2px 4px; }
 #train-dataset, #train-base { width: 300px; } #train-steps, #train-batch { width: 72px; }
-button { padding: 2px 12px; border-radius: 4px; border: 1px solid #999; cursor: pointer; font-size: 0.9em; }
+button { padding: 2px 12px; border-radius: 4px; border: 1px solid #999; cursor: pointer; font-size: 0.9em; font-weight: normal; }
 button:disabled { opacity: 0.5; cursor: default; }
 progress { width: 320px; vertical-align: middle; }
 .train-status, .train-result { font-family: ui-monospace, monospace; font-size: 0.85em; margin: 4px 0; }
-.train-status.failed, .train-error { color: #dc2626; }
+.train-status.failed span, .train-error { color: #dc2626; }
 .train-error { font-size: 0.8em; white-space: pre-wrap; margin: 4px 0; max-height: 220px; overflow: auto; }
 .train-error:empty, .train-result:empty { display: none; }
 .train-result { background: #f0fdf4; border: 1px solid #86efac; border-radius: 4px; padding: 4px 8px; }

@@ -184,7 +184,7 @@ class TrainingJob:
                 if code == 0:
                     why = "finished without writing a result"
                 error = f"The trainer {why}; the console's model is unchanged.\n{stderr_tail(self.folder / STDERR_FILE)}"
-                self._status = self._make_status("failed", message="failed", error=error)
+                self._status = self._make_status("failed", message="why, below:", error=error)
                 return
             if self.request.kind == "finetune":
                 message = "Load the checkpoint into the console: the robot holds while it swaps."

@@ -1,6 +1,7 @@
-"""The Train panel in headless Chromium on the real console: fine-tune the shipped model for a few
-steps on a sim recording made by robot_io.sim.collect; the progress bar and the loss curve follow
-the run live, then the fine-tuned checkpoint is offered and hot-swapped into the running console."""
+"""The Train panel in headless Chromium on the real console: a fine-tune that fails shows why and
+changes nothing; then the shipped model is fine-tuned for a few steps on a sim recording made by
+robot_io.sim.collect, the progress bar and the loss curve follow the run live, and the fine-tuned
+checkpoint is offered and hot-swapped into the running console."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from pathlib import Path
 import pytest
 
 from robot_io.sim.collect import main as collect
+from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.sim_robot import SimRobot
 from tests.browser_support import chromium_page, console_process, wait_for_instruction
+from tests.model.helpers import write_checkpoint
 
 pytestmark = pytest.mark.browser
 SCREENSHOT = Path(os.environ.get("TRAIN_SCREENSHOT", "/tmp/train_panel.png"))
+FAILED_SCREENSHOT = SCREENSHOT.with_name(SCREENSHOT.stem + "_failed.png")
 STEPS = 20
 
 
@@ -26,6 +31,8 @@ def get_json(url: str) -> dict:
 def test_train_panel_fine_tunes_shows_progress_and_loss_then_offers_the_hot_swap(tmp_path):
     datasets, runs = tmp_path / "datasets", tmp_path / "runs"
     assert collect(["--episodes", "1", "--out", str(datasets / "demo"), "--image-size", "64"]) == 0
+    toy = runs / "toy"  # a checkpoint of a preset model.finetune refuses: the trainer fails
+    write_checkpoint(toy, SimRobot(ConveyorSimConfig()))
     args = ("--policy", "expert", "--no-record", "--no-rerun", "--replay-root", str(datasets),
             "--checkpoint-root", str(runs), "--train-out", str(runs))
     with console_process(*args, log_path=tmp_path / "console.log") as (url, _):
@@ -38,13 +45,25 @@ def test_train_panel_fine_tunes_shows_progress_and_loss_then_offers_the_hot_swap
             page.click("text=Train: fine-tune our model")
             page.wait_for_function("() => document.querySelectorAll('#train-dataset option').length === 1", timeout=30_000)
             assert page.input_value("#train-dataset") == str(datasets.resolve() / "demo")
-            assert page.input_value("#train-base").endswith("model/weights/tiny_conveyor")  # the console's own model
+            shipped = page.input_value("#train-base")
+            assert shipped.endswith("model/weights/tiny_conveyor")  # the console's own model
             page.fill("#train-steps", str(STEPS))
             page.fill("#train-batch", "2")
+
+            page.select_option("#train-base", str(toy.resolve()))
+            page.click("#train-start")
+            page.wait_for_function("() => window.trainStats.phase === 'failed'", timeout=120_000)
+            error = page.inner_text("#train-error")
+            assert "exited with status 2; the console's model is unchanged" in error and "unknown preset 'small'" in error
+            assert get_json(f"{url}/api/status")["mode"] == "running" and "scripted expert" in page.inner_text("#model-label")
+            page.locator("#train").screenshot(path=str(FAILED_SCREENSHOT))
+
+            page.select_option("#train-base", shipped)
             page.click("#train-start")
 
             # Live: the bar and the curve move while it runs, more than once.
             page.wait_for_function("() => window.trainStats.phase === 'running' && window.trainStats.points >= 1", timeout=120_000)
+            assert page.inner_text("#train-error") == ""  # the failure's message went with its run
             running = page.evaluate("() => ({plots: window.trainStats.plots, bar: document.getElementById('train-progress').value})")
             assert page.is_disabled("#train-start") and not page.is_disabled("#train-stop")
             assert get_json(f"{url}/api/status")["mode"] == "running"
