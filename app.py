@@ -45,6 +45,7 @@ from runtime.control.safety import WorkspaceBox  # noqa: E402
 from runtime.control.session import Session, SessionConfig  # noqa: E402
 from runtime.control.session_flags import add_process_flags, add_session_flags, process_from_flags, session_from_flags  # noqa: E402
 from runtime.control.policy_process import PolicyProcess, PolicyProcessConfig  # noqa: E402
+from runtime.training.jobs import TrainingConfig, TrainingJobs  # noqa: E402
 from ui.access import Access  # noqa: E402
 from ui.console import ConsoleParts, build_app  # noqa: E402
 
@@ -104,6 +105,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-root", type=Path, action="append", default=None, metavar="DIR",
                         help="folder whose checkpoints the page may load without a restart; repeatable "
                              "(default: model/weights and runs)")
+    parser.add_argument("--train-out", type=Path, default=TrainingConfig.out_root, metavar="DIR",
+                        help="where trainings started from the page write their run folders (keep it under a "
+                             "--checkpoint-root to hot-swap the results)")
+    parser.add_argument("--train-threads", type=int, default=TrainingConfig.threads, metavar="N",
+                        help="torch CPU threads of a training started from the page")
+    parser.add_argument("--train-nice", type=int, default=TrainingConfig.niceness, metavar="N",
+                        help="niceness (0-19) of a training started from the page; 19 yields the CPU to the console")
     parser.add_argument("--users", type=Path, default=None, metavar="FILE",
                         help="logins (python -m ui.access add-user FILE NAME); required off loopback")
     parser.add_argument("--require-login", action="store_true",
@@ -197,6 +205,15 @@ def build_replay(args: argparse.Namespace, robot: SimRobot) -> ReplayService:
     return ReplayService(config, PolicyLayout.for_robot(robot, args.fps), lambda: build_policy(args.checkpoint, robot))
 
 
+def build_training(args: argparse.Namespace) -> TrainingJobs:
+    """Training from the page, on the datasets replay may read and the one being recorded; fine-tunes
+    start from --checkpoint or a checkpoint the page may load."""
+    roots = [*(args.replay_root or [DEFAULT_REPLAY_ROOT]), *([] if args.no_record else [args.record_to])]
+    return TrainingJobs(TrainingConfig(dataset_roots=tuple(roots), checkpoint_roots=tuple(args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS),
+                                       out_root=args.train_out, threads=args.train_threads, niceness=args.train_nice,
+                                       default_base=args.checkpoint))
+
+
 @dataclass
 class Console:
     """The console app.py serves, built from its parsed flags by `open_console`: the session and the
@@ -207,6 +224,7 @@ class Console:
     access: Access
     replay: ReplayService
     checkpoints: CheckpointLoader
+    training: TrainingJobs | None = None
     rerun: RerunLogger | None = None
     rerun_off_reason: str = "not started"
     curation: CurationService | None = None  # the dataset panel: the --replay-root datasets and the session's
@@ -220,13 +238,16 @@ class Console:
     def app(self) -> FastAPI:
         """The page and its routes, for uvicorn."""
         parts = ConsoleParts(rerun=self.rerun, rerun_off_reason=self.rerun_off_reason, replay=self.replay,
-                             checkpoints=self.checkpoints, access=self.access, curation=self.curation)
+                             checkpoints=self.checkpoints, training=self.training, access=self.access,
+                             curation=self.curation)
         return build_app(self.session, parts)
 
     def close(self) -> None:
-        """Stop the Rerun logger and replay, then close the session (its dataset is finalized)."""
+        """Stop the Rerun logger, replay and a training, then close the session (its dataset is finalized)."""
         if self.rerun is not None:
             self.rerun.close()
+        if self.training is not None:
+            self.training.close()
         self.replay.close()
         self.session.close()
 
@@ -253,7 +274,7 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS,
                                    lambda path, robot: build_live_policy(path, robot, args.process))
     curation = CurationService(CurationConfig(replay.config.roots), live=session.recording_worker)
-    return Console(args, session, access, replay, checkpoints, curation=curation)
+    return Console(args, session, access, replay, checkpoints, build_training(args), curation=curation)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ The learning rate warms up linearly for --warmup-steps, then follows a cosine to
 Checkpoints in the released layout go to OUT/checkpoints/step_NNNNNNN every --save-every steps
 and at the end, with train_config.json and training_state.pt (optimizer, step, RNG, losses);
 rerunning the same command resumes from the latest one. Loss curves: OUT/loss_curves.html.
+OUT/progress.jsonl gets one JSON line per step (step, steps, lr, losses) and one per checkpoint
+(step, checkpoint folder), appended as they happen: what a watcher (the console's Train panel) reads.
 
 --learn-from operator learns only the chunks of frames an operator drove, in a dataset recorded in
 "attempts" mode (DAgger: the policy's own frames before a takeover are the history of the first
@@ -67,6 +69,7 @@ from robot_io.sim.scene import CAMERA_NAMES
 
 DEVICES = ("auto", "cpu", "cuda")
 STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it is incomplete
+PROGRESS_FILE = "progress.jsonl"  # in OUT: {"step", "steps", "lr", losses} per step, {"step", "checkpoint"} per checkpoint
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
@@ -229,10 +232,18 @@ def train(cfg: TrainConfig) -> Path:
             group["lr"] = learning_rate(step, peak_lr, cfg.warmup_steps, cfg.steps)
         losses = train_step(model, optimizer, source.batch(frames, device))
         history.append({"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **losses})
+        log_progress(cfg.out, {**history[-1], "steps": cfg.steps})
         progress.set_postfix(loss=f"{losses['loss']:.4f}", act=f"{losses['action_loss']:.4f}", gen=f"{losses['gen_loss']:.4f}")
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             last = save_training_checkpoint(cfg.out, model, stats, optimizer, step + 1, history, extra)
+            log_progress(cfg.out, {"step": step + 1, "checkpoint": str(last)})
     return last
+
+
+def log_progress(out: Path, record: dict[str, Any]) -> None:
+    """Append one line to OUT/progress.jsonl, closed at once so a watcher reads whole lines."""
+    with (out / PROGRESS_FILE).open("a") as log:
+        log.write(json.dumps(record) + "\n")
 
 
 def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:

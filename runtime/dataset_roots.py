@@ -1,5 +1,5 @@
-"""The folders whose LeRobot datasets the page may read or curate (--replay-root), and how
-datasets are found in them.
+"""The folders whose LeRobot datasets the page may read, curate or train on (--replay-root), and
+how datasets are found in them: open-loop replay, curation and training from the browser share it.
 
 A requested folder must lie inside one of the roots, so the page cannot make the console read or
 write arbitrary paths. Folders whose name starts with "." are never datasets here: curation keeps
@@ -9,8 +9,10 @@ its unfinished copies and backups in such folders (runtime/curation/safe_edit.py
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from robot_io.datasets.reader import DatasetReadError, DatasetSummary, read_summary
 from robot_io.datasets.schema import INFO_PATH
 
 SCAN_DEPTH = 3  # folder levels below a root searched for datasets (root/owner/name/meta/info.json)
@@ -19,6 +21,13 @@ MAX_LISTED = 200  # datasets listed at most, so a huge folder cannot stall the p
 
 class OutsideRoots(ValueError):
     """A folder the page asked for that is not a dataset folder inside the configured roots."""
+
+
+@dataclass(frozen=True)
+class DatasetListing:
+    path: Path
+    summary: DatasetSummary | None  # None when unreadable
+    problem: str  # why it cannot be read ("" when it is readable)
 
 
 def resolve_roots(roots: tuple[Path, ...] | list[Path]) -> tuple[Path, ...]:
@@ -39,6 +48,26 @@ def inside_roots(folder: str | Path, roots: tuple[Path, ...]) -> Path:
     if any(part.startswith(".") for part in path.relative_to(root).parts):
         raise OutsideRoots(f"{folder} is a hidden folder (a curation backup or unfinished copy), not a dataset")
     return path
+
+
+def list_datasets(roots: tuple[Path, ...]) -> list[DatasetListing]:
+    """Every dataset folder under the roots, readable or not (then with the reason)."""
+    listings = []
+    for path in dataset_folders(roots):
+        try:
+            listings.append(DatasetListing(path, read_summary(path), ""))
+        except DatasetReadError as err:
+            listings.append(DatasetListing(path, None, str(err)))
+    return listings
+
+
+def dataset_label(path: Path, roots: tuple[Path, ...]) -> str:
+    """The dataset as the page names it: its root's folder name, then the path inside."""
+    for root in roots:
+        if path.is_relative_to(root):
+            inside = path.relative_to(root)
+            return f"{root.name}/{inside}" if str(inside) != "." else root.name
+    return str(path)
 
 
 def dataset_folders(roots: tuple[Path, ...]) -> Iterator[Path]:

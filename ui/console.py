@@ -15,6 +15,7 @@ from runtime.curation.service import CurationService
 from runtime.rerun.logger import RerunLogger
 from runtime.replay.service import ReplayService
 from runtime.control.session import Session
+from runtime.training.jobs import TrainingJobs
 from ui.access import Access, install_access
 from ui.control_panel import InstructionHistory, build_control_panel
 from ui.curation_panel import build_curation_panel
@@ -31,6 +32,8 @@ from ui.replay_routes import add_replay_routes
 from ui.rerun_page import RERUN_PAGE_PATH, mount_rerun_page
 from ui.routes import PLOTLY_ROUTE, add_console_routes
 from ui.status_bar import build_event_log, build_status_bar, render_events, render_status
+from ui.train_panel import build_train_panel
+from ui.train_routes import add_train_routes
 
 POLL_S = 0.25  # status refresh; camera feeds do not depend on it
 PAGE_SCRIPTS = f"<script src='{PLOTLY_ROUTE}' defer></script>" + "".join(
@@ -47,6 +50,7 @@ class ConsoleParts:
     replay: ReplayService | None = None
     checkpoints: CheckpointLoader | None = None  # hot swap of the model
     curation: CurationService | None = None  # the dataset panel
+    training: TrainingJobs | None = None  # training from the browser
     access: Access = field(default_factory=lambda: Access(None))  # loopback: everyone operates
 
 
@@ -69,6 +73,8 @@ def build_console(session: Session, parts: ConsoleParts) -> gr.Blocks:
             build_replay_panel()
         if parts.curation is not None:
             build_curation_panel()
+        if parts.training is not None:
+            build_train_panel()
         events = build_event_log()
 
         def poll():
@@ -107,6 +113,8 @@ def build_app(session: Session, parts: ConsoleParts | None = None) -> FastAPI:
         add_replay_routes(app, parts.replay)
     if parts.curation is not None:
         add_curation_routes(app, parts.curation)
+    if parts.training is not None:
+        add_train_routes(app, parts.training, parts.checkpoints)
     return gr.mount_gradio_app(
         app, build_console(session, parts), path="/", css=FEEDS_CSS + FORESIGHT_CSS + PLAN_CSS + RECORDING_CSS,
         head=PAGE_SCRIPTS, footer_links=[],

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from robot_io.datasets.reader import DatasetReadError
 from runtime.control.foresight_reckoning import reckoning_picture
+from runtime.dataset_roots import dataset_label
 from runtime.replay.open_loop import DEFAULT_INFER_EVERY, ReplayConfig, ReplayError, format_camera_mapping, parse_camera_mapping
 from runtime.replay.service import ReplayBusy, ReplayService
 from ui.frame_encoder import SharedJpegCache
@@ -120,11 +121,3 @@ def _job(replay: ReplayService):
         raise HTTPException(404, IDLE_MESSAGE)
     return job
 
-
-def dataset_label(path: Path, roots: tuple[Path, ...]) -> str:
-    """The dataset as the page names it: its root's folder name, then the path inside."""
-    for root in roots:
-        if path.is_relative_to(root):
-            inside = path.relative_to(root)
-            return f"{root.name}/{inside}" if str(inside) != "." else root.name
-    return str(path)

@@ -1,6 +1,6 @@
 """A closed accordion holding static HTML that a script fills in: Gradio mounts the content when
 the accordion first opens, and only then loads the script (through gr.HTML's `head`), so a page
-that never opens it pays nothing. Used by the replay and curation panels."""
+that never opens it pays nothing. Used by the replay, curation and train panels."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """The console's open-loop replay desk: which datasets may be replayed, the replay policy, one job at a time.
 
 Datasets are found in configured roots only (recordings/ and folders named on the command line),
-and a requested folder must lie inside one of them, so the page cannot make the console read
-arbitrary paths. The replay runs its own policy instance, loaded at the first replay: the live
+and a requested folder must lie inside one of them (runtime/dataset_roots.py). The replay runs its own policy instance, loaded at the first replay: the live
 policy keeps the control loop's frame history, which a replay must not disturb.
 """
 
@@ -15,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_io.datasets.conversion import default_cache_root
-from robot_io.datasets.reader import DatasetReadError, DatasetSummary, read_summary
+from robot_io.datasets.reader import read_summary
 from robot_io.policy import Policy
-from runtime.dataset_roots import OutsideRoots, dataset_folders, inside_roots, resolve_roots
+from runtime.dataset_roots import DatasetListing, OutsideRoots, inside_roots, list_datasets, resolve_roots
 from runtime.replay.open_loop import PolicyLayout, ReplayConfig, ReplayError, ReplayJob
 
 
@@ -36,13 +35,6 @@ class ReplayServiceConfig:
         self.cache_root = Path(self.cache_root).expanduser().absolute()
 
 
-@dataclass(frozen=True)
-class DatasetListing:
-    path: Path
-    summary: DatasetSummary | None  # None when unreadable
-    problem: str  # why it cannot be replayed ("" when it is readable)
-
-
 class ReplayService:
     def __init__(self, config: ReplayServiceConfig, layout: PolicyLayout, policy_factory: Callable[[], Policy]) -> None:
         self.config = config
@@ -54,14 +46,7 @@ class ReplayService:
         self._job: ReplayJob | None = None
 
     def datasets(self) -> list[DatasetListing]:
-        """Every folder holding meta/info.json under the roots, readable or not (then with the reason)."""
-        listings = []
-        for path in dataset_folders(self.config.roots):
-            try:
-                listings.append(DatasetListing(path, read_summary(path), ""))
-            except DatasetReadError as err:
-                listings.append(DatasetListing(path, None, str(err)))
-        return listings
+        return list_datasets(self.config.roots)
 
     def allowed(self, dataset: str | Path) -> Path:
         """The dataset folder, resolved, if it lies inside a root; else a ReplayError."""

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from model.config import tiny
 from model.policy import InternVLAPolicy
 from model.tokenizer import ConvAutoencoder
-from model.train import TrainConfig, learning_rate, main
+from model.train import PROGRESS_FILE, TrainConfig, learning_rate, main
 from model.train_data import (
     DatasetError,
     TrainingData,
@@ -188,6 +188,11 @@ def test_cli_trains_saves_and_the_policy_serves_the_checkpoint(trained):
     assert "plotly" in (trained / "loss_curves.html").read_text()[:5000].lower()
     assert json.loads((trained / "stats.json").read_text()) == json.loads((last / "stats.json").read_text())
     assert json.loads((last / "config.json").read_text())["gen_loss_weight"] == 0.01
+    progress = [json.loads(line) for line in (trained / PROGRESS_FILE).read_text().splitlines()]
+    assert progress == [  # as it happened: each step, then its checkpoint
+        {**losses[0], "steps": 2}, {"step": 1, "checkpoint": str(trained / "checkpoints" / "step_0000001")},
+        {**losses[1], "steps": 2}, {"step": 2, "checkpoint": str(last)},
+    ]
 
     policy = InternVLAPolicy.from_checkpoint(
         last, state_keys=STATE_KEYS, action_keys=STATE_KEYS, camera_keys=CAMERAS, robot_type="conveyor_sim", seed=0
