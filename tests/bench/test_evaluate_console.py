@@ -89,7 +89,7 @@ def test_success_and_latency_come_from_the_run_and_match_what_was_recorded(tmp_p
 def test_a_slow_policy_that_never_picks_shows_in_every_figure(tmp_path, monkeypatch):
     made = []
 
-    def build_policy(checkpoint, robot):  # where app.py builds the console's policy
+    def build_policy(checkpoint, robot, defer_pictures=False):  # where app.py builds the console's policy
         made.append(SlowHoldingPolicy(robot.action_features))
         return made[-1]
 
