@@ -71,6 +71,7 @@ def test_a_checkpoint_for_another_robot_is_refused_with_the_differences(tmp_path
 
 def test_the_shipped_model_in_its_own_process_answers_as_in_the_console_process():
     from app import build_live_policy
+    from robot_io.devices.robot import camera_keys
     from runtime.control.policy_process import PolicyProcess, PolicyProcessConfig
 
     assert parse_args([]).process == PolicyProcessConfig()  # its own process unless told
@@ -89,7 +90,12 @@ def test_the_shipped_model_in_its_own_process_answers_as_in_the_console_process(
             assert remote.frame_encoder() is not None  # latent L2 still measured, by the parent's own copy
             here, there = local.infer(observation, instruction), remote.infer(observation, instruction)
             np.testing.assert_allclose(there.actions, here.actions, atol=1e-5)  # same weights, same noise seed
-            assert set(there.foresight) == set(here.foresight)
+            # the live policy hands its chunk over first; its pictures come from decode_foresight
+            assert here.pictures_pending and there.pictures_pending
+            here, there = local.decode_foresight(here), remote.decode_foresight(there)
+            assert set(there.foresight) == set(here.foresight) == set(camera_keys(robot))
+            for camera in here.foresight:
+                np.testing.assert_array_equal(there.foresight[camera], here.foresight[camera])
         finally:
             remote.close()
     finally:
