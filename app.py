@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--policy-url", default=None, metavar="ws://HOST:PORT",
                         help="drive with a policy served elsewhere over openpi's websocket protocol "
                              "(python -m model.serve) instead of --checkpoint / --policy")
+    parser.add_argument("--lerobot-policy", type=Path, default=None, metavar="DIR",
+                        help="drive with a policy trained by lerobot-train (ACT, Diffusion, SmolVLA, pi0 ...): its "
+                             "pretrained_model folder, e.g. outputs/train/NAME/checkpoints/last/pretrained_model")
     parser.add_argument("--policy-token", default=os.environ.get(TOKEN_ENV), metavar="T",
                         help=f"the policy server's token (default: ${TOKEN_ENV})")
     parser.add_argument("--record-to", type=Path, default=Path("recordings/console"),
@@ -106,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_device_arguments(parser)
     args, leftovers = parser.parse_known_args(argv)
     args.chunks = chunks_from_flags(parser, args)
+    if args.lerobot_policy is not None and args.policy_url:
+        parser.error("--lerobot-policy and --policy-url each name the policy that drives: give one")
     try:
         workspace = WorkspaceBox.parse(args.workspace) if args.workspace else None
     except ValueError as err:
@@ -140,6 +145,20 @@ def build_live_policy(checkpoint: Path | None, robot: Robot, process: PolicyProc
     cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
     return PolicyProcess(functools.partial(policy_for_layout, checkpoint, robot_layout(robot)), cameras, process,
                          encoder=local.frame_encoder(), label=Path(checkpoint).name)
+
+
+def build_lerobot_policy(folder: Path, robot: Robot, process: PolicyProcessConfig | None) -> Policy:
+    """--lerobot-policy: a lerobot-train checkpoint, in its own process when `process` says how. One
+    whose features the robot cannot supply is refused here, before any weights load."""
+    from robot_io.lerobot_policy import LeRobotPolicy, check_layout, read_layout
+
+    keys = {"state_keys": state_keys(robot), "action_keys": list(robot.action_features), "camera_keys": camera_keys(robot)}
+    check_layout(read_layout(folder), folder=folder, **keys)
+    factory = functools.partial(LeRobotPolicy, folder, robot_type=robot.name, **keys)
+    if process is None:
+        return factory()
+    cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+    return PolicyProcess(factory, cameras, process, label=Path(folder).name)
 
 
 def build_remote_policy(args: argparse.Namespace, robot: Robot) -> RemotePolicy:
@@ -220,6 +239,8 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     checkpoint = args.checkpoint if args.policy == "model" else None
     if args.policy_url:
         policy, label = build_remote_policy(args, robot), args.policy_url
+    elif args.lerobot_policy is not None:
+        policy, label = build_lerobot_policy(args.lerobot_policy, robot, args.process), str(args.lerobot_policy)
     else:
         policy, label = build_live_policy(checkpoint, robot, args.process), str(checkpoint) if checkpoint else "scripted expert"
     session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)

@@ -155,12 +155,15 @@ class LeRobotPolicy(Policy):
             postprocessor_overrides={"device_processor": {"device": "cpu"}})
         self._history: deque[dict[str, Any]] = deque(maxlen=max(1, self.layout.n_obs_steps))
         self._last_observed: dict[str, Any] | None = None
+        self.infer(self._blank_observation(), "")  # torch's slow first call, paid while loading rather than at the first Run
+        self.reset()
 
     def observe(self, observation: dict[str, Any]) -> None:
+        """Keep the tick's observation (by reference: it is converted only when a chunk is asked for)."""
         if observation is self._last_observed:
             return
         self._last_observed = observation
-        self._history.append(self._frame(observation))
+        self._history.append(observation)
 
     def reset(self) -> None:
         self._history.clear()
@@ -209,12 +212,16 @@ class LeRobotPolicy(Policy):
             frame[STATE_KEY] = torch.tensor([float(observation[key]) for key in self.state_keys], dtype=torch.float32)
         return frame
 
+    def _blank_observation(self) -> dict[str, Any]:
+        frames = {camera: np.zeros((h, w, c), np.uint8) for camera, (c, h, w) in self.layout.cameras.items()}
+        return frames | {key: 0.0 for key in self.state_keys}
+
     def _batch(self, instruction: str) -> dict[str, Any]:
         """A batch of one: (1, ...) per feature, or (1, n_obs_steps, ...) for a policy that reads
         several ticks (the oldest repeated until enough have been seen)."""
         import torch
 
-        steps = list(self._history)
+        steps = [self._frame(observation) for observation in self._history]
         if self.layout.n_obs_steps > 1:
             steps = [steps[0]] * (self.layout.n_obs_steps - len(steps)) + steps
             batch = {key: torch.stack([step[key] for step in steps])[None] for key in steps[-1]}

@@ -15,7 +15,7 @@ from robot_io.datasets.schema import local_repo_id
 IMAGE = 64  # camera side of the recording, and of the sim the trained policy drives
 EPISODES = 2
 STEPS = 3
-CHUNK = 10  # ACT's chunk: 9 commands after the observation's tick
+CHUNK = 30  # ACT's chunk (its default is 100): 29 commands after the observation's tick, 2 s at 15 Hz
 TIMEOUT_S = 300
 LEROBOT_TRAIN = Path(sys.executable).parent / "lerobot-train"  # the CLI entry point pip installed
 TINY_ACT = (  # a few-second ACT: one small transformer layer each way, no VAE, no pretrained backbone (no network)
