@@ -161,6 +161,15 @@ def build_lerobot_policy(folder: Path, robot: Robot, process: PolicyProcessConfi
     return PolicyProcess(factory, cameras, process, label=Path(folder).name)
 
 
+def build_checkpoint_policy(folder: Path, robot: Robot, process: PolicyProcessConfig | None) -> Policy:
+    """The policy of a checkpoint folder the page's Model panel names: ours or a LeRobot one."""
+    from robot_io.lerobot_policy import is_lerobot_checkpoint
+
+    if is_lerobot_checkpoint(folder):
+        return build_lerobot_policy(folder, robot, process)
+    return build_live_policy(folder, robot, process)
+
+
 def build_remote_policy(args: argparse.Namespace, robot: Robot) -> RemotePolicy:
     """The --policy-url client for this robot's keys; it connects now, so a wrong URL, token or
     layout stops the start with the reason."""
@@ -245,7 +254,7 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
         policy, label = build_live_policy(checkpoint, robot, args.process), str(checkpoint) if checkpoint else "scripted expert"
     session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
     checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS,
-                                   lambda path, robot: build_live_policy(path, robot, args.process))
+                                   lambda path, robot: build_checkpoint_policy(path, robot, args.process))
     return Console(args, session, access, replay, checkpoints)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from app import main, open_console, parse_args
+from app import build_checkpoint_policy, main, open_console, parse_args
 from robot_io.datasets.schema import ACTION_SOURCE_KEY, ACTION_SOURCES, CHUNK_KEY, SOURCE_OPERATOR, SOURCE_POLICY
 from runtime.control.commands import Mode, RunPolicy, StartRecording, StopRecording, TakeOver, TeleopKeys
 from runtime.control.foresight_reckoning import NO_FORESIGHT_MESSAGE
@@ -35,7 +35,8 @@ def console_args(checkpoint, tmp_path, *more):
                        "--rerun-dir", str(tmp_path / "rrd"), "--audit-log", str(tmp_path / "audit.jsonl"), *more])
     # The shared CI cores can starve the policy's child for seconds at a time: a longer frame ring than
     # the console's 2 s keeps its frames until it catches up (what is judged here is the policy path).
-    args.process = dataclasses.replace(args.process, slots=STARVED_CHILD_SLOTS)
+    if args.process is not None:
+        args.process = dataclasses.replace(args.process, slots=STARVED_CHILD_SLOTS)
     return args
 
 
@@ -118,3 +119,21 @@ def test_the_lerobot_policy_flag_is_parsed_and_excludes_a_policy_url(tmp_path, c
     assert main(["--lerobot-policy", str(tmp_path), "--no-record", "--no-rerun",
                  "--audit-log", str(tmp_path / "audit.jsonl")]) == 2
     assert "is not a LeRobot checkpoint folder" in capsys.readouterr().err
+
+
+def test_the_model_panel_lists_and_loads_lerobot_checkpoints(lerobot_act, tmp_path):
+    from robot_io.lerobot_policy import LeRobotPolicy
+    from robot_io.sim.conveyor_env import ConveyorSimConfig
+    from robot_io.sim.sim_robot import SimRobot
+    from runtime.control.checkpoint_loader import CheckpointLoader
+
+    args = console_args(lerobot_act.checkpoint, tmp_path, "--checkpoint-root", str(lerobot_act.output_dir),
+                        "--no-rerun", "--no-policy-process", "--no-record")
+    console = open_console(args)
+    try:
+        assert isinstance(console.checkpoints, CheckpointLoader)
+        assert lerobot_act.checkpoint.resolve() in console.checkpoints.checkpoints()
+    finally:
+        console.close()
+    robot = SimRobot(ConveyorSimConfig(image_height=IMAGE, image_width=IMAGE))
+    assert isinstance(build_checkpoint_policy(lerobot_act.checkpoint, robot, None), LeRobotPolicy)
