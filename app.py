@@ -76,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "openpi's websocket protocol (python -m model.serve), grpc:// LeRobot's async-inference "
                              "policy server (python -m lerobot.async_inference.policy_server; name what it loads "
                              "with --server-policy)")
+    parser.add_argument("--lerobot-policy", type=Path, default=None, metavar="DIR",
+                        help="drive with a policy trained by lerobot-train (ACT, Diffusion, SmolVLA, pi0 ...): its "
+                             "pretrained_model folder, e.g. outputs/train/NAME/checkpoints/last/pretrained_model")
     parser.add_argument("--policy-token", default=os.environ.get(TOKEN_ENV), metavar="T",
                         help=f"the ws:// policy server's token (default: ${TOKEN_ENV})")
     add_config_flags(parser, LEROBOT_SERVER_FLAGS)
@@ -126,6 +129,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args, leftovers = parser.parse_known_args(argv)
     args.chunks = chunks_from_flags(parser, args)
     args.setting = setting_from_flags(parser, args)
+    if args.lerobot_policy is not None and args.policy_url:
+        parser.error("--lerobot-policy and --policy-url each name the policy that drives: give one")
     try:
         workspace = WorkspaceBox.parse(args.workspace) if args.workspace else None
     except ValueError as err:
@@ -163,6 +168,29 @@ def build_live_policy(checkpoint: Path | None, robot: Robot, process: PolicyProc
     factory = functools.partial(policy_for_layout, checkpoint, robot_layout(robot), defer_pictures=True)
     return PolicyProcess(factory, cameras, process,
                          encoder=local.frame_encoder(), label=Path(checkpoint).name)
+
+
+def build_lerobot_policy(folder: Path, robot: Robot, process: PolicyProcessConfig | None) -> Policy:
+    """--lerobot-policy: a lerobot-train checkpoint, in its own process when `process` says how. One
+    whose features the robot cannot supply is refused here, before any weights load."""
+    from robot_io.lerobot_policy import LeRobotPolicy, check_layout, read_layout
+
+    keys = {"state_keys": state_keys(robot), "action_keys": list(robot.action_features), "camera_keys": camera_keys(robot)}
+    check_layout(read_layout(folder), folder=folder, **keys)
+    factory = functools.partial(LeRobotPolicy, folder, robot_type=robot.name, **keys)
+    if process is None:
+        return factory()
+    cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+    return PolicyProcess(factory, cameras, process, label=Path(folder).name)
+
+
+def build_checkpoint_policy(folder: Path, robot: Robot, process: PolicyProcessConfig | None) -> Policy:
+    """The policy of a checkpoint folder the page's Model panel names: ours or a LeRobot one."""
+    from robot_io.lerobot_policy import is_lerobot_checkpoint
+
+    if is_lerobot_checkpoint(folder):
+        return build_lerobot_policy(folder, robot, process)
+    return build_live_policy(folder, robot, process)
 
 
 def build_remote_policy(args: argparse.Namespace, robot: Robot) -> Policy:
@@ -268,11 +296,13 @@ def open_console(args: argparse.Namespace, **sim_fields) -> Console:
     checkpoint = args.checkpoint if args.policy == "model" else None
     if args.policy_url:
         policy, label = build_remote_policy(args, robot), args.policy_url
+    elif args.lerobot_policy is not None:
+        policy, label = build_lerobot_policy(args.lerobot_policy, robot, args.process), str(args.lerobot_policy)
     else:
         policy, label = build_live_policy(checkpoint, robot, args.process), str(checkpoint) if checkpoint else "scripted expert"
     session = Session(robot, policy, args.session, teleoperator=devices.teleoperator, policy_label=label)
     checkpoints = CheckpointLoader(session, robot, args.checkpoint_root or DEFAULT_CHECKPOINT_ROOTS,
-                                   lambda path, robot: build_live_policy(path, robot, args.process))
+                                   lambda path, robot: build_checkpoint_policy(path, robot, args.process))
     curation = CurationService(CurationConfig(replay.config.roots), live=session.recording_worker)
     return Console(args, session, access, replay, checkpoints, build_training(args), curation=curation)
 

@@ -31,13 +31,11 @@ from __future__ import annotations
 
 import collections
 import io
-import json
 import pickle  # nosec B403: LeRobot's wire format; replies go through _ReplyUnpickler only
 import socket
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -49,9 +47,10 @@ from lerobot.async_inference.constants import SUPPORTED_POLICIES
 from lerobot.async_inference.helpers import RemotePolicyConfig, TimedAction, TimedObservation
 from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.transport.utils import send_bytes_in_chunks
-from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE, OBS_STR
+from lerobot.utils.constants import OBS_STR
 from lerobot.utils.feature_utils import hw_to_dataset_features
 
+from robot_io.lerobot_policy import LeRobotLayout, LeRobotPolicyError, check_layout, is_lerobot_checkpoint, read_layout
 from robot_io.policy import Policy, PolicyOutput
 from robot_io.wire.remote_policy import RemotePolicyError
 
@@ -64,7 +63,6 @@ BLANK_PIXEL = 128  # the handshake's probe observation: mid-gray frames, zero st
 # actions_per_chunk for "the policy's whole chunk": the server cuts each chunk at this many steps.
 WHOLE_CHUNK = 2**31 - 1
 MAX_MESSAGE_BYTES = 64 * 2**20  # a chunk of actions is small; this bounds a misbehaving server
-CONFIG_FILE = "config.json"  # a LeRobot checkpoint's policy config (lerobot-train's pretrained_model)
 
 
 @dataclass(frozen=True)
@@ -121,12 +119,16 @@ class LeRobotGrpcPolicy(Policy):
         server, checkpoint or layout is refused before anything runs."""
         self.config = config
         self.state_keys, self.action_keys, self.cameras = list(state_keys), list(action_keys), dict(cameras)
-        local = _local_config(config.policy_path)
+        local = _local_layout(config.policy_path)
         self.policy_type = config.policy_type or _type_from_checkpoint(config.policy_path, local)
         if local is not None:
+            try:
+                check_layout(local, state_keys=self.state_keys, action_keys=self.action_keys,
+                             camera_keys=list(self.cameras), folder=config.policy_path)
+            except LeRobotPolicyError as err:
+                raise RemotePolicyError(str(err)) from err
             # LeRobot's server fails on a camera its policy does not read: send only those it reads.
-            read = _check_local_checkpoint(config.policy_path, local, self.state_keys, self.action_keys, self.cameras)
-            self.cameras = {camera: shape for camera, shape in self.cameras.items() if camera in read}
+            self.cameras = {camera: shape for camera, shape in self.cameras.items() if camera in local.cameras}
         self.features = hw_to_dataset_features({**{key: float for key in self.state_keys}, **self.cameras},
                                                OBS_STR, use_video=False)
         self._timestep = 0
@@ -307,60 +309,25 @@ def _check_listening(config: LeRobotServerConfig) -> None:
         raise RemotePolicyError(f"cannot reach the policy server at {config.url}: {err.strerror or err}") from err
 
 
-def _type_from_checkpoint(policy_path: str, config: dict[str, Any] | None) -> str:
-    if config is None:
-        raise RemotePolicyError(f"{policy_path!r} is not a folder readable here: name its policy type with "
+def _type_from_checkpoint(policy_path: str, layout: LeRobotLayout | None) -> str:
+    if layout is None:
+        raise RemotePolicyError(f"{policy_path!r} is not a checkpoint folder readable here: name its policy type with "
                                 f"--server-policy-type (one of {SUPPORTED_POLICIES})")
-    policy_type = config.get("type")
-    if policy_type not in SUPPORTED_POLICIES:
-        raise RemotePolicyError(f"{Path(policy_path) / CONFIG_FILE} names policy type {policy_type!r}; LeRobot's "
-                                f"policy server runs {SUPPORTED_POLICIES}")
-    return policy_type
+    if layout.policy_type not in SUPPORTED_POLICIES:
+        raise RemotePolicyError(f"{policy_path} holds a {layout.policy_type!r} policy; LeRobot's policy server runs "
+                                f"{SUPPORTED_POLICIES}")
+    return layout.policy_type
 
 
-def _local_config(policy_path: str) -> dict[str, Any] | None:
-    """The checkpoint's config.json when its folder is readable here (the server on this machine or a
-    shared disk); None otherwise."""
-    path = Path(policy_path) / CONFIG_FILE
-    if not path.is_file():
+def _local_layout(policy_path: str) -> LeRobotLayout | None:
+    """The checkpoint's layout when its folder is readable here (the server on this machine or a
+    shared disk); None otherwise: then the probe inference at connect is the check."""
+    if not is_lerobot_checkpoint(policy_path):
         return None
     try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise RemotePolicyError(f"cannot read {path}: {err}") from err
-    if not isinstance(config, dict):
-        raise RemotePolicyError(f"{path} holds a {type(config).__name__}, not a policy config")
-    return config
-
-
-def _check_local_checkpoint(policy_path: str, config: dict[str, Any], state_keys: list[str], action_keys: list[str],
-                            cameras: Mapping[str, tuple[int, int, int]]) -> list[str]:
-    """The cameras the checkpoint's policy reads, once its features are checked against the robot's,
-    every difference named with both lists (for a checkpoint on another machine the probe inference
-    at connect is the check)."""
-    inputs = config.get("input_features") or {}
-    outputs = config.get("output_features") or {}
-    problems = []
-    policy_cameras = [key.removeprefix(f"{OBS_IMAGES}.") for key in inputs if key.startswith(f"{OBS_IMAGES}.")]
-    if missing := [camera for camera in policy_cameras if camera not in cameras]:
-        problems.append(f"cameras {missing} are missing (the policy reads {policy_cameras}, the robot has {list(cameras)})")
-    if OBS_STATE in inputs and _width(inputs[OBS_STATE]) != len(state_keys):
-        problems.append(f"the policy reads a state of {_width(inputs[OBS_STATE])} values, the robot has "
-                        f"{len(state_keys)} ({state_keys})")
-    if others := [key for key in inputs if key != OBS_STATE and not key.startswith(f"{OBS_IMAGES}.")]:
-        problems.append(f"the policy also reads {others}, which the robot does not give")
-    if ACTION in outputs and _width(outputs[ACTION]) != len(action_keys):
-        problems.append(f"the policy returns {_width(outputs[ACTION])} values an action, the robot takes "
-                        f"{len(action_keys)} ({action_keys})")
-    if problems:
-        raise RemotePolicyError(f"the LeRobot policy {policy_path} was trained for another robot: " + "; ".join(problems)
-                                + " (map the robot's names with --camera-map / --joint-map)")
-    return policy_cameras
-
-
-def _width(feature: Any) -> int | None:
-    shape = feature.get("shape") if isinstance(feature, dict) else None
-    return shape[0] if isinstance(shape, list) and len(shape) == 1 and isinstance(shape[0], int) else None
+        return read_layout(policy_path)
+    except LeRobotPolicyError as err:
+        raise RemotePolicyError(str(err)) from err
 
 
 def _details(err: grpc.RpcError) -> str:

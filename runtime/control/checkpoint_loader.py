@@ -5,7 +5,7 @@ loaded on a thread of its own (a second or so of torch work that must not touch 
 loop) and handed to the session as a `SwapPolicy`: the robot holds while the new policy takes
 over. Only folders under the roots are read, so the page cannot be used to open arbitrary files.
 A checkpoint trained for another robot layout is refused with the differences named, and the
-running policy stays.
+running policy stays. LeRobot checkpoints (lerobot-train's pretrained_model folders) are listed too.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from robot_io.lerobot_policy import is_lerobot_checkpoint
 from robot_io.policy import Policy
 from robot_io.devices.robot import Robot
 from runtime.control.surprise_calibration import calibration_for
@@ -34,7 +35,8 @@ class LoaderStatus:
 
 
 def is_checkpoint(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in CHECKPOINT_FILES)
+    """Ours (model.checkpoint), or a LeRobot policy's that lerobot-train wrote."""
+    return all((folder / name).is_file() for name in CHECKPOINT_FILES) or is_lerobot_checkpoint(folder)
 
 
 class CheckpointLoader:
