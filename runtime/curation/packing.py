@@ -78,15 +78,14 @@ def packed_copy(source: Path, out: Path) -> None:
     rows = episodes.select(["episode_index", "data/chunk_index", "data/file_index"]).to_pylist()
 
     copy_dataset(source, out, leave_out=("data", EPISODES_DIR))
-    tables: dict[tuple[int, int], pa.Table] = {}  # each source data file read once
+    source_key, table = None, None  # the source data file being read: episodes come file by file
     chunk, file, group, group_bytes = 0, 0, [], 0
     data_chunk, data_file = [], []
     limit = DEFAULT_DATA_FILE_SIZE_IN_MB * 1024**2
     for row in rows:
         key = (row["data/chunk_index"], row["data/file_index"])
-        if key not in tables:
-            tables[key] = pq.read_table(source / info["data_path"].format(chunk_index=key[0], file_index=key[1]))
-        table = tables[key]
+        if key != source_key:
+            source_key, table = key, pq.read_table(source / info["data_path"].format(chunk_index=key[0], file_index=key[1]))
         frames = table.filter(pc.equal(table["episode_index"], row["episode_index"]))
         if group and group_bytes + frames.nbytes > limit:
             _write(pa.concat_tables(group), out / info["data_path"].format(chunk_index=chunk, file_index=file))
