@@ -2,16 +2,21 @@
 and deleting one take through CurationService (LeRobot's delete_episodes doing the work).
 
 The dataset is recorded with our own EpisodeRecorder (2 cameras at 32x32, short episodes), so it
-has the console's layout: one data, metadata and video file set per episode. Building 500 episodes
-takes minutes on 2 cores; --keep reuses a folder built by an earlier run.
+has the console's layout: one data, metadata and video file set per episode. The first delete
+packs its parquet files (runtime/curation/packing.py); a second delete shows a packed dataset's
+cost. --compare also times LeRobot's delete_episodes called plainly on the recorder's layout (no
+packing, no cheap metadata reads: how deletes were done before), in the same run, for a fair
+comparison on a busy machine (minutes). Building 500 episodes takes minutes on 2 cores; --keep
+reuses a folder built by an earlier run.
 
-    .venv/bin/python -m bench.bench_curation --episodes 500 --keep /tmp/curation_bench
+    .venv/bin/python -m bench.bench_curation --episodes 500 --keep /tmp/curation_bench --compare
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_io.datasets.recorder import EpisodeRecorder
+from robot_io.datasets.schema import local_repo_id
 from runtime.curation import catalog
 from runtime.curation.service import CurationConfig, CurationService
 
@@ -54,6 +60,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--frames", type=int, default=20, help="frames per episode")
     parser.add_argument("--keep", type=Path, default=None, help="build the dataset here once and reuse it")
+    parser.add_argument("--compare", action="store_true", help="also time the plain delete_episodes (minutes)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # LeRobot's per-file progress
 
@@ -87,9 +94,29 @@ def main() -> None:
         service.thumbnail(dataset, len(table.episodes) // 2)
         print(f"first thumbnail: {(time.perf_counter() - started) * 1e3:.0f} ms", flush=True)
 
-        started = time.perf_counter()
-        message = service.delete(dataset, [len(table.episodes) // 2])
-        print(f"delete one episode (LeRobot's delete_episodes, swap, backup): {time.perf_counter() - started:.1f} s\n  {message}")
+        if args.compare:
+            seconds = plain_delete(dataset, len(table.episodes) // 2, Path(tmp) / "plain")
+            print(f"before: LeRobot's delete_episodes alone, on the recorder's layout: {seconds:.1f} s", flush=True)
+
+        for which in ("first delete (packs the recording)", "second delete (packed)"):
+            started = time.perf_counter()
+            message = service.delete(dataset, [len(service.table(dataset).episodes) // 2])
+            print(f"{which}, through CurationService (LeRobot's delete_episodes, swap, backup): "
+                  f"{time.perf_counter() - started:.1f} s\n  {message}", flush=True)
+
+
+def plain_delete(dataset: Path, episode: int, out: Path) -> float:
+    """delete_episodes on a copy of `dataset` (LeRobot caches what it loaded by path: a fresh path
+    keeps the service's delete from finding anything of this one's in that cache)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    from lerobot.datasets.dataset_tools import delete_episodes
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    source = out.with_name(out.name + "-source")
+    shutil.copytree(dataset, source)
+    started = time.perf_counter()
+    delete_episodes(LeRobotDataset(local_repo_id(source), root=source), [episode], output_dir=out, repo_id=local_repo_id(out))
+    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

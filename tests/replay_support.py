@@ -21,7 +21,7 @@ def picture(shape: tuple[int, int, int], t: int, camera: int, episode: int) -> n
     h, w, _ = shape
     image = np.empty(shape, np.uint8)
     image[:] = np.linspace(20, 120, w, dtype=np.uint8)[None, :, None]
-    image[..., 2] = 40 * camera + 30 * episode
+    image[..., 2] = (40 * camera + 30 * episode) % 256  # any number of episodes
     image[:, (2 * t) % w : (2 * t) % w + 4] = 230
     return image
 

@@ -6,7 +6,10 @@ source is only read. runtime/curation/safe_edit.py decides where `out` is and ho
 published. What LeRobot's tools do not know about is carried over here: the flags
 (runtime/curation/flags.py) and, for datasets our recorder wrote, its journal with each episode's
 outcome and operator frames (robot_io/datasets/journal.py), so the recorder can append to the
-result and the list keeps showing outcomes.
+result and the list keeps showing outcomes. Delete and export read a recording packed into
+LeRobot's many-episodes-per-file layout and write a packed result: on the recorder's layout,
+one file set per episode, LeRobot's tools cost minutes per few hundred episodes
+(runtime/curation/packing.py, lerobot_reads.py).
 
     delete(table, episodes, out)     delete_episodes: every other episode, renumbered
     relabel(table, episode, task, out)  a copy (videos hard-linked), then modify_tasks on it
@@ -16,19 +19,25 @@ result and the list keeps showing outcomes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from robot_io.datasets import journal
 from robot_io.datasets.schema import EpisodeSummary, feature_differences, local_repo_id
 from runtime.curation.catalog import EpisodeTable
 from runtime.curation.flags import remap, write_flags
+from runtime.curation.lerobot_reads import cheap_metadata_reads
+from runtime.curation.packing import copy_dataset, needs_packing, packed_copy
 from runtime.curation.safe_edit import EditError
 
 EXPORT_SPLIT = "subset"  # split_dataset writes its one split into out/<this>, moved up afterwards
 MAX_TASK_CHARS = 500
+PACKED_SUFFIX = ".packed"  # the packed copy an edit reads from: `out` + this
 
 
 def check_episodes(table: EpisodeTable, episodes: list[int]) -> list[int]:
@@ -50,7 +59,8 @@ def delete(table: EpisodeTable, episodes: list[int], out: Path) -> None:
                         "(keep at least one, or remove the folder itself)")
     from lerobot.datasets.dataset_tools import delete_episodes
 
-    delete_episodes(_open(table.root), doomed, output_dir=out, repo_id=local_repo_id(out))
+    with _source_for_tools(table.root, out) as source:
+        delete_episodes(source, doomed, output_dir=out, repo_id=local_repo_id(out))
     kept = [i for i in range(len(table.episodes)) if i not in set(doomed)]
     _carry_over(out, [table], {old: new for new, old in enumerate(kept)})
 
@@ -62,7 +72,7 @@ def relabel(table: EpisodeTable, episode: int, task: str, out: Path) -> None:
         raise EditError(f"the new task must be 1 to {MAX_TASK_CHARS} characters of text")
     from lerobot.datasets.dataset_tools import modify_tasks
 
-    _copy_dataset(table.root, out)
+    copy_dataset(table.root, out)
     modify_tasks(_open(out), episode_tasks={episode: task})  # edits the copy in place
     identity = {i: i for i in range(len(table.episodes))}
     _carry_over(out, [table], identity, tasks={episode: task})
@@ -74,7 +84,8 @@ def export(table: EpisodeTable, episodes: list[int], out: Path) -> None:
 
     container = out.with_name(out.name + ".split")
     try:
-        split_dataset(_open(table.root), {EXPORT_SPLIT: chosen}, output_dir=container)
+        with _source_for_tools(table.root, out) as source:
+            split_dataset(source, {EXPORT_SPLIT: chosen}, output_dir=container)
         os.rename(container / EXPORT_SPLIT, out)
     finally:
         shutil.rmtree(container, ignore_errors=True)
@@ -106,27 +117,30 @@ def merge(first: EpisodeTable, second: EpisodeTable, out: Path) -> None:
     _carry_over(out, [first, second], {i: i for i in range(count + len(second.episodes))})
 
 
+@contextlib.contextmanager
+def _source_for_tools(root: Path, out: Path) -> Iterator[Any]:
+    """The dataset at `root` opened for delete_episodes / split_dataset writing to `out`, their
+    metadata reads made cheap (runtime/curation/lerobot_reads.py). A dataset with the recorder's
+    one-file-per-episode layout is read from a packed copy (runtime/curation/packing.py), removed
+    after the block; its name extends `out`'s, so a kill mid-edit leaves it where
+    safe_edit.recover removes `out`."""
+    packed = out.with_name(out.name + PACKED_SUFFIX) if needs_packing(root) else None
+    try:
+        if packed is not None:
+            packed_copy(root, packed)
+        dataset = _open(packed or root)
+        with cheap_metadata_reads(dataset):
+            yield dataset
+    finally:
+        if packed is not None:
+            shutil.rmtree(packed, ignore_errors=True)
+
+
 def _open(root: Path):
     os.environ["HF_HUB_OFFLINE"] = "1"  # every file is local; LeRobot must never try the Hub
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     return LeRobotDataset(local_repo_id(root), root=root)
-
-
-def _copy_dataset(source: Path, out: Path) -> None:
-    """A copy LeRobot may edit in place: parquet and JSON files copied, videos hard-linked (no
-    tool rewrites an mp4 in place; a filesystem without hard links gets copies)."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        if src.endswith(".mp4"):
-            try:
-                os.link(src, dst)
-                return
-            except OSError:
-                pass
-        shutil.copy2(src, dst)
-
-    shutil.copytree(source, out, copy_function=link_or_copy, ignore=shutil.ignore_patterns("tmp*", "*.partial"))
 
 
 def _carry_over(out: Path, sources: list[EpisodeTable], mapping: dict[int, int], tasks: dict[int, str] | None = None) -> None:
