@@ -329,8 +329,10 @@ def _serve(conn: Connection, factory: Callable[[], Policy], shm_name: str, camer
         if kind == "close":
             break
         if kind == "reset":
+            # The runner may observe a new scene's first frame before the reset it asked for and
+            # infer on that frame after: keep it (the policy's own history starts again).
             policy.reset()
-            observations.clear()
+            observe_error = ""
         elif kind == "observe":
             _, seq, scalars = message
             images = frames.read(seq)

@@ -72,6 +72,15 @@ def test_pictures_deferred_in_the_child_are_decoded_there_on_request(process):
     np.testing.assert_array_equal(decoded.actions, out.actions)
 
 
+def test_an_observation_seen_before_a_reset_can_still_be_inferred_on(process):
+    remote = process()
+    first = observation(7)
+    remote.observe(first)  # the runner observes the new scene's first frame, then resets, then infers on it
+    remote.reset()
+    out = remote.infer(first, "go")
+    assert {int(p[0, 0, 0]) for p in out.foresight.values()} == {7 + 15}
+
+
 def test_a_killed_child_fails_once_then_the_next_inference_restarts_it(process):
     remote = process()
     remote.observe(observation(0))
