@@ -30,7 +30,7 @@ from robot_io.wire.protocol import TOKEN_ENV  # noqa: E402
 from robot_io.wire.remote_policy import SCHEMES as WEBSOCKET_SCHEMES, RemotePolicy, RemotePolicyConfig, RemotePolicyError  # noqa: E402
 from robot_io.wire.lerobot_grpc_policy import SCHEME as LEROBOT_SCHEME, LeRobotGrpcPolicy, LeRobotServerConfig  # noqa: E402
 from robot_io.config_flags import FlagGroup, add_config_flags  # noqa: E402
-from robot_io.devices.robot import Robot, camera_keys, state_keys  # noqa: E402
+from robot_io.devices.robot import Robot, camera_keys, camera_shapes, state_keys  # noqa: E402
 from model.shipped import SHIPPED_CHECKPOINT  # noqa: E402
 from robot_io.sim.scripted_expert import ScriptedExpert  # noqa: E402
 from robot_io.sim.conveyor_env import ConveyorSimConfig  # noqa: E402
@@ -164,7 +164,7 @@ def build_live_policy(checkpoint: Path | None, robot: Robot, process: PolicyProc
         return local
     from model.policy import policy_for_layout, robot_layout
 
-    cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+    cameras = camera_shapes(robot)
     factory = functools.partial(policy_for_layout, checkpoint, robot_layout(robot), defer_pictures=True)
     return PolicyProcess(factory, cameras, process,
                          encoder=local.frame_encoder(), label=Path(checkpoint).name)
@@ -180,7 +180,7 @@ def build_lerobot_policy(folder: Path, robot: Robot, process: PolicyProcessConfi
     factory = functools.partial(LeRobotPolicy, folder, robot_type=robot.name, **keys)
     if process is None:
         return factory()
-    cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+    cameras = camera_shapes(robot)
     return PolicyProcess(factory, cameras, process, label=Path(folder).name)
 
 
@@ -200,7 +200,7 @@ def build_remote_policy(args: argparse.Namespace, robot: Robot) -> Policy:
     scheme = args.policy_url.partition("://")[0]
     if scheme == LEROBOT_SCHEME:
         fields = {name: getattr(args, LEROBOT_SERVER_FLAGS.dest(name)) for name in LEROBOT_SERVER_FLAGS.fields}
-        cameras = {key: robot.observation_features[key] for key in camera_keys(robot)}
+        cameras = camera_shapes(robot)
         return LeRobotGrpcPolicy(LeRobotServerConfig(args.policy_url, **fields), state_keys=state_keys(robot),
                                  action_keys=list(robot.action_features), cameras=cameras)
     if scheme not in WEBSOCKET_SCHEMES:

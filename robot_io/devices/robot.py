@@ -56,6 +56,11 @@ def camera_keys(robot: Robot) -> list[str]:
     return [k for k, v in robot.observation_features.items() if isinstance(v, tuple)]
 
 
+def camera_shapes(robot: Robot) -> dict[str, tuple[int, int, int]]:
+    """Image observation key -> its (H, W, 3) shape, in declaration order."""
+    return {key: robot.observation_features[key] for key in camera_keys(robot)}
+
+
 @runtime_checkable
 class CartesianControl(Protocol):
     """A robot that can turn an end-effector delta into joint commands (keyboard teleop needs it)."""

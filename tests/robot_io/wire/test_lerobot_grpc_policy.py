@@ -25,7 +25,7 @@ from lerobot.transport import services_pb2, services_pb2_grpc
 from lerobot.utils.constants import OBS_STR
 from lerobot.utils.feature_utils import hw_to_dataset_features
 
-from robot_io.devices.robot import camera_keys, state_keys
+from robot_io.devices.robot import camera_keys, camera_shapes, state_keys
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 from robot_io.wire.lerobot_grpc_policy import LeRobotGrpcPolicy, LeRobotServerConfig
@@ -47,7 +47,7 @@ def robot():
 
 
 def cameras_of(robot) -> dict[str, tuple[int, int, int]]:
-    return {key: robot.observation_features[key] for key in camera_keys(robot)}
+    return camera_shapes(robot)
 
 
 def write_act_for(folder, robot, cameras=None):
