@@ -139,7 +139,7 @@ window.curationPanel = (() => {
       cameras.dataset.for = table.dataset;
     }
     stop();
-    playing = {dataset: table.dataset, episode, frames: x.frames, fps: table.fps, position: 0, timer: null};
+    playing = {dataset: table.dataset, episode, frames: x.frames, fps: table.fps, position: 0, timer: null, playing: false};
     $("curation-seek").max = String(x.frames - 1);
     $("curation-player-title").textContent = `Episode ${episode}: ${x.task} (${x.outcome})`;
     document.querySelectorAll("#curation-table tr.playing").forEach((r) => r.classList.remove("playing"));
@@ -147,31 +147,44 @@ window.curationPanel = (() => {
     resume();
   }
 
-  function show(position) {
+  // `shown` runs once the frame is on screen (or failed), so playback never outruns the server.
+  function show(position, shown = () => {}) {
     if (!playing) return;
     playing.position = position;
     $("curation-seek").value = String(position);
     $("curation-position").textContent = `${position + 1}/${playing.frames}`;
     const img = $("curation-frame");
-    img.onload = () => { stats.frames += 1; };
+    img.onload = () => { stats.frames += 1; shown(); };
+    img.onerror = shown;
     img.src = `/curation/frame.jpg?${query({dataset: playing.dataset, episode: playing.episode, camera: $("curation-camera").value, i: position, v: version})}`;
   }
 
+  // Plays at the dataset's fps, but waits for each frame: a slow decode slows playback
+  // instead of skipping frames (a newer src would cancel the frame still loading).
   function resume() {
     if (!playing) return;
     if (playing.position >= playing.frames - 1) playing.position = 0;
     $("curation-play").textContent = "❚❚ Pause";
+    const run = playing;
     const step = () => {
-      show(playing.position);
-      if (playing.position >= playing.frames - 1) { stop(); return; }
-      playing.position += 1;
+      run.timer = null;
+      const started = performance.now();
+      show(run.position, () => {
+        if (playing !== run || !run.playing) return;  // paused, or another episode started
+        if (run.position >= run.frames - 1) { stop(); return; }
+        run.position += 1;
+        run.timer = setTimeout(step, Math.max(0, 1000 / run.fps - (performance.now() - started)));
+      });
     };
+    run.playing = true;
     step();
-    playing.timer = setInterval(step, 1000 / playing.fps);
   }
 
   function stop() {
-    if (playing && playing.timer) { clearInterval(playing.timer); playing.timer = null; }
+    if (playing) {
+      playing.playing = false;
+      if (playing.timer) { clearTimeout(playing.timer); playing.timer = null; }
+    }
     $("curation-play").textContent = "▶ Play";
   }
 
@@ -183,9 +196,10 @@ window.curationPanel = (() => {
       element.querySelector("#curation-delete-selected").addEventListener("click", () => edit("/api/curation/delete", {dataset: dataset(), episodes: [...selected]}));
       element.querySelector("#curation-export").addEventListener("click", () => edit("/api/curation/export", {dataset: dataset(), episodes: [...selected], name: $("curation-export-name").value}));
       element.querySelector("#curation-merge").addEventListener("click", () => edit("/api/curation/merge", {dataset: dataset(), other: $("curation-merge-other").value, name: $("curation-merge-name").value}));
-      element.querySelector("#curation-play").addEventListener("click", () => (playing && playing.timer ? stop() : resume()));
+      element.querySelector("#curation-play").addEventListener("click", () => (playing && playing.playing ? stop() : resume()));
       element.querySelector("#curation-seek").addEventListener("input", (ev) => { stop(); show(Number(ev.target.value)); });
-      element.querySelector("#curation-camera").addEventListener("change", () => playing && show(playing.position));
+      // while playing, the next frame is drawn from the chosen camera anyway
+      element.querySelector("#curation-camera").addEventListener("change", () => playing && !playing.playing && show(playing.position));
       loadDatasets();
       setInterval(async () => {
         if (!element.offsetParent) return;  // the accordion is closed: nothing to refresh
