@@ -8,7 +8,7 @@ N seeded episodes (seeds S, S+1, ...; held out: below the training demonstration
 checkpoint as model.evaluate does (robot_io.sim.rollout), and every prediction is judged when its
 tick comes by the console's own judge (ForesightReckoner), its error read as the session's
 auto-hold reads it (runtime/control/surprise.foresight_psnr). The errors of the episodes that
-succeed make the calibration (runtime/control/surprise_calibration.py), written to FILE (default:
+succeed make the calibration (robot_io/surprise_calibration.py), written to FILE (default:
 beside the checkpoint, where the console finds it).
 
 With --evaluate-episodes M, M more episodes (the seeds after those) measure the calibrated alarm:
@@ -47,7 +47,7 @@ from robot_io.sim.foresight_setting import add_setting_flags, describe_setting, 
 from robot_io.sim.rollout import run_episode
 from robot_io.sim.sim_robot import SimRobot
 from runtime.control.foresight_reckoning import foresight_horizon
-from runtime.control.surprise_calibration import CALIBRATION_FILE, UNITS, CalibrationError, SurpriseCalibration
+from robot_io.surprise_calibration import CALIBRATION_FILE, UNITS, CalibrationError, SurpriseCalibration
 from runtime.foresight_judge import ForesightJudge
 
 LEAD_TICKS = 15  # an alarm this many ticks (1 s at 15 Hz) before the failure counts as early

@@ -56,7 +56,7 @@ from runtime.control.commands import RECORDING_MODES
 from runtime.control.foresight_reckoning import foresight_horizon
 from runtime.control.session import Session, SessionConfig, describe_episode
 from runtime.control.surprise import SurpriseConfig
-from runtime.control.surprise_calibration import CALIBRATION_FILE, CalibrationError, SurpriseCalibration, calibration_for
+from robot_io.surprise_calibration import CALIBRATION_FILE, CalibrationError, SurpriseCalibration, calibration_for
 from runtime.foresight_judge import ForesightJudge
 
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",

@@ -15,7 +15,7 @@ from robot_io.policy import PolicyOutput
 from runtime.control.foresight_reckoning import ForesightReckoner
 from runtime.control.policy_runner import InferenceResult
 from runtime.control.surprise import SurpriseGauge, foresight_psnr, surprise_gauge
-from runtime.control.surprise_calibration import SurpriseCalibration
+from robot_io.surprise_calibration import SurpriseCalibration
 
 
 class ForesightJudge:

@@ -18,7 +18,7 @@ Per frame a dataset of ours stores
                               cameras), -1 on ticks where none was judged. (-1, not NaN, so
                               LeRobot's feature statistics stay finite.)
 - `surprise_score`            float32 (1,): the calibrated surprise score of that judged foresight
-                              (runtime/control/surprise_calibration.py: its conformal p-value, small
+                              (robot_io/surprise_calibration.py: its conformal p-value, small
                               = surprising, at or below the calibration's false-alarm rate = alarm),
                               -1 where none was judged or the session had no calibration.
 - `intervention_segment`      int64 (1,): index into `INTERVENTION_SEGMENTS`: "none" on frames the

@@ -12,7 +12,7 @@ from robot_io.datasets.schema import (ACTION_SOURCES, FORESIGHT_KEY, INTERVENTIO
                                       SURPRISE_KEY, UNKNOWN)
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
-from runtime.control.surprise_calibration import CALIBRATION_FILE, SurpriseCalibration
+from robot_io.surprise_calibration import CALIBRATION_FILE, SurpriseCalibration
 from tests.model.helpers import write_checkpoint
 
 

@@ -140,7 +140,7 @@ class RecoveringLeader(FakeLeader):
 def test_a_takeover_records_its_recovery_and_correction_segments_and_the_surprise_score(tmp_path):
     from runtime.control.surprise import SurpriseConfig
     from tests.fakes import ForesightPolicy
-    from tests.runtime.control.test_surprise_calibration import NINE
+    from tests.robot_io.test_surprise_calibration import NINE
 
     root = tmp_path / "context"
     leader = RecoveringLeader()
