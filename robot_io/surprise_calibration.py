@@ -93,9 +93,11 @@ class SurpriseCalibration:
     def score_is_alarm(self, p_value: float) -> bool:
         """The alarm from a recorded score (`p_value`): exactly `is_alarm` of its PSNR. Below the
         threshold (the rank-th score) at most n - rank scores are as bad, so the p-value is at most
-        (1 + n - rank) / (n + 1), which is the false-alarm rate or just under it."""
+        (1 + n - rank) / (n + 1), which is the false-alarm rate or just under it. P-values are
+        multiples of 1 / (n + 1): half a step of slack keeps a rounded score (float32 in a dataset)
+        on its side."""
         n = len(self.scores)
-        return p_value <= (1 + n - conformal_rank(n, self.false_alarm)) / (n + 1)
+        return p_value <= (1.5 + n - conformal_rank(n, self.false_alarm)) / (n + 1)
 
     def describe(self) -> str:
         return (f"{self.false_alarm:g} false alarms per successful {self.unit} "

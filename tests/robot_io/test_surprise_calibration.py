@@ -48,7 +48,9 @@ def test_a_score_at_or_below_the_false_alarm_rate_is_exactly_an_alarm():
     others = [SurpriseCalibration.from_scores(scores[:n], alpha, "episode", n) for n, alpha in ((59, 0.2), (9, 0.3), (19, 0.05))]
     for calibration in (NINE, *others):
         for psnr in [*np.linspace(10, 45, 200), *(-calibration.scores[i] for i in range(len(calibration.scores)))]:
-            assert calibration.score_is_alarm(calibration.p_value(psnr)) == calibration.is_alarm(psnr), psnr
+            score = calibration.p_value(psnr)
+            assert calibration.score_is_alarm(score) == calibration.is_alarm(psnr), psnr
+            assert calibration.score_is_alarm(float(np.float32(score))) == calibration.is_alarm(psnr), psnr  # as recorded
 
 
 def test_the_file_round_trips_and_bad_files_are_refused(tmp_path):

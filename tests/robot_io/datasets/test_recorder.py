@@ -17,6 +17,7 @@ from robot_io.datasets import journal, schema
 from robot_io.datasets import recorder as rec
 from robot_io.datasets.schema import ACTION_SOURCES, RecorderError
 from robot_io.datasets.recorder import EpisodeRecorder
+from tests.robot_io.datasets.older_schema import CONTEXT_KEYS, older_schema
 
 FPS = 15
 CAMERAS = ("head", "left_wrist", "right_wrist")
@@ -334,21 +335,15 @@ def test_resume_with_different_features_is_refused_and_writes_nothing(recorded):
 
 
 def test_appending_to_a_dataset_recorded_before_the_context_columns_is_refused(tmp_path, monkeypatch):
-    # A dataset of the older schema (no surprise score, no segments), as recordings/conveyor_paired is.
-    def older(features: dict) -> dict:
-        return {k: v for k, v in features.items() if k not in (schema.SURPRISE_KEY, schema.SEGMENT_KEY)}
-
     old = tmp_path / "old_ds"
-    with monkeypatch.context() as patch:
-        patch.setattr(rec, "dataset_features", lambda *args: older(schema.dataset_features(*args)))
+    with older_schema(monkeypatch):
         recorder = EpisodeRecorder(old, FPS, OBS_FEATURES, ACT_FEATURES)
         recorder.start_episode("t")
-        add = recorder._dataset.add_frame
-        patch.setattr(recorder._dataset, "add_frame", lambda frame: add(older(frame)))
         for t in range(2):
             recorder.add_frame(observation(0, t), action(0, t), False, "policy")
         recorder.save_episode()
         recorder.finalize()
+    assert not set(CONTEXT_KEYS) & set(load(old).meta.features)
     files_before = sorted(p for p in old.rglob("*"))
     with pytest.raises(RecorderError) as err:
         EpisodeRecorder(old, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
