@@ -2,7 +2,8 @@
 
     python -m model.finetune --dataset recordings/console [--checkpoint DIR] [--base-dataset DIR]
         [--base-fraction 0.5] [--base-cache DIR] [--out DIR] [--steps 1000] [--lr 1e-4] [--batch-size 16]
-        [--learn-from all|operator]
+        [--learn-from all|operator] [--recovery-weight W] [--surprise-weight W --surprise-window-s S]
+        [--surprise-calibration FILE]
 
 Starts from --checkpoint (default: the shipped model) with its weights, config and normalisation
 stats, and a fresh optimizer; model.train does the work (progress bar, loss curves, checkpoints,
@@ -13,6 +14,10 @@ without a restart: paste the printed checkpoint folder under "Model" and press L
 
 Recordings made in "attempts" mode hold the policy's frames too: `--learn-from operator` learns only
 the operator's takeovers, with the frames before each takeover as its history (model.train).
+
+The context recorded with each frame can weigh it in L_act (model/frame_weights.py, as model.train):
+`--recovery-weight W` the operator's recovery frames, `--surprise-weight W --surprise-window-s S` the
+frames up to S seconds after a surprise (by default by the calibration beside --checkpoint).
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ from pathlib import Path
 
 from model.checkpoint import CONFIG_FILE, CheckpointError, load_config
 from model.shipped import SHIPPED_CHECKPOINT
-from model.train import TrainConfig, TrainError, train
+from model.train import TrainConfig, TrainError, add_weighting_flags, train, weighting_options
 from model.train_data import LEARN_FROM, DatasetError, check_dataset, compute_stats, open_dataset, read_dataset
+from robot_io.surprise_calibration import CalibrationError
 
 DEFAULT_STEPS = 1000
 DEFAULT_LR = 1e-4  # below the base run's 3e-4: small steps away from a model that already works
@@ -59,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
                         help="operator: learn only the operator's frames (recordings in 'attempts' mode)")
+    add_weighting_flags(parser)
     args = parser.parse_args(argv)
     if not (args.checkpoint / CONFIG_FILE).is_file():
         parser.error(f"--checkpoint {args.checkpoint} holds no checkpoint (no {CONFIG_FILE})")
@@ -68,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
             dataset=args.dataset, out=out, preset=load_config(args.checkpoint / CONFIG_FILE).name, steps=args.steps,
             batch_size=args.batch_size, lr=args.lr, warmup_steps=DEFAULT_WARMUP, save_every=max(1, args.steps // 4),
             seed=args.seed, threads=args.threads, init_from=args.checkpoint, mix=args.base_dataset,
-            mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from,
+            mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from, **weighting_options(args),
         )
     except ValueError as err:
         parser.error(str(err))
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stats_path = write_dataset_stats(cfg.dataset, list(cfg.cameras), cfg.init_from)
         folder = train(cfg)
-    except (DatasetError, CheckpointError, TrainError, FileNotFoundError) as err:
+    except (DatasetError, CheckpointError, TrainError, CalibrationError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"dataset stats (InternVLA-A1 layout): {stats_path}")

@@ -187,11 +187,13 @@ class InternVLA(nn.Module):
         noise: Tensor | None = None,
         t: Tensor | None = None,
         action_is_pad: Tensor | None = None,
+        frame_weight: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Losses for actions (B, chunk, A) and t+15 latents (B, N, C, h, w): loss = L_act + w * L_gen.
 
         action_mask (B, A) bool marks the real action dims (the rest is padding); default all.
         action_is_pad (B, chunk) bool marks chunk steps past the episode end, left out of L_act; default none.
+        frame_weight (B,) >= 0 makes L_act the weighted mean over frames (model/frame_weights.py); default none.
         """
         noise = torch.randn_like(actions) if noise is None else noise
         t = flow.sample_time(actions.shape[0], self.config.flow, actions.device) if t is None else t
@@ -200,8 +202,11 @@ class InternVLA(nn.Module):
         dims = torch.ones_like(actions[:, 0], dtype=torch.bool) if action_mask is None else action_mask  # (B, A)
         steps = torch.ones_like(actions[..., 0], dtype=torch.bool) if action_is_pad is None else ~action_is_pad  # (B, chunk)
         real = (steps[:, :, None] & dims[:, None, :]).float()  # (B, chunk, A)
+        if frame_weight is not None:  # a frame of weight w counts as w frames
+            real = real * frame_weight[:, None, None]
         action_error = (velocity - flow.velocity_target(actions, noise)).pow(2)
-        action_loss = (action_error * real).sum() / real.sum().clamp(min=1)
+        # The clamp only keeps 0 / 0 (every step padded, or every weight 0) at 0.
+        action_loss = (action_error * real).sum() / real.sum().clamp(min=torch.finfo(real.dtype).eps)
 
         views = x.camera_mask.float()  # (B, N)
         view_error = (pred_latents - target_latents).pow(2).flatten(2).mean(dim=2)  # (B, N)

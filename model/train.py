@@ -4,6 +4,7 @@
         [--gen-loss-weight W] [--seed S] [--tokenizer DIR] [--device auto|cpu|cuda]
         [--lr LR] [--warmup-steps W] [--save-every K] [--threads T] [--cameras head,wrist,side] [--cache DIR]
         [--learn-from all|operator] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S]
+        [--recovery-weight W] [--surprise-weight W --surprise-window-s S --surprise-calibration FILE]
 
 The dataset is checked before anything else (cameras, dims, tasks, a resumed run's robot type).
 Frames are decoded, letterboxed and encoded by the frozen image tokenizer once, into OUT/cache
@@ -18,6 +19,12 @@ OUT/progress.jsonl gets one JSON line per step (step, steps, lr, losses) and one
 --learn-from operator learns only the chunks of frames an operator drove, in a dataset recorded in
 "attempts" mode (DAgger: the policy's own frames before a takeover are the history of the first
 corrected ones, as they were when the operator saw them); --mix datasets are learned whole.
+
+--recovery-weight and --surprise-weight weigh frames in L_act by the context the console recorded
+with them (model/frame_weights.py): the operator's recovery frames, and the frames up to
+--surprise-window-s seconds after a surprise, a judged foresight that raised the alarm of the surprise
+calibration (--surprise-calibration FILE, default the one beside --init-from). Weights of 1 (the
+defaults) train as before; datasets recorded without those columns are not weighted by them.
 
 --tokenizer: the frozen image tokenizer's folder, as build_model takes it: encoder.jit / decoder.jit
 for `cosmos` presets, tokenizer.safetensors (from `python -m model.train_tokenizer`) for `conv` ones.
@@ -50,9 +57,11 @@ from model.checkpoint import (
     save_checkpoint,
 )
 from model.config import PRESETS, ModelConfig, preset
+from model.frame_weights import FrameWeighting, describe, frame_weights, weighting_problems
 from model.internvla import InternVLA, build_model
 from model.train_data import (
     LEARN_FROM,
+    DatasetArrays,
     DatasetError,
     TrainingData,
     build_cache,
@@ -66,6 +75,7 @@ from model.train_data import (
 from model.train_step import make_optimizer, train_step
 from robot_io.sim.foresight_setting import read_setting
 from robot_io.sim.scene import CAMERA_NAMES
+from robot_io.surprise_calibration import CALIBRATION_FILE, CalibrationError, SurpriseCalibration
 
 DEVICES = ("auto", "cpu", "cuda")
 STATE_FILE = "training_state.pt"  # written last: a checkpoint folder without it is incomplete
@@ -73,7 +83,8 @@ PROGRESS_FILE = "progress.jsonl"  # in OUT: {"step", "steps", "lr", losses} per 
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
-               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from")
+               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from",
+               "recovery_weight", "surprise_weight", "surprise_window_s", "surprise_calibration")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
 START_STREAM = 2  # the random stream choosing episode-start frames
@@ -111,12 +122,21 @@ class TrainConfig:
     start_frames: int = 0
     start_share: float = 0.0
     learn_from: str = "all"  # one of LEARN_FROM: which of `dataset`'s frames have their chunks learned
+    # Per-frame weights of L_act from the recorded context (model/frame_weights.py); 1: unweighted.
+    recovery_weight: float = 1.0
+    surprise_weight: float = 1.0
+    surprise_window_s: float = 1.0
+    surprise_calibration: Path | None = None  # what counts as a surprise; None: the one beside init_from
 
     def __post_init__(self) -> None:
         self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
         self.cache = self.out / "cache" if self.cache is None else _absolute(self.cache)
         self.tokenizer = None if self.tokenizer is None else _absolute(self.tokenizer)
         self.init_from = None if self.init_from is None else _absolute(self.init_from)
+        if self.surprise_calibration is None and self.surprise_weight != 1 and self.init_from is not None \
+                and (self.init_from / CALIBRATION_FILE).is_file():
+            self.surprise_calibration = self.init_from / CALIBRATION_FILE
+        self.surprise_calibration = None if self.surprise_calibration is None else _absolute(self.surprise_calibration)
         self.mix = None if self.mix is None else _absolute(self.mix)
         self.mix_cache = self.out / "cache_mix" if self.mix_cache is None else _absolute(self.mix_cache)
         self.cameras = tuple(self.cameras)
@@ -150,6 +170,12 @@ class TrainConfig:
             problems.append(f"learn_from must be one of {', '.join(LEARN_FROM)}, got {self.learn_from!r}")
         if not 0.0 <= self.mix_fraction <= 1.0:
             problems.append(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
+        problems += weighting_problems(self.recovery_weight, self.surprise_weight, self.surprise_window_s)
+        if self.surprise_weight != 1 and self.surprise_calibration is None:
+            problems.append(f"surprise_weight needs a surprise calibration: --surprise-calibration FILE, or a "
+                            f"{CALIBRATION_FILE} beside --init-from (python -m runtime.calibrate_surprise makes one)")
+        elif self.surprise_calibration is not None and not self.surprise_calibration.is_file():
+            problems.append(f"surprise calibration {self.surprise_calibration} does not exist")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -197,12 +223,16 @@ def train(cfg: TrainConfig) -> Path:
     stats = compute_stats(arrays, info, model_config.chunk_size, targets) if known_stats is None else known_stats
     cfg.out.mkdir(parents=True, exist_ok=True)
     (cfg.out / "stats.json").write_text(json.dumps(stats, indent=2))
-    data = TrainingData(info, arrays, build_cache(dataset, info, model, cfg.cache), stats, model.config, cfg.learn_from)
+    weighting = frame_weighting(cfg)
+    data = TrainingData(info, arrays, build_cache(dataset, info, model, cfg.cache), stats, model.config, cfg.learn_from,
+                        weights_for(dataset, arrays, weighting))
     mix_data = None
     if mix_info is not None:
         mix_dataset = open_dataset(cfg.mix)
         mix_cache = build_cache(mix_dataset, mix_info, model, cfg.mix_cache)
-        mix_data = TrainingData(mix_info, read_dataset(mix_dataset), mix_cache, stats, model.config)
+        mix_arrays = read_dataset(mix_dataset)
+        mix_data = TrainingData(mix_info, mix_arrays, mix_cache, stats, model.config,
+                                weights=weights_for(mix_dataset, mix_arrays, weighting))
 
     step, history = 0, []
     if resume:
@@ -238,6 +268,20 @@ def train(cfg: TrainConfig) -> Path:
             last = save_training_checkpoint(cfg.out, model, stats, optimizer, step + 1, history, extra)
             log_progress(cfg.out, {"step": step + 1, "checkpoint": str(last)})
     return last
+
+
+def frame_weighting(cfg: TrainConfig) -> FrameWeighting:
+    calibration = None if cfg.surprise_calibration is None else SurpriseCalibration.load(cfg.surprise_calibration)
+    return FrameWeighting(cfg.recovery_weight, cfg.surprise_weight, cfg.surprise_window_s, calibration)
+
+
+def weights_for(dataset: Any, arrays: DatasetArrays, weighting: FrameWeighting) -> np.ndarray | None:
+    """Each frame's weight in L_act (None: all 1); what it did is printed."""
+    if not weighting.active:
+        return None
+    weighted = frame_weights(arrays.context, arrays.episodes, dataset.meta.fps, weighting)
+    print(f"{Path(dataset.root).name}: {describe(weighted, weighting, arrays.context)}", flush=True)
+    return weighted.weights
 
 
 def log_progress(out: Path, record: dict[str, Any]) -> None:
@@ -346,6 +390,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
                         help="operator: learn only the operator's frames of --dataset (recorded in 'attempts' mode), "
                              "the policy's earlier frames serving as their history")
+    add_weighting_flags(parser)
     args = parser.parse_args(argv)
     try:
         return TrainConfig(
@@ -354,17 +399,35 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
             init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
             start_frames=args.start_frames, start_share=args.start_share, learn_from=args.learn_from,
-            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
+            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()), **weighting_options(args),
         )
     except ValueError as err:
         parser.error(str(err))
+
+
+def add_weighting_flags(parser: argparse.ArgumentParser) -> None:
+    """The per-frame weights of L_act (model/frame_weights.py); model.finetune takes them too."""
+    parser.add_argument("--recovery-weight", type=float, default=TrainConfig.recovery_weight,
+                        help="weight in L_act of the operator's recovery frames (default 1: unweighted)")
+    parser.add_argument("--surprise-weight", type=float, default=TrainConfig.surprise_weight,
+                        help="weight in L_act of the frames from a surprise to --surprise-window-s after it (default 1)")
+    parser.add_argument("--surprise-window-s", type=float, default=TrainConfig.surprise_window_s,
+                        help="seconds after a surprise whose frames weigh --surprise-weight (default 1)")
+    parser.add_argument("--surprise-calibration", type=Path, default=None, metavar="FILE",
+                        help=f"what counts as a surprise (default: {CALIBRATION_FILE} beside --init-from)")
+
+
+def weighting_options(args: argparse.Namespace) -> dict[str, Any]:
+    """TrainConfig's fields from add_weighting_flags' flags."""
+    return {"recovery_weight": args.recovery_weight, "surprise_weight": args.surprise_weight,
+            "surprise_window_s": args.surprise_window_s, "surprise_calibration": args.surprise_calibration}
 
 
 def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         folder = train(cfg)
-    except (DatasetError, CheckpointError, TrainError, FileNotFoundError) as err:
+    except (DatasetError, CheckpointError, TrainError, CalibrationError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"checkpoint: {folder}\nloss curves: {cfg.out / 'loss_curves.html'}")

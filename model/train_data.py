@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from model.checkpoint import Stats
 from model.config import ModelConfig
+from model.frame_weights import FrameContext
 from model.internvla import InternVLA, ModelInputs
 from model.preprocess import (
     DeltaActions,
@@ -35,7 +36,10 @@ from model.preprocess import (
 from model.train_step import TrainBatch
 from model.understanding import build_text_tokenizer
 from robot_io.images import letterbox
-from robot_io.datasets.schema import ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, IMAGE_PREFIX, INFO_PATH, SOURCE_OPERATOR, STATE_KEY, local_repo_id
+from robot_io.datasets.schema import (
+    ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, FORESIGHT_KEY, IMAGE_PREFIX, INFO_PATH, INTERVENTION_SEGMENTS, SEGMENT_KEY,
+    SOURCE_OPERATOR, STATE_KEY, SURPRISE_KEY, local_repo_id,
+)
 
 CACHE_META = "meta.json"  # written last: a cache without it is incomplete and rebuilt
 ENCODE_BATCH = 32  # frames per tokenizer call while building the cache
@@ -68,6 +72,7 @@ class DatasetArrays:
     episodes: np.ndarray  # (T, 2) int64: [start, end) of each frame's episode
     task_index: np.ndarray  # (T,) int64
     source: np.ndarray | None = None  # (T,) int64 index into ACTION_SOURCES; None when not recorded
+    context: FrameContext = FrameContext()  # the recording's per-frame context, for model/frame_weights.py
 
 
 def open_metadata(root: str | Path) -> Any:
@@ -156,21 +161,30 @@ def _stats_mismatch(stats: Stats, robot_type: str, state_dim: int, action_dim: i
 
 
 def read_dataset(dataset: Any) -> DatasetArrays:
-    actor = dataset.meta.features.get(ACTION_SOURCE_KEY)
-    names = [STATE_KEY, ACTION_KEY, "episode_index", "task_index"] + ([ACTION_SOURCE_KEY] if actor else [])
-    table = dataset.hf_dataset.select_columns(names).with_format("numpy")[:]
+    """The arrays training reads; the optional columns (actor, the context) are None where the
+    dataset has none (recorded before they existed, or by another tool)."""
+    features = dataset.meta.features
+    optional = [key for key in (ACTION_SOURCE_KEY, SEGMENT_KEY, FORESIGHT_KEY, SURPRISE_KEY) if key in features]
+    table = dataset.hf_dataset.select_columns([STATE_KEY, ACTION_KEY, "episode_index", "task_index", *optional]).with_format("numpy")[:]
     episode_index = table["episode_index"].astype(np.int64)  # (T,)
     bounds = {int(e["episode_index"]): (e["dataset_from_index"], e["dataset_to_index"]) for e in dataset.meta.episodes}
-    source = None
-    if actor:  # codes as the dataset names them, mapped to ours
-        recorded = np.asarray(table[ACTION_SOURCE_KEY]).reshape(-1).astype(np.int64)  # (T,)
-        source = np.array([ACTION_SOURCES.index(n) if n in ACTION_SOURCES else -1 for n in actor["names"]])[recorded]
+
+    def column(key: str, dtype: type) -> np.ndarray | None:  # (T,)
+        return np.asarray(table[key]).reshape(-1).astype(dtype) if key in optional else None
+
+    def ours(key: str, names: tuple[str, ...]) -> np.ndarray | None:
+        """Codes as the dataset names them, mapped to ours (-1: a name we do not know)."""
+        recorded = column(key, np.int64)
+        return None if recorded is None else np.array([names.index(n) if n in names else -1 for n in features[key]["names"]])[recorded]
+
     return DatasetArrays(
         state=np.stack(table[STATE_KEY]).astype(np.float32),
         action=np.stack(table[ACTION_KEY]).astype(np.float32),
         episodes=np.array([bounds[int(e)] for e in episode_index], dtype=np.int64),
         task_index=table["task_index"].astype(np.int64),
-        source=source,
+        source=ours(ACTION_SOURCE_KEY, ACTION_SOURCES),
+        context=FrameContext(segment=ours(SEGMENT_KEY, INTERVENTION_SEGMENTS), foresight_psnr_db=column(FORESIGHT_KEY, np.float32),
+                             surprise_score=column(SURPRISE_KEY, np.float32)),
     )
 
 
@@ -302,8 +316,9 @@ class TrainingData:
     """TrainBatch for frame indices, normalised, delta-converted and padded as InternVLAPolicy does."""
 
     def __init__(self, info: DatasetInfo, arrays: DatasetArrays, cache: FrameCache, stats: Stats, config: ModelConfig,
-                 learn_from: str = "all") -> None:
-        self.info, self.arrays, self.cache, self.config = info, arrays, cache, config
+                 learn_from: str = "all", weights: np.ndarray | None = None) -> None:
+        """weights: (T,) each frame's weight in L_act (model/frame_weights.py); None: all 1."""
+        self.info, self.arrays, self.cache, self.config, self.weights = info, arrays, cache, config, weights
         self.targets = target_frames(arrays, learn_from)  # (N,) the frames a batch is drawn from
         self.state_norm = Normalizer.from_stats(stats, info.robot_type, STATE_KEY, len(info.state_keys))
         self.action_norm = Normalizer.from_stats(stats, info.robot_type, ACTION_KEY, len(info.action_keys))
@@ -352,6 +367,7 @@ class TrainingData:
             target_latents=_pad_slots(torch.from_numpy(target).float(), slots),
             action_mask=(torch.arange(c.max_action_dim) < len(self.info.action_keys)).expand(B, -1),
             action_is_pad=torch.from_numpy(is_pad),
+            frame_weight=None if self.weights is None else torch.from_numpy(self.weights[frames]),
         )
         return _to_device(batch, device)
 
@@ -366,4 +382,5 @@ def _pad_slots(x: torch.Tensor, slots: int, fill: float = 0.0) -> torch.Tensor:
 def _to_device(batch: TrainBatch, device: torch.device | str) -> TrainBatch:
     inputs = ModelInputs(**{name: value.to(device) for name, value in vars(batch.inputs).items()})
     masks = {name: getattr(batch, name).to(device) for name in ("action_mask", "action_is_pad")}
-    return TrainBatch(inputs, batch.actions.float().to(device), batch.target_latents.to(device), **masks)
+    weight = None if batch.frame_weight is None else batch.frame_weight.to(device)
+    return TrainBatch(inputs, batch.actions.float().to(device), batch.target_latents.to(device), **masks, frame_weight=weight)

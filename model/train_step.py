@@ -21,6 +21,7 @@ class TrainBatch:
     target_latents: Tensor  # (B, N, C, h, w) tokenizer latents of frame t+15
     action_mask: Tensor | None = None  # (B, max_action_dim) bool, real action dims
     action_is_pad: Tensor | None = None  # (B, chunk) bool, steps past the episode end (not learned)
+    frame_weight: Tensor | None = None  # (B,) each frame's weight in L_act (model/frame_weights.py); None: all 1
 
 
 def trainable_parameters(model: InternVLA) -> list[torch.nn.Parameter]:
@@ -37,7 +38,8 @@ def train_step(model: InternVLA, optimizer: torch.optim.Optimizer, batch: TrainB
     """Forward, backward, clip, step. Returns the losses and the gradient norm before clipping."""
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    losses = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, action_is_pad=batch.action_is_pad)
+    losses = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, action_is_pad=batch.action_is_pad,
+                   frame_weight=batch.frame_weight)
     losses["loss"].backward()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     grad_norm = torch.nn.utils.clip_grad_norm_(params, model.config.optim.grad_clip_norm)

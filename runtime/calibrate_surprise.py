@@ -8,7 +8,7 @@ N seeded episodes (seeds S, S+1, ...; held out: below the training demonstration
 checkpoint as model.evaluate does (robot_io.sim.rollout), and every prediction is judged when its
 tick comes by the console's own judge (ForesightReckoner), its error read as the session's
 auto-hold reads it (runtime/control/surprise.foresight_psnr). The errors of the episodes that
-succeed make the calibration (runtime/control/surprise_calibration.py), written to FILE (default:
+succeed make the calibration (robot_io/surprise_calibration.py), written to FILE (default:
 beside the checkpoint, where the console finds it).
 
 With --evaluate-episodes M, M more episodes (the seeds after those) measure the calibrated alarm:
@@ -40,37 +40,17 @@ from model.policy import policy_for_robot
 from model.shipped import SHIPPED_CHECKPOINT
 from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
 from robot_io.devices.robot import camera_keys
-from robot_io.policy import Policy, PolicyOutput
+from robot_io.policy import Policy
 from robot_io.sim.auto_operator import AutoOperator
 from robot_io.sim.conveyor_env import ConveyorSimConfig, sim_config_or_exit
 from robot_io.sim.foresight_setting import add_setting_flags, describe_setting, setting_from_flags
 from robot_io.sim.rollout import run_episode
 from robot_io.sim.sim_robot import SimRobot
-from runtime.control.foresight_reckoning import ForesightReckoner, foresight_horizon
-from runtime.control.policy_runner import InferenceResult
-from runtime.control.surprise import foresight_psnr
-from runtime.control.surprise_calibration import CALIBRATION_FILE, UNITS, CalibrationError, SurpriseCalibration
+from runtime.control.foresight_reckoning import foresight_horizon
+from robot_io.surprise_calibration import CALIBRATION_FILE, UNITS, CalibrationError, SurpriseCalibration
+from runtime.foresight_judge import ForesightJudge
 
 LEAD_TICKS = 15  # an alarm this many ticks (1 s at 15 Hz) before the failure counts as early
-
-
-class ForesightJudge:
-    """The console's foresight judge fed by a headless rollout: (tick, PSNR) of every judged prediction."""
-
-    def __init__(self, cameras: Sequence[str], horizon: int) -> None:
-        self._cameras = list(cameras)
-        self._reckoner = ForesightReckoner(self._cameras, horizon)  # no encoder: PSNR is the error
-        self.tick = 0
-        self.judged: list[tuple[int, float]] = []
-
-    def add_inference(self, obs_tick: int, output: PolicyOutput) -> None:
-        self._reckoner.add_inference(InferenceResult(output, obs_tick, latency_ms=0.0))
-
-    def observe(self, observation: Mapping[str, Any]) -> None:
-        judged = self._reckoner.observe_tick(self.tick, {c: observation[c] for c in self._cameras})
-        if judged:
-            self.judged.append((self.tick, foresight_psnr(judged)))
-        self.tick += 1
 
 
 @dataclass(frozen=True)

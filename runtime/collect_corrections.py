@@ -4,6 +4,7 @@
         [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
         [--execute-horizon N] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L[,L...]]
         [--cover-start X --cover-length L] [--speed-change-min V0 --speed-change-max V1 ...]
+        [--surprise-calibration FILE]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -22,6 +23,12 @@ console's 15 Hz, and the corrections come from the states the evaluation meets.
 (e.g. 2,3,4) gives scene i the i-th value in turn, the spread of delays the console meets.
 The foresight setting's flags (robot_io/sim/foresight_setting.py) run the scenes in that setting;
 the dataset keeps it, as robot_io.sim.collect's does.
+
+Each frame keeps its context for fine-tuning (robot_io/datasets/schema.py): the foresight judged at
+that tick (`foresight_psnr_db`), its calibrated `surprise_score` (with the checkpoint's surprise
+calibration, surprise_calibration.json beside it, or --surprise-calibration FILE; without one the
+column is -1 and the command says so), and the operator's `intervention_segment`: its recovery,
+then its correction.
 """
 
 from __future__ import annotations
@@ -34,8 +41,9 @@ from pathlib import Path
 from model.policy import policy_for_robot
 from robot_io.chunks.flags import add_chunk_flags, chunks_from_flags
 from robot_io.chunks.schedule import ChunkConfig
+from robot_io.devices.robot import camera_keys
 from robot_io.policy import Policy
-from robot_io.datasets.schema import RecorderError, SOURCE_OPERATOR
+from robot_io.datasets.schema import SEGMENT_NONE, SOURCE_OPERATOR, UNKNOWN, RecorderError
 from robot_io.datasets.recorder import EpisodeRecorder
 from robot_io.sim.auto_operator import AutoOperator, AutoOperatorConfig
 from robot_io.sim.conveyor_env import ConveyorSimConfig, parse_speed_range, sim_config_or_exit
@@ -45,7 +53,11 @@ from robot_io.sim.rollout import run_episode
 from robot_io.sim.sim_robot import SimRobot
 from runtime import session_scenes
 from runtime.control.commands import RECORDING_MODES
+from runtime.control.foresight_reckoning import foresight_horizon
 from runtime.control.session import Session, SessionConfig, describe_episode
+from runtime.control.surprise import SurpriseConfig
+from robot_io.surprise_calibration import CALIBRATION_FILE, CalibrationError, SurpriseCalibration, calibration_for
+from runtime.foresight_judge import ForesightJudge
 
 TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to miss the target",
                   "stalled": "held the target without delivering it", "fumbled": "left the target in reach unpicked"}
@@ -60,21 +72,29 @@ def run_scene(session: Session, operator: AutoOperator, seed: int, max_ticks: in
 
 
 def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
-                      seed: int, attempts: bool, chunks: ChunkConfig, latency_ticks: int = 1) -> dict:
+                      seed: int, attempts: bool, chunks: ChunkConfig, latency_ticks: int = 1,
+                      calibration: SurpriseCalibration | None = None) -> dict:
     """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
-    episode whose outcome is the scene's success."""
+    episode whose outcome is the scene's success, each frame with its judged foresight, its
+    surprise score (with a calibration) and the operator's segment."""
     episode = robot.reset_scene(seed)
     policy.seed(seed)  # the same scene draws the same noise on every run
+    judge = ForesightJudge(camera_keys(robot), foresight_horizon(policy), calibration)
 
     def record(observation: dict, action: dict[str, float], source: str) -> None:
+        psnr, gauge = judge.observe(observation)  # every tick, recorded or not: predictions come due
         intervention = source == SOURCE_OPERATOR  # DAgger convention, as in the session
         if not (attempts or intervention):
             return
         if not recorder.is_recording:
             recorder.start_episode(episode.instruction)
-        recorder.add_frame(observation, action, intervention=intervention, source=source)
+        recorder.add_frame(observation, action, intervention=intervention, source=source,
+                           foresight_psnr_db=UNKNOWN if psnr is None else psnr,
+                           surprise_score=UNKNOWN if gauge is None else gauge.p_value,
+                           segment=operator.intervention_segment() if intervention else SEGMENT_NONE)
 
-    result = run_episode(robot, policy, chunks=chunks, on_frame=record, operator=operator, latency_ticks=latency_ticks)
+    result = run_episode(robot, policy, chunks=chunks, on_frame=record, operator=operator, latency_ticks=latency_ticks,
+                         on_inference=judge.add_inference)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
     return {"seed": seed, "scene": describe_episode(episode),
@@ -91,7 +111,7 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
         for i in range(args.episodes):
             latency = args.latency_ticks[i % len(args.latency_ticks)]
             results.append(run_scene_unpaced(robot, policy, operator, recorder, args.seed + i, args.mode == "attempts",
-                                             args.chunks, latency))
+                                             args.chunks, latency, args.calibration))
             report(i, args.episodes, results[-1])
     finally:
         recorder.finalize()
@@ -101,9 +121,11 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
 def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace,
                        sim: ConveyorSimConfig) -> tuple[list[dict], int]:
     """(per-scene results, episodes in the dataset), each scene run by the console's real-time session."""
+    # The calibration scores every judged prediction; auto-hold stays off (the operator decides).
     session = Session(robot, policy, SessionConfig(fps=sim.fps, chunks=args.chunks,
                                                    record_root=args.out, recording_mode=args.mode,
-                                                   scene_seed=args.seed), teleoperator=operator,
+                                                   scene_seed=args.seed, surprise=SurpriseConfig(calibration=args.calibration)),
+                      teleoperator=operator,
                       policy_label=str(args.checkpoint))
     session.start()
     results = []
@@ -149,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ticks", type=parse_latencies, default=[1], metavar="L[,L...]",
                         help="with --unpaced: ticks from an observation to its chunk's first command; a list "
                              "gives the scenes its values in turn (default 1)")
+    parser.add_argument("--surprise-calibration", type=Path, default=None, metavar="FILE",
+                        help=f"the surprise calibration that scores each frame (default: CHECKPOINT/{CALIBRATION_FILE}, if there)")
     add_chunk_flags(parser)
     add_setting_flags(parser)
     args = parser.parse_args(argv)
@@ -160,6 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.fumble_s >= 0:
         parser.error("--fumble-s must be >= 0 (0: never)")
 
+    try:
+        args.calibration = calibration_for(args.checkpoint, args.surprise_calibration)
+    except CalibrationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.calibration is None:
+        print(f"no surprise calibration beside {args.checkpoint} (python -m runtime.calibrate_surprise --checkpoint "
+              f"{args.checkpoint} makes one): the frames' surprise_score is recorded as {UNKNOWN}", flush=True)
     speeds = {} if args.belt_speed is None else {"belt_speed_range": args.belt_speed}
     sim = sim_config_or_exit(parser, foresight=setting_from_flags(parser, args), **speeds)
     print(describe_setting(sim.foresight), flush=True)

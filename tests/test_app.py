@@ -58,7 +58,7 @@ def test_session_flags_carry_the_session_config_defaults_and_its_refusals(capsys
 
 def test_surprise_calibration_and_foresight_setting_flags(tmp_path, capsys):
     from robot_io.sim.foresight_setting import ForesightSetting
-    from runtime.control.surprise_calibration import CALIBRATION_FILE, SurpriseCalibration
+    from robot_io.surprise_calibration import CALIBRATION_FILE, SurpriseCalibration
 
     calibration = SurpriseCalibration.from_scores([-20.0 - k for k in range(9)], 0.1, "episode", 9)
     calibration.save(tmp_path / CALIBRATION_FILE)

@@ -78,7 +78,7 @@ def render_status(snapshot: Snapshot | None) -> str:
 
 
 def render_gauge(gauge: SurpriseGauge) -> str:
-    """The calibrated surprise score of the latest judged prediction (runtime/control/surprise_calibration.py)."""
+    """The calibrated surprise score of the latest judged prediction (robot_io/surprise_calibration.py)."""
     title = (f"foresight judged at tick {gauge.tick}: {gauge.psnr_db:.1f} dB; the share of successful calibration "
              f"runs' predictions at least this bad is {gauge.p_value:.2f}; the alarm is below {gauge.threshold_psnr_db:.1f} dB "
              f"({gauge.false_alarm:g} false alarms)")

@@ -34,8 +34,8 @@ from robot_io.datasets import journal
 from robot_io.datasets.lerobot_stats import subsample_image_stats
 from robot_io.datasets.schema import (
     ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, CHUNK_KEY, EPISODE_OUTCOMES, EPISODES_DIR, FORESIGHT_KEY, IMAGE_PREFIX,
-    INTERVENTION_KEY, LATENCY_KEY, OUTCOME_KEY, STATE_KEY, TASKS_PATH, UNKNOWN, EpisodeSummary, RecorderError,
-    dataset_features, local_repo_id,
+    INTERVENTION_KEY, INTERVENTION_SEGMENTS, LATENCY_KEY, OUTCOME_KEY, SEGMENT_CORRECTION, SEGMENT_KEY, SEGMENT_NONE,
+    STATE_KEY, SURPRISE_KEY, TASKS_PATH, UNKNOWN, EpisodeSummary, RecorderError, dataset_features, local_repo_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,18 @@ os.environ.setdefault("SVT_LOG", "1")
 def _finite_or_unknown(value: float) -> float:
     value = float(value)
     return value if math.isfinite(value) else float(UNKNOWN)
+
+
+def _segment(segment: str | None, intervention: bool) -> str:
+    """The frame's intervention segment, checked against its intervention flag."""
+    if segment is None:
+        return SEGMENT_CORRECTION if intervention else SEGMENT_NONE
+    if segment not in INTERVENTION_SEGMENTS:
+        raise RecorderError(f"Intervention segment {segment!r} is not one of {list(INTERVENTION_SEGMENTS)}.")
+    if (segment != SEGMENT_NONE) != bool(intervention):
+        raise RecorderError(f"Intervention segment {segment!r} on a frame with intervention={bool(intervention)}: "
+                            f"only intervention frames are {' or '.join(INTERVENTION_SEGMENTS[1:])}.")
+    return segment
 
 
 class EpisodeRecorder:
@@ -171,14 +183,19 @@ class EpisodeRecorder:
         chunk_id: int = UNKNOWN,
         inference_latency_ms: float = UNKNOWN,
         foresight_psnr_db: float = UNKNOWN,
+        surprise_score: float = UNKNOWN,
+        segment: str | None = None,
     ) -> None:
-        """Buffer one control tick. Extra observation keys (e.g. "sim_state") are ignored."""
+        """Buffer one control tick. Extra observation keys (e.g. "sim_state") are ignored.
+        segment: one of INTERVENTION_SEGMENTS; None: "correction" on intervention frames, else "none"."""
         if not self.is_recording:
             raise RecorderError("add_frame called with no episode in progress: call start_episode first.")
         frame = self._build_frame(observation, action, intervention, source)
         frame[CHUNK_KEY] = np.array([int(chunk_id)], dtype=np.int64)
         frame[LATENCY_KEY] = np.array([_finite_or_unknown(inference_latency_ms)], dtype=np.float32)
         frame[FORESIGHT_KEY] = np.array([_finite_or_unknown(foresight_psnr_db)], dtype=np.float32)
+        frame[SURPRISE_KEY] = np.array([_finite_or_unknown(surprise_score)], dtype=np.float32)
+        frame[SEGMENT_KEY] = np.array([INTERVENTION_SEGMENTS.index(_segment(segment, intervention))], dtype=np.int64)
         frame[OUTCOME_KEY] = np.array([EPISODE_OUTCOMES.index("unknown")], dtype=np.int64)  # set at save
         self._wait_for_encoder_room()
         self._dataset.add_frame(frame)

@@ -17,6 +17,15 @@ Per frame a dataset of ours stores
                               prediction made 15 ticks earlier against this frame, mean over
                               cameras), -1 on ticks where none was judged. (-1, not NaN, so
                               LeRobot's feature statistics stay finite.)
+- `surprise_score`            float32 (1,): the calibrated surprise score of that judged foresight
+                              (robot_io/surprise_calibration.py: its conformal p-value, small
+                              = surprising, at or below the calibration's false-alarm rate = alarm),
+                              -1 where none was judged or the session had no calibration.
+- `intervention_segment`      int64 (1,): index into `INTERVENTION_SEGMENTS`: "none" on frames the
+                              operator did not produce; within an intervention (as in RaC, arXiv
+                              2509.07953) "recovery" while the operator brings the robot back to a
+                              state the policy knows, then "correction" while they complete the task.
+                              A device that cannot tell them apart reports every frame "correction".
 - `episode_outcome`           int64 (1,): index into `EPISODE_OUTCOMES`, the same on every frame
                               of an episode; set when it is saved (operator's verdict or the
                               sim's detector).
@@ -31,13 +40,17 @@ from pathlib import Path
 SOURCE_POLICY, SOURCE_OPERATOR, SOURCE_HOLD = "policy", "operator", "hold"  # who produced a tick's action
 ACTION_SOURCES: tuple[str, ...] = (SOURCE_POLICY, SOURCE_OPERATOR, SOURCE_HOLD)  # code = index; never reorder
 EPISODE_OUTCOMES: tuple[str, ...] = ("failure", "success", "unknown")  # code = index; never reorder
+SEGMENT_NONE, SEGMENT_RECOVERY, SEGMENT_CORRECTION = "none", "recovery", "correction"  # a frame's part of an intervention
+INTERVENTION_SEGMENTS: tuple[str, ...] = (SEGMENT_NONE, SEGMENT_RECOVERY, SEGMENT_CORRECTION)  # code = index; never reorder
 INTERVENTION_KEY = "intervention"  # lerobot 0.6.1's DAgger name for "the human produced this action"
 ACTION_SOURCE_KEY = "actor"
 CHUNK_KEY = "chunk_id"
 LATENCY_KEY = "inference_latency_ms"
 FORESIGHT_KEY = "foresight_psnr_db"
+SURPRISE_KEY = "surprise_score"
+SEGMENT_KEY = "intervention_segment"
 OUTCOME_KEY = "episode_outcome"
-UNKNOWN = -1  # chunk id, latency and PSNR of frames that have none
+UNKNOWN = -1  # chunk id, latency, PSNR and surprise score of frames that have none
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
@@ -97,6 +110,8 @@ def dataset_features(observation_features: dict, action_features: dict) -> dict[
     features[CHUNK_KEY] = {"dtype": "int64", "shape": (1,), "names": None}
     features[LATENCY_KEY] = {"dtype": "float32", "shape": (1,), "names": None}
     features[FORESIGHT_KEY] = {"dtype": "float32", "shape": (1,), "names": None}
+    features[SURPRISE_KEY] = {"dtype": "float32", "shape": (1,), "names": None}
+    features[SEGMENT_KEY] = {"dtype": "int64", "shape": (1,), "names": list(INTERVENTION_SEGMENTS)}
     features[OUTCOME_KEY] = {"dtype": "int64", "shape": (1,), "names": list(EPISODE_OUTCOMES)}
     return features
 

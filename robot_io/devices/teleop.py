@@ -6,6 +6,8 @@ import abc
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from robot_io.datasets.schema import SEGMENT_CORRECTION
+
 
 class Teleoperator(abc.ABC):
     """An operator input device. `get_action()` returns values for `action_features` keys."""
@@ -32,6 +34,13 @@ class Teleoperator(abc.ABC):
 
     def send_feedback(self, feedback: dict[str, float]) -> None:
         return None
+
+    def intervention_segment(self) -> str:
+        """Which part of an intervention the reading `get_action()` last returned belongs to, as the
+        recording tags it (robot_io.datasets.schema.INTERVENTION_SEGMENTS, RaC's terms): "recovery"
+        while bringing the robot back to a state the policy knows, "correction" while completing the
+        task. Only asked while the device has control; a device that cannot tell says "correction"."""
+        return SEGMENT_CORRECTION
 
     @abc.abstractmethod
     def disconnect(self) -> None: ...

@@ -5,7 +5,14 @@ It plugs into the console as any teleop device does (`robot_io.devices.teleop.Te
 only watches, its reading stays at its rest pose, so the session sees no motion; once it judges
 the attempt lost it reports the scripted expert's command every tick, the reading jumps past the
 session's dead zone and the session hands it control (recorded as an intervention, one
-correction episode in "corrections" mode). It then drives to the end of the episode.
+correction episode in "corrections" mode). It then drives to the end of the episode, in two
+segments as RaC (arXiv 2509.07953) splits a human intervention, and says which one each command
+belongs to (`intervention_segment`, recorded per frame):
+- recovery: back to a state the policy knows: open the gripper where the hand is (letting go of a
+  wrong block, or fingers closed on nothing), rise straight up to the height the scripted expert
+  lines up at, then move to its approach pose above the target's predicted position. Skipped when
+  the hand holds the target; cut short after `recovery_max_s`;
+- correction: the scripted expert's own commands, to the end.
 
 What it watches (privileged sim state, what a person sees from the bench):
 - a wrong block lifted off the belt;
@@ -24,8 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot_io.datasets.schema import SEGMENT_CORRECTION, SEGMENT_NONE, SEGMENT_RECOVERY
 from robot_io.sim import scene
-from robot_io.sim.scripted_expert import COVER_GRASP_CLEARANCE, ScriptedExpert
+from robot_io.sim.conveyor_env import SimState
+from robot_io.sim.scripted_expert import COVER_GRASP_CLEARANCE, ScriptedExpert, wrap_angle
 from robot_io.sim.sim_robot import GRIPPER_KEY, JOINT_KEYS, SIM_STATE_KEY, SimRobot
 from robot_io.devices.teleop import Teleoperator
 
@@ -40,11 +49,16 @@ class AutoOperatorConfig:
     # Take over when the unlifted target has been in reach this long (None: never). Longer than the
     # belt's fastest pass through the reach less catch_margin_s (0.8 m at 0.15 m/s: 5.3 - 2 s).
     fumble_s: float | None = 5.0
+    recovery_max_s: float = 3.0  # the recovery hands over to the correction after this long at the latest
+    recovery_tolerance: float = 0.03  # m: the hand this close to the approach pose has recovered
 
     def __post_init__(self) -> None:
         times = (self.catch_margin_s, self.deliver_s) + (() if self.fumble_s is None else (self.fumble_s,))
         if not all(t > 0 for t in times):
             raise ValueError(f"AutoOperatorConfig times must be > 0, got {self.catch_margin_s}, {self.deliver_s}, {self.fumble_s}")
+        if not (self.recovery_max_s >= 0 and self.recovery_tolerance > 0):
+            raise ValueError(f"AutoOperatorConfig needs recovery_max_s >= 0 and recovery_tolerance > 0, "
+                             f"got {self.recovery_max_s}, {self.recovery_tolerance}")
 
 
 class AutoOperator(Teleoperator):
@@ -61,6 +75,8 @@ class AutoOperator(Teleoperator):
         self._reachable_at: float | None = None  # when the unlifted target came within reach
         self.reason = ""  # why it took over in the current episode, "" while it only watches
         self.reason_kind = ""  # one of REASON_KINDS, "" while it only watches
+        self._took_over_at: float | None = None
+        self._segment = SEGMENT_NONE  # of the latest command: none while watching, then recovery, correction
 
     @property
     def action_features(self) -> dict[str, type]:
@@ -76,20 +92,45 @@ class AutoOperator(Teleoperator):
     def disconnect(self) -> None:
         self._connected = False
 
+    def intervention_segment(self) -> str:
+        """The segment of the latest command: "none" while watching, then "recovery", "correction"."""
+        return self._segment
+
     def get_action(self) -> dict[str, float]:
         state = self.robot.env.state()
         episode = self.robot.episode
         if episode.seed != self._episode_seed:  # a new scene: watch again from its start
             self._episode_seed, self.reason, self.reason_kind = episode.seed, "", ""
-            self._lifted_at = self._reachable_at = None
+            self._lifted_at = self._reachable_at = self._took_over_at = None
+            self._segment = SEGMENT_NONE
             self._expert.reset()
             self._rest = {**dict(zip(JOINT_KEYS, map(float, state.joint_targets))), GRIPPER_KEY: float(state.gripper_command)}
         if not self.reason:
             self.reason_kind, self.reason = self._judge(state)
-        if not self.reason:
-            return dict(self._rest)
-        command = self._expert.infer({SIM_STATE_KEY: state}, episode.instruction).actions[0]  # (joints + gripper,)
+            if not self.reason:
+                return dict(self._rest)
+            self._took_over_at, self._segment = state.time, SEGMENT_RECOVERY
+        command = self._recovery_command(state) if self._segment == SEGMENT_RECOVERY else None
+        if command is None:
+            self._segment = SEGMENT_CORRECTION
+            command = self._expert.infer({SIM_STATE_KEY: state}, episode.instruction).actions[0]  # (joints + gripper,)
         return dict(zip([*JOINT_KEYS, GRIPPER_KEY], map(float, command)))
+
+    def _recovery_command(self, state: SimState) -> np.ndarray | None:
+        """One recovery command (joints + gripper), or None once recovered (or out of time)."""
+        expert = self._expert.config
+        if state.grasped_index == state.target_index or state.time - self._took_over_at > self.config.recovery_max_s:
+            return None
+        approach, yaw = self._expert.approach_pose(state, state.target_index)
+        hand = np.asarray(state.ee_position)
+        if state.gripper > expert.open_closure:  # let go where the hand is
+            return self._expert.step_toward(state, hand, state.ee_yaw, 0.0)
+        if hand[2] < approach[2] - expert.height_tolerance:  # rise straight up, clear of the belt and blocks
+            return self._expert.step_toward(state, np.array([*hand[:2], approach[2]]), state.ee_yaw, 0.0)
+        off = float(np.linalg.norm(hand[:2] - approach[:2]))
+        if off < self.config.recovery_tolerance and abs(wrap_angle(state.ee_yaw - yaw)) < expert.yaw_tolerance:
+            return None
+        return self._expert.step_toward(state, approach, yaw, 0.0)
 
     def _judge(self, state) -> tuple[str, str]:
         """(kind, why) to take over now, or ("", "") to keep watching."""

@@ -114,7 +114,8 @@ def parse_target_color(instruction: str) -> str:
     return named[0]
 
 
-def _wrap(angle: float) -> float:
+def wrap_angle(angle: float) -> float:
+    """The angle in [-pi, pi)."""
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
@@ -196,15 +197,37 @@ class ScriptedExpert(Policy):
             return world
         return replace(world, block=world.block + world.block_velocity * dt)
 
+    # --- waypoints and steps another driver may follow (the automatic operator's recovery) -----
+    def approach_pose(self, state: SimState, index: int) -> tuple[np.ndarray, float]:
+        """Where this expert lines up above block `index` before descending on it, for the block
+        where it will be at the end of this tick: (end-effector position (3,), yaw)."""
+        c = self.config
+        block = np.asarray(state.block_positions[index]) + np.asarray(state.block_velocities[index]) * state.control_period
+        x = float(np.clip(block[0], *c.reach_x_range))
+        return np.array([x, block[1], block[2] + c.grasp_height + c.hover_height]), _grasp_yaw(float(state.block_yaws[index]))
+
+    def step_toward(self, state: SimState, target: np.ndarray, target_yaw: float, gripper_goal: float) -> np.ndarray:
+        """One command (joints + gripper) from the command being carried out toward an end-effector
+        target, at this expert's speeds."""
+        joints = np.asarray(state.joint_targets, dtype=float)
+        reached = self._kinematics.forward(joints)
+        joints, command = self._step(joints, state.gripper_command, reached.position, reached.yaw, target, target_yaw, gripper_goal)
+        return np.append(joints, command)
+
+    def _step(self, joints: np.ndarray, gripper_command: float, position: np.ndarray, yaw: float,
+              target: np.ndarray, target_yaw: float, gripper_goal: float) -> tuple[np.ndarray, float]:
+        """(joints, gripper command) one tick from (position, yaw) toward the target, speeds limited."""
+        c = self.config
+        position, yaw = self._limited_move(position, yaw, target, target_yaw)
+        solved = self._kinematics.solve(Pose(position, down_rotation(yaw)), joints)
+        joints = joints + np.clip(solved - joints, -c.max_joint_step, c.max_joint_step)
+        return joints, gripper_command + float(np.clip(gripper_goal - gripper_command, -c.gripper_step, c.gripper_step))
+
     def _plan_tick(self, world: _World, dt: float) -> tuple[_World, np.ndarray]:
         """Decide one command, then predict the world once it has been carried out."""
         c = self.config
         target, target_yaw, gripper_goal = self._decide(world, dt)
-        position, yaw = self._limited_move(world.ee, world.yaw, target, target_yaw)
-        joints = self._kinematics.solve(Pose(position, down_rotation(yaw)), world.joints)
-        joints = world.joints + np.clip(joints - world.joints, -c.max_joint_step, c.max_joint_step)
-        command = world.gripper_command
-        command += float(np.clip(gripper_goal - command, -c.gripper_step, c.gripper_step))
+        joints, command = self._step(world.joints, world.gripper_command, world.ee, world.yaw, target, target_yaw, gripper_goal)
         reached = self._kinematics.forward(joints)
 
         grasped, in_bin = world.grasped, world.in_bin
@@ -243,7 +266,7 @@ class ScriptedExpert(Policy):
         yaw = _grasp_yaw(world.block_yaw)
         low = world.ee[2] < hover_z - c.height_tolerance
         off_by = float(np.linalg.norm(world.ee[:2] - world.block[:2]))
-        turned = abs(_wrap(world.yaw - yaw)) < c.yaw_tolerance
+        turned = abs(wrap_angle(world.yaw - yaw)) < c.yaw_tolerance
         aligned = turned and off_by < (c.abort_tolerance if low else c.align_tolerance)
         x = float(np.clip(block[0], *c.reach_x_range))  # wait at the edge of reach for a far block
         at_grasp_height = abs(world.ee[2] - grasp_z) < c.height_tolerance
@@ -266,8 +289,8 @@ class ScriptedExpert(Policy):
         target_radius, target_angle = float(np.hypot(*target[:2])), float(np.arctan2(target[1], target[0]))
         radial = float(np.clip(target_radius - radius, -c.max_xy_step, c.max_xy_step))
         max_turn = c.max_xy_step / max(radius, MIN_TURN_RADIUS)
-        turn = float(np.clip(_wrap(target_angle - angle), -max_turn, max_turn))
+        turn = float(np.clip(wrap_angle(target_angle - angle), -max_turn, max_turn))
         radius, angle = radius + radial, angle + turn
         z = position[2] + float(np.clip(target[2] - position[2], -c.max_z_step, c.max_z_step))
-        yaw = yaw + float(np.clip(_wrap(target_yaw - yaw), -c.max_yaw_step, c.max_yaw_step))
+        yaw = yaw + float(np.clip(wrap_angle(target_yaw - yaw), -c.max_yaw_step, c.max_yaw_step))
         return np.array([radius * math.cos(angle), radius * math.sin(angle), z]), yaw

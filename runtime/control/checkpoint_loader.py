@@ -18,7 +18,7 @@ from pathlib import Path
 from robot_io.lerobot_policy import is_lerobot_checkpoint
 from robot_io.policy import Policy
 from robot_io.devices.robot import Robot
-from runtime.control.surprise_calibration import calibration_for
+from robot_io.surprise_calibration import calibration_for
 from runtime.control.commands import SwapPolicy
 from runtime.control.session import Session
 

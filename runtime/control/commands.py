@@ -125,7 +125,7 @@ class SwapPolicy:
 
     policy: Any
     label: str  # what the page shows as the model, e.g. the checkpoint folder
-    # its surprise calibration (runtime/control/surprise_calibration.py), None: uncalibrated
+    # its surprise calibration (robot_io/surprise_calibration.py), None: uncalibrated
     calibration: Any = None
 
 

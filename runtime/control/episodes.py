@@ -104,6 +104,8 @@ class Episodes:
             chunk_id=chunk.chunk_id if chunk is not None else UNKNOWN,
             inference_latency_ms=chunk.latency_ms if chunk is not None else UNKNOWN,
             foresight_psnr_db=UNKNOWN if record.foresight_psnr_db is None else record.foresight_psnr_db,
+            surprise_score=UNKNOWN if record.surprise_score is None else record.surprise_score,
+            segment=record.segment,
         )
 
     def close(self, save_in_progress: bool) -> None:

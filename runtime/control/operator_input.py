@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from robot_io.datasets.schema import INTERVENTION_SEGMENTS, SEGMENT_CORRECTION, SEGMENT_NONE
 from robot_io.devices.robot import CartesianControl, Robot
 from robot_io.devices.teleop import CartesianTeleoperator, Teleoperator
 from runtime.control.commands import Mode, TeleopKeys
@@ -41,6 +42,7 @@ class OperatorInput:
         self._keys_at = 0.0
         self._device_last: dict[str, float] | None = None  # the teleop device's previous reading
         self._device_action: dict[str, float] | None = None  # its command while it has control
+        self._device_segment = SEGMENT_CORRECTION  # the intervention segment of its latest reading
         self._gripper_closed = False
 
     # --- the lease ------------------------------------------------------------------------------
@@ -96,6 +98,9 @@ class OperatorInput:
                 motion = device.get_motion()
             else:
                 reading = {k: float(v) for k, v in device.get_action().items() if k in self.robot.action_features}
+                segment = device.intervention_segment()
+                if segment not in INTERVENTION_SEGMENTS:
+                    raise ValueError(f"intervention segment {segment!r} is not one of {list(INTERVENTION_SEGMENTS)}")
         except Exception as err:  # noqa: BLE001 - a device that fails holds the robot, never stops the loop
             self._device_last = self._device_action = None
             return err
@@ -104,6 +109,7 @@ class OperatorInput:
             self.keys(TeleopKeys(motion.keys, toggle, motion.axes, DEVICE_CLIENT), mode, now)
             return None
         last, self._device_last = self._device_last, reading
+        self._device_segment = SEGMENT_CORRECTION if segment == SEGMENT_NONE else segment  # it drives: an intervention
         moved = last is not None and any(abs(reading[k] - last.get(k, reading[k])) > self.config.device_dead_zone for k in reading)
         if moved and mode is not Mode.TAKEOVER and self._takes_over_on_input(mode):
             mode = self._take_over(DEVICE_CLIENT)
@@ -112,6 +118,15 @@ class OperatorInput:
         if controls:
             self._controller_seen = now
         return None
+
+    def segment(self, mode: Mode) -> str:
+        """The intervention segment of this tick's frame (robot_io.datasets.schema): "none" outside a
+        takeover; the teleop device's own report while it drives; "correction" for any other operator."""
+        if mode is not Mode.TAKEOVER:
+            return SEGMENT_NONE
+        if self.controller == DEVICE_CLIENT and not isinstance(self.teleoperator, CartesianTeleoperator):
+            return self._device_segment
+        return SEGMENT_CORRECTION
 
     def command(self, mode: Mode, previous: dict[str, float], now: float) -> dict[str, float] | None:
         """The operator's command this tick: the teleop device's reading when it has control, else

@@ -114,6 +114,7 @@ class RecordingWorker:
     def add_frame(
         self, observation: dict, action: dict[str, float], intervention: bool, source: str,
         chunk_id: int = UNKNOWN, inference_latency_ms: float = UNKNOWN, foresight_psnr_db: float = UNKNOWN,
+        surprise_score: float = UNKNOWN, segment: str | None = None,
     ) -> None:
         """One tick, tagged as robot_io/datasets/recorder.py documents."""
         if not self._active:
@@ -122,7 +123,8 @@ class RecordingWorker:
         with self._lock:
             self._episode_frames += 1
             self._queued += 1
-        self._send("frame", (features, action, intervention, source, chunk_id, inference_latency_ms, foresight_psnr_db))
+        self._send("frame", (features, action, intervention, source, chunk_id, inference_latency_ms, foresight_psnr_db,
+                             surprise_score, segment))
 
     def save_episode(self, outcome: str = "unknown") -> None:
         """Save the episode in progress with its outcome (robot_io.datasets.recorder.EPISODE_OUTCOMES)."""

@@ -332,9 +332,10 @@ class Session:
         self._publish(snapshot)
         # After the action is sent and the snapshot published: judging a prediction (a few ms,
         # once per inference) and queueing the frame for the writer must not delay either.
-        psnr = self._observe_foresight(frames)
+        psnr, gauge = self._observe_foresight(frames)
         record = TickRecord(snapshot, observation, intervention=self._mode is Mode.TAKEOVER,
-                            chunk=chunk if source == SOURCE_POLICY else None, foresight_psnr_db=psnr)
+                            chunk=chunk if source == SOURCE_POLICY else None, foresight_psnr_db=psnr,
+                            surprise_score=gauge.p_value if gauge else None, segment=self._input.segment(self._mode))
         for subscriber in self._subscribers:
             try:
                 subscriber.on_tick(record)
@@ -489,17 +490,18 @@ class Session:
         self._publish_error_snapshot()
 
     # --- foresight, surprise, the runner's callbacks ----------------------------------------------
-    def _observe_foresight(self, frames) -> float | None:
+    def _observe_foresight(self, frames) -> tuple[float | None, SurpriseGauge | None]:
         """Judge predictions due this tick (holding when surprised); the mean PSNR over cameras
-        of those judged, or None."""
+        of those judged and their calibrated score, each None when there is none."""
         try:
             judged = self._foresight.observe_tick(self._tick, frames)
         except Exception as err:  # noqa: BLE001 - judging foresight must never stop the control loop
             self._log.note(f"Foresight view failed: {type(err).__name__}: {err}", error=True)
-            return None
-        self._surprise_gauge = surprise_gauge(self.config.surprise.calibration, self._tick, judged) or self._surprise_gauge
+            return None, None
+        gauge = surprise_gauge(self.config.surprise.calibration, self._tick, judged)
+        self._surprise_gauge = gauge or self._surprise_gauge
         self._hold_on_surprise(foresight_surprise(self.config.surprise, self._tick, judged))
-        return foresight_psnr(judged) if judged else None
+        return (foresight_psnr(judged) if judged else None), gauge
 
     def _hold_on_surprise(self, surprise: Surprise | None) -> None:
         """A running policy that surprised us holds (from this tick's command on, for a seam) and

@@ -12,7 +12,7 @@ from robot_io.config_flags import FlagGroup, add_config_flags, config_from_flags
 from runtime.control.policy_process import PolicyProcessConfig
 from runtime.control.session_config import SessionConfig
 from runtime.control.surprise import SurpriseConfig
-from runtime.control.surprise_calibration import CALIBRATION_FILE, CalibrationError, calibration_for
+from robot_io.surprise_calibration import CALIBRATION_FILE, CalibrationError, calibration_for
 
 SESSION_FLAGS = FlagGroup(SessionConfig, ("fps", "scene_seed", "recording_mode", "stale_frame_ms", "realtime_priority"),
                           names={"scene_seed": "seed"})

@@ -9,7 +9,7 @@ Two signals, both already measured by the session:
   by more than `max_seam` (robot_io/chunk_blending.Seam.raw, before blending), i.e. the policy
   changed its mind abruptly.
 
-With a calibration (runtime/control/surprise_calibration.py: `--auto-hold-calibration FILE`, or
+With a calibration (robot_io/surprise_calibration.py: `--auto-hold-calibration FILE`, or
 surprise_calibration.json beside the checkpoint) the foresight signal uses its threshold, set at a
 chosen false-alarm rate on the checkpoint's own successful held-out episodes, instead of
 `min_foresight_psnr_db`; and every judged prediction gets a calibrated score (`SurpriseGauge`)
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from robot_io.chunks.blending import Seam
 from runtime.control.foresight_reckoning import ForesightPoint
-from runtime.control.surprise_calibration import SurpriseCalibration
+from robot_io.surprise_calibration import SurpriseCalibration
 
 
 @dataclass(frozen=True)

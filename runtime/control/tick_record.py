@@ -21,6 +21,8 @@ class TickRecord:
     intervention: bool  # the operator had control (DAgger's convention: their holds count too)
     chunk: Chunk | None  # the policy chunk that produced the command; None when the policy did not drive
     foresight_psnr_db: float | None  # mean over cameras of the foresight judged at this tick, None when none
+    surprise_score: float | None  # that foresight's calibrated score (SurpriseGauge.p_value); None: none judged, or no calibration
+    segment: str  # robot_io.datasets.schema.INTERVENTION_SEGMENTS: "none" unless the operator has control
 
 
 class TickSubscriber(Protocol):

@@ -28,14 +28,17 @@ from model.train_data import (
 from model.train_step import make_optimizer, train_step
 from robot_io.datasets.recorder import EpisodeRecorder
 from tests.model.helpers import CAMERAS, STATE_KEYS, small_config, small_model
+from tests.model.test_frame_weights import CALIBRATION
+from tests.robot_io.datasets.older_schema import CONTEXT_KEYS, older_schema
 
 EPISODES = [("pick the red block", 20), ("pick the blue block", 12)]  # (task, frames)
 SIZE = 32  # the video encoder's smallest side
 
 
-def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=()):
+def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=(), context=None):
     """Joints drift per frame, actions lead the state a little; every frame a different picture.
-    takeovers: per episode, the frame from which the operator drives (None: the policy throughout)."""
+    takeovers: per episode, the frame from which the operator drives (None: the policy throughout).
+    context(episode, frame): add_frame's context keywords (segment, foresight_psnr_db, surprise_score)."""
     rng = np.random.default_rng(0)
     features = {key: float for key in STATE_KEYS}
     cameras = {cam: (SIZE, SIZE, 3) for cam in CAMERAS}
@@ -49,7 +52,7 @@ def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=()):
             images = {cam: rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8) for cam in cameras}
             action = {key: state[i % len(state)] + 0.02 for i, key in enumerate(action_keys)}
             recorder.add_frame(dict(zip(STATE_KEYS, state)) | images, action, intervention=operator,
-                               source="operator" if operator else "policy")
+                               source="operator" if operator else "policy", **(context(e, i) if context else {}))
         recorder.save_episode()
     recorder.finalize()
     return root
@@ -400,3 +403,80 @@ def test_learning_from_the_operator_takes_only_takeover_frames_with_their_real_h
     del meta.info.features["actor"]  # as in a dataset recorded by another tool
     with pytest.raises(DatasetError, match="needs the 'actor' column"):
         check_dataset(meta, config, CAMERAS, learn_from="operator")
+
+
+# --- weighting frames by their recorded context (model/frame_weights.py) ----------------------------
+def correction_context(episode, frame):
+    """Episode 0: a judged foresight that raised the alarm at frame 5 (12 dB, score 0.1) and one that
+    did not at frame 9; the operator takes over at 12, recovering to frame 14, then correcting."""
+    psnr, score = {5: (12.0, 0.1), 9: (35.0, 0.6)}.get(frame, (-1.0, -1.0)) if episode == 0 else (-1.0, -1.0)
+    segment = "none" if episode == 1 or frame < 12 else "recovery" if frame < 15 else "correction"
+    return {"foresight_psnr_db": psnr, "surprise_score": score, "segment": segment}
+
+
+def weights_seen(monkeypatch, argv):
+    """Run model.train; (frames, frame_weight or None) of every batch it trained on."""
+    seen, original = [], TrainingData.batch
+
+    def batch(self, frames, device="cpu"):
+        built = original(self, frames, device)
+        seen.append((list(frames), None if built.frame_weight is None else built.frame_weight.tolist()))
+        return built
+
+    monkeypatch.setattr(TrainingData, "batch", batch)
+    assert main(argv) == 0
+    return seen
+
+
+def test_recovery_and_surprise_frames_weigh_what_the_flags_say(tmp_path, monkeypatch, capsys):
+    corrections = record(tmp_path / "corrections", takeovers=(12, None), context=correction_context)
+    arrays = read_dataset(open_dataset(corrections))
+    assert arrays.context.segment.tolist() == [0] * 12 + [1] * 3 + [2] * 5 + [0] * 12  # none, recovery, correction
+    assert arrays.context.surprise_score[[5, 9, 10]].tolist() == pytest.approx([0.1, 0.6, -1.0])
+    CALIBRATION.save(tmp_path / "calibration.json")
+    flags = ["--recovery-weight", "3", "--surprise-weight", "2", "--surprise-window-s", "0.2",
+             "--surprise-calibration", str(tmp_path / "calibration.json"), "--batch-size", "8"]
+    seen = weights_seen(monkeypatch, cli(corrections, tmp_path / "weighted", steps=3) + flags)
+    expected = np.ones(32)
+    expected[5:9] = 2.0  # the surprise at frame 5 and 3 frames after it (0.2 s at 15 fps)
+    expected[12:15] = 3.0  # the recovery
+    assert len(seen) == 3 and all(weights == expected[frames].tolist() for frames, weights in seen)
+    assert "corrections: 3 recovery frames weigh 3; 4 frames within 0.2 s after 1 surprises weigh 2" in capsys.readouterr().out
+    monkeypatch.undo()
+
+    # The defaults weigh nothing: the batches are built as before.
+    assert all(weights is None for _, weights in weights_seen(monkeypatch, cli(corrections, tmp_path / "plain", steps=2)))
+    # Weighting surprises needs a calibration: refused before any work.
+    with pytest.raises(SystemExit):
+        main(cli(corrections, tmp_path / "bad", steps=1) + ["--surprise-weight", "2"])
+    assert "needs a surprise calibration" in capsys.readouterr().err
+
+
+def test_datasets_recorded_before_the_context_columns_still_train_and_mix(tmp_path, monkeypatch, capsys):
+    with older_schema(monkeypatch):
+        old = record(tmp_path / "old_demos")
+    assert not set(CONTEXT_KEYS) & set(open_metadata(old).features)
+    corrections = record(tmp_path / "corrections", takeovers=(12, None), context=correction_context)
+    seen = weights_seen(monkeypatch, cli(corrections, tmp_path / "mixed", steps=4) + ["--mix", str(old), "--mix-fraction", "0.5",
+                                                                                       "--recovery-weight", "3"])
+    printed = capsys.readouterr().out
+    assert "old_demos: no intervention_segment column (recorded before it): no recovery weighting" in printed
+    assert "corrections: 3 recovery frames weigh 3" in printed
+    weighted = [weights for _, weights in seen if weights is not None]
+    assert weighted and len(weighted) < len(seen)  # the corrections' batches weighted, the old dataset's not
+    assert main(cli(old, tmp_path / "old_alone", steps=1)) == 0  # and it trains on its own as before
+
+
+def test_finetune_takes_the_weighting_flags_and_the_calibration_beside_the_checkpoint(trained, tmp_path):
+    from model.finetune import parse_args
+    from robot_io.surprise_calibration import CALIBRATION_FILE
+
+    base = tmp_path / "base"
+    shutil.copytree(trained / "checkpoints" / "step_0000002", base)
+    CALIBRATION.save(base / CALIBRATION_FILE)
+    _, cfg = parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base), "--recovery-weight", "2",
+                         "--surprise-weight", "3", "--surprise-window-s", "0.5"])
+    assert (cfg.recovery_weight, cfg.surprise_weight, cfg.surprise_window_s) == (2.0, 3.0, 0.5)
+    assert cfg.surprise_calibration == base.absolute() / CALIBRATION_FILE
+    _, default = parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base)])
+    assert (default.recovery_weight, default.surprise_weight, default.surprise_calibration) == (1.0, 1.0, None)

@@ -67,3 +67,35 @@ def test_padded_chunk_steps_do_not_count_in_the_action_loss():
     error = (velocity - flow.velocity_target(batch.actions, noise)).pow(2)[:, :, :7]  # 7 real action dims
     assert masked["action_loss"].item() == pytest.approx(error[:, :-2].mean().item(), rel=1e-5)
     assert unmasked["action_loss"].item() == pytest.approx(error.mean().item(), rel=1e-5)
+
+
+def test_frame_weights_make_the_action_loss_a_weighted_mean_over_frames():
+    model, config = small_model(), small_config()
+    batch = make_batch(config, batch=3)
+    noise, t = torch.zeros_like(batch.actions), torch.full((3,), 0.5)
+    with torch.no_grad():
+        plain = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, noise=noise, t=t)
+        ones = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, noise=noise, t=t,
+                     frame_weight=torch.ones(3))
+        weights = torch.tensor([3.0, 1.0, 0.0])
+        weighted = model(batch.inputs, batch.actions, batch.target_latents, batch.action_mask, noise=noise, t=t,
+                         frame_weight=weights)
+        _, velocity = model.predict(batch.inputs, flow.noisy_actions(batch.actions, noise, t), t)
+    per_frame = (velocity - flow.velocity_target(batch.actions, noise)).pow(2)[:, :, :7].mean(dim=(1, 2))  # (3,)
+    assert torch.equal(ones["action_loss"], plain["action_loss"])  # weights of 1 change nothing, to the bit
+    assert weighted["action_loss"].item() == pytest.approx(((weights * per_frame).sum() / weights.sum()).item(), rel=1e-5)
+    assert weighted["action_loss"].item() != pytest.approx(plain["action_loss"].item(), rel=1e-3)  # the weights count
+    assert torch.equal(weighted["gen_loss"], plain["gen_loss"])  # L_gen is not weighted
+
+
+def test_train_step_passes_the_batch_frame_weights_to_the_loss():
+    config = small_config()
+    batch = make_batch(config, batch=2)
+    losses = {}
+    for name, weight in (("plain", None), ("ones", torch.ones(2)), ("first only", torch.tensor([1.0, 0.0]))):
+        torch.manual_seed(0)  # the same noise and times each run
+        model = small_model()
+        losses[name] = train_step(model, make_optimizer(model), TrainBatch(batch.inputs, batch.actions, batch.target_latents,
+                                                                           batch.action_mask, frame_weight=weight))
+    assert losses["ones"] == losses["plain"]
+    assert losses["first only"]["action_loss"] != pytest.approx(losses["plain"]["action_loss"], rel=1e-3)

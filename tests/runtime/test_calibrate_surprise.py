@@ -11,7 +11,7 @@ from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
 from runtime import calibrate_surprise
 from runtime.calibrate_surprise import EpisodeTrace, alarm_report, calibrate, format_alarm_report, trace_episode
-from runtime.control.surprise_calibration import CalibrationError
+from robot_io.surprise_calibration import CalibrationError
 
 
 class StillForesightExpert(ScriptedExpert):

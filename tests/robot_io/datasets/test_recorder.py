@@ -17,6 +17,7 @@ from robot_io.datasets import journal, schema
 from robot_io.datasets import recorder as rec
 from robot_io.datasets.schema import ACTION_SOURCES, RecorderError
 from robot_io.datasets.recorder import EpisodeRecorder
+from tests.robot_io.datasets.older_schema import CONTEXT_KEYS, older_schema
 
 FPS = 15
 CAMERAS = ("head", "left_wrist", "right_wrist")
@@ -61,11 +62,18 @@ def action(episode: int, t: int) -> dict[str, float]:
     return {k: v + 0.5 for k, v in zip(JOINTS, state(episode, t), strict=True)}
 
 
+def segment(t: int) -> str | None:
+    """The operator recovers (frames 8-10), then corrects; None: left to the recorder's default."""
+    return "none" if t < 8 else "recovery" if t < 11 else None if t < 16 else "correction"
+
+
 def tags(t: int) -> dict:
-    """Chunk id and inference latency on policy frames, a judged foresight every 5th frame."""
+    """Chunk id and inference latency on policy frames, a judged foresight (and its score) every
+    5th frame, the intervention segment."""
     policy = source(t) == "policy"
     return {"chunk_id": t // 4 if policy else -1, "inference_latency_ms": 50.0 + t if policy else float("nan"),
-            "foresight_psnr_db": 20.0 + t if t % 5 == 0 else -1.0}
+            "foresight_psnr_db": 20.0 + t if t % 5 == 0 else -1.0,
+            "surprise_score": 0.25 * (t // 5) if t % 5 == 0 else float("nan") if t == 7 else -1.0, "segment": segment(t)}
 
 
 OUTCOMES = ("success", "failure")  # of episodes 0 and 1
@@ -115,6 +123,9 @@ def test_round_trip_counts_and_features(recorded):
     assert features["intervention"]["dtype"] == "bool" and tuple(features["intervention"]["shape"]) == (1,)
     assert features["actor"]["dtype"] == "int64"
     assert features["actor"]["names"] == list(ACTION_SOURCES) == ["policy", "operator", "hold"]
+    assert features["surprise_score"]["dtype"] == "float32" and tuple(features["surprise_score"]["shape"]) == (1,)
+    assert features["intervention_segment"]["dtype"] == "int64"
+    assert features["intervention_segment"]["names"] == list(schema.INTERVENTION_SEGMENTS) == ["none", "recovery", "correction"]
     assert "sim_state" not in json.dumps(features)
     assert ds.meta.robot_type == "conveyor_sim"
     assert leftover_temporaries(recorded) == []
@@ -134,6 +145,10 @@ def test_round_trip_values_equal(recorded):
     latency = [e["inference_latency_ms"] for e in expected]
     assert [float(v) for v in hf["inference_latency_ms"]] == [v if v == v else -1.0 for v in latency]  # NaN -> -1
     assert [float(v) for v in hf["foresight_psnr_db"]] == [e["foresight_psnr_db"] for e in expected]
+    score = [e["surprise_score"] for e in expected]
+    assert [float(v) for v in hf["surprise_score"]] == [v if v == v else -1.0 for v in score]  # NaN -> -1
+    segments = [schema.INTERVENTION_SEGMENTS[c] for c in hf["intervention_segment"]]
+    assert segments == [segment(t) or "correction" for _ in range(2) for t in range(FRAMES)]  # None: the operator's
     assert [schema.EPISODE_OUTCOMES[c] for c in hf["episode_outcome"]] == [OUTCOMES[e] for e in range(2) for _ in range(FRAMES)]
     assert list(hf["frame_index"]) == [t for _ in range(2) for t in range(FRAMES)]
 
@@ -317,6 +332,33 @@ def test_resume_with_different_features_is_refused_and_writes_nothing(recorded):
         EpisodeRecorder(recorded, 30, OBS_FEATURES, ACT_FEATURES, resume=True)
     assert (recorded / "meta" / "info.json").read_bytes() == info_before
     assert sorted(p for p in recorded.rglob("*")) == files_before
+
+
+def test_appending_to_a_dataset_recorded_before_the_context_columns_is_refused(tmp_path, monkeypatch):
+    old = tmp_path / "old_ds"
+    with older_schema(monkeypatch):
+        recorder = EpisodeRecorder(old, FPS, OBS_FEATURES, ACT_FEATURES)
+        recorder.start_episode("t")
+        for t in range(2):
+            recorder.add_frame(observation(0, t), action(0, t), False, "policy")
+        recorder.save_episode()
+        recorder.finalize()
+    assert not set(CONTEXT_KEYS) & set(load(old).meta.features)
+    files_before = sorted(p for p in old.rglob("*"))
+    with pytest.raises(RecorderError) as err:
+        EpisodeRecorder(old, FPS, OBS_FEATURES, ACT_FEATURES, resume=True)
+    assert "'surprise_score' is missing from the dataset" in str(err.value)
+    assert "'intervention_segment' is missing from the dataset" in str(err.value)
+    assert sorted(p for p in old.rglob("*")) == files_before
+
+
+@pytest.mark.parametrize("intervention, segment, message", [
+    (True, "rescue", "not one of"), (False, "recovery", "intervention=False"), (True, "none", "intervention=True")])
+def test_bad_intervention_segments_are_refused(recorder, intervention, segment, message):
+    recorder.start_episode("t")
+    with pytest.raises(RecorderError, match=message):
+        recorder.add_frame(observation(0, 0), action(0, 0), intervention, "operator", segment=segment)
+    assert recorder.frames_in_episode == 0
 
 
 def test_add_frame_before_start_episode(recorder):

@@ -126,3 +126,12 @@ def test_moving_the_leader_arm_takes_over_and_a_failing_device_holds(start):
     assert held.mode is Mode.TAKEOVER
     later = wait_until(lambda s: s.tick > held.tick + 5, session)
     assert later.state == held.state  # nothing moves while the device is gone
+
+
+def test_a_device_reporting_an_unknown_intervention_segment_holds_and_says_so(start):
+    leader = FakeLeader()
+    leader.intervention_segment = lambda: "rescue"
+    session, robot = start(teleoperator=leader)
+    held = wait_until(lambda s: "'rescue' is not one of" in s.last_error, session)
+    later = wait_until(lambda s: s.tick > held.tick + 3, session)
+    assert later.state == held.state and later.action_source == "hold"

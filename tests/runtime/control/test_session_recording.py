@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from runtime.control.commands import DiscardRecording, RunPolicy, StartRecording, StopRecording, TakeOver, TeleopKeys
-from robot_io.datasets.schema import RecorderError
+from robot_io.datasets.schema import INTERVENTION_SEGMENTS, RecorderError
 from robot_io.datasets.journal import check_writable
 from runtime.control.session import Session, SessionConfig
 from tests.session_support import wait_until
 from tests.fakes import ConstantPolicy, FakeRobot
+from tests.runtime.control.test_operator_control import FakeLeader
 
 
 
@@ -119,7 +120,60 @@ def test_corrections_mode_records_each_takeover_as_an_episode_with_tags_and_outc
     assert all(c >= 1 for c in chunk_ids) and all(v > 0 for v in latencies)  # policy frames carry their chunk
     psnrs = [float(v) for v in hf["foresight_psnr_db"]]
     assert any(v > 0 for v in psnrs) and all(v > 0 or v == -1 for v in psnrs)  # judged foresight, else -1
+    assert all(float(v) == -1 for v in hf["surprise_score"])  # no calibration: no score
+    segments = [INTERVENTION_SEGMENTS[int(v)] for v in hf["intervention_segment"]]
+    assert all(segments[i] == ("correction" if e < 2 else "none") for i, e in enumerate(episode))  # the keys: no recovery
     assert [EPISODE_OUTCOMES[int(hf["episode_outcome"][i])] for i in third] == ["success"] * len(third)
+
+
+class RecoveringLeader(FakeLeader):
+    """A leader arm whose operator says which part of the intervention they are in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.segment = "recovery"
+
+    def intervention_segment(self) -> str:
+        return self.segment
+
+
+def test_a_takeover_records_its_recovery_and_correction_segments_and_the_surprise_score(tmp_path):
+    from runtime.control.surprise import SurpriseConfig
+    from tests.fakes import ForesightPolicy
+    from tests.robot_io.test_surprise_calibration import NINE
+
+    root = tmp_path / "context"
+    leader = RecoveringLeader()
+    # 60 grey levels off: ~12.5 dB, worse than every calibration score (p-value 0.1); auto-hold off.
+    session = Session(FakeRobot(), ForesightPolicy(target=0.5, steps=100, error=60),
+                      SessionConfig(fps=30, record_root=root, surprise=SurpriseConfig(calibration=NINE)), leader)
+    session.start()
+    try:
+        session.submit(RunPolicy("pick up the red block"))
+        session.submit(StartRecording())
+        wait_until(lambda s: s.recording.active and s.recording.episode_frames > 40, session, timeout_s=60)
+        leader.joints["joint_2.pos"] = 0.3  # the operator grabs the leader: recovering first
+        taken = wait_until(lambda s: s.mode.value == "takeover", session)
+        wait_until(lambda s: s.tick > taken.tick + 5, session)
+        leader.segment = "correction"
+        wait_until(lambda s: s.tick > taken.tick + 10, session)
+        session.submit(StopRecording())
+        wait_until(lambda s: s.recording.saved_episodes == 1 and s.recording.backlog == 0, session, timeout_s=60)
+    finally:
+        session.close()
+
+    hf = load(root).hf_dataset
+    interventions = [bool(v) for v in hf["intervention"]]
+    segments = [INTERVENTION_SEGMENTS[int(v)] for v in hf["intervention_segment"]]
+    takeover = interventions.index(True)
+    assert takeover > 40 and all(interventions[takeover:]) and set(segments[:takeover]) == {"none"}
+    operator = segments[takeover:]
+    switch = operator.index("correction")
+    assert switch >= 5 and set(operator[:switch]) == {"recovery"} and set(operator[switch:]) == {"correction"}
+    psnrs, scores = [float(v) for v in hf["foresight_psnr_db"]], [float(v) for v in hf["surprise_score"]]
+    judged = [i for i, p in enumerate(psnrs) if p != -1]
+    assert judged and all(scores[i] == pytest.approx(0.1) for i in judged)  # every judged prediction scored
+    assert all(scores[i] == -1 for i in range(len(scores)) if i not in judged)
 
 
 def test_rerecord_puts_the_scene_back_and_starts_again(tmp_path):

@@ -22,7 +22,7 @@ from runtime.rerun.snapshot_writer import STEP_TIMELINE, WALL_TIMELINE, quaterni
 from runtime.control.session import Session, SessionConfig
 from runtime.control.surprise import SurpriseConfig
 from tests.browser_support import free_port
-from runtime.control.surprise_calibration import SurpriseCalibration
+from robot_io.surprise_calibration import SurpriseCalibration
 from tests.fakes import ConstantPolicy, FakeRobot, ForesightPolicy, OffsetPolicy
 from tests.session_support import wait_until
 

@@ -41,14 +41,19 @@ def conformal_threshold(scores: Sequence[float], false_alarm: float) -> float:
     """The split-conformal threshold of nonconformity `scores` at rate `false_alarm`: the
     ceil((n + 1)(1 - alpha))-th smallest score. CalibrationError when there are too few scores
     for that rate (it needs n >= 1/alpha - 1)."""
+    return sorted(scores)[conformal_rank(len(scores), false_alarm) - 1]
+
+
+def conformal_rank(n: int, false_alarm: float) -> int:
+    """ceil((n + 1)(1 - alpha)): which of n sorted scores is the threshold; CalibrationError when
+    there are too few scores for that rate."""
     if not 0 < false_alarm < 1:
         raise CalibrationError(f"the false-alarm rate must be between 0 and 1, got {false_alarm}")
-    n = len(scores)
     rank = math.ceil((n + 1) * (1 - false_alarm))
     if rank > n:
         raise CalibrationError(f"{n} calibration scores are too few for a {false_alarm:g} false-alarm rate: "
                                f"it needs at least {math.ceil(1 / false_alarm - 1)}; run more episodes")
-    return sorted(scores)[rank - 1]
+    return rank
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,15 @@ class SurpriseCalibration:
 
     def is_alarm(self, psnr_db: float) -> bool:
         return psnr_db < self.threshold_psnr_db
+
+    def score_is_alarm(self, p_value: float) -> bool:
+        """The alarm from a recorded score (`p_value`): exactly `is_alarm` of its PSNR. Below the
+        threshold (the rank-th score) at most n - rank scores are as bad, so the p-value is at most
+        (1 + n - rank) / (n + 1), which is the false-alarm rate or just under it. P-values are
+        multiples of 1 / (n + 1): half a step of slack keeps a rounded score (float32 in a dataset)
+        on its side."""
+        n = len(self.scores)
+        return p_value <= (1.5 + n - conformal_rank(n, self.false_alarm)) / (n + 1)
 
     def describe(self) -> str:
         return (f"{self.false_alarm:g} false alarms per successful {self.unit} "
