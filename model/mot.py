@@ -9,6 +9,7 @@ checkpoint's keys map one to one, and transformers' Qwen3-VL decoder layers fit 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -122,13 +123,16 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
-def block_attention_mask(block_ids: Tensor, valid: Tensor) -> Tensor:
+def block_attention_mask(block_ids: Tensor, valid: Tensor, unread: Sequence[tuple[int, int]] = ()) -> Tensor:
     """Which keys each token may read: its own and every earlier block, never padding.
 
-    block_ids (L,) non-decreasing block number per token; valid (B, L) False for padding.
+    block_ids (L,) non-decreasing block number per token; valid (B, L) False for padding;
+    unread: (query block, key block) pairs where the query block does not read that earlier block.
     Returns (B, L, L) bool. A token always reads itself, so no row is empty (padding rows stay finite).
     """
     earlier_or_same = block_ids[None, :] <= block_ids[:, None]  # (L, L): query row, key column
+    for query, key in unread:
+        earlier_or_same &= ~((block_ids[:, None] == query) & (block_ids[None, :] == key))
     allowed = earlier_or_same[None] & valid[:, None, :]  # (B, L, L)
     return allowed | torch.eye(len(block_ids), dtype=torch.bool, device=valid.device)
 
