@@ -168,7 +168,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"{group} expert's queries ({s['queries']}): attention mass per block of keys, the mean over "
                      f"{over}heads and queries of each of {s['inferences']} inferences (mean ± std over inferences)")
         for layer, figures in enumerate(s["layers"]):
-            lines.append(f"  layer {layer:<9} {'mass':>13} {'uniform':>9} {'mass/uniform':>13}")
+            lines.append(f"  layer {layer:<8} {'mass':>13} {'uniform':>9} {'mass/uniform':>13}")
             rows = [*figures["blocks"].items(), ("all gen", figures["generation_total"])]
             lines += [f"    {name:<12} {m['mass']:.3f} ± {m['std']:.3f} {m['uniform']:9.3f} {_ratio(m):>13}" for name, m in rows]
     return "\n".join(lines)
