@@ -260,6 +260,10 @@ class ModelConfig:
     rope_theta: float = 5_000_000.0
     mrope_section: tuple[int, int, int] = (24, 20, 20)  # rotary frequencies given to the (t, h, w) axes
     gen_loss_weight: float = 0.01
+    # False: the action expert's tokens (state + actions) do not attend to the generation tokens,
+    # in training and at inference: the foresight ablation (`model.evaluate --mask-generation`),
+    # which tells whether the actions use what the generation expert computes.
+    action_reads_generation: bool = True
 
     def __post_init__(self) -> None:
         self.mrope_section = tuple(self.mrope_section)
@@ -268,6 +272,10 @@ class ModelConfig:
             max_state_dim=self.max_state_dim, max_action_dim=self.max_action_dim, rope_theta=self.rope_theta,
         )
         _check(self.gen_loss_weight >= 0, f"ModelConfig.gen_loss_weight must be >= 0, got {self.gen_loss_weight}")
+        _check(
+            isinstance(self.action_reads_generation, bool),
+            f"ModelConfig.action_reads_generation must be true or false, got {self.action_reads_generation!r}",
+        )
         # The three experts share one attention per layer, so its shape must agree.
         shared = ("num_layers", "num_heads", "num_kv_heads", "head_dim")
         for name in shared:
@@ -291,14 +299,21 @@ class ModelConfig:
         return self.vision.tokens_per_side**2
 
     @property
-    def generation_tokens(self) -> int:
+    def generation_tokens_per_camera(self) -> int:
         f = self.foresight
-        return self.num_cameras * f.num_frames * f.tokens_per_side**2
+        return f.num_frames * f.tokens_per_side**2
+
+    @property
+    def generation_tokens(self) -> int:
+        return self.num_cameras * self.generation_tokens_per_camera
+
+    @property
+    def prefix_tokens_per_camera(self) -> int:
+        return self.image_tokens_per_view + 2  # vision-start + image tokens + vision-end
 
     @property
     def prefix_tokens(self) -> int:
-        per_camera = self.image_tokens_per_view + 2  # vision-start + image tokens + vision-end
-        return self.num_cameras * per_camera + self.text.max_tokens
+        return self.num_cameras * self.prefix_tokens_per_camera + self.text.max_tokens
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

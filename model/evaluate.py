@@ -2,7 +2,7 @@
 
     python -m model.evaluate [--checkpoint DIR] --episodes N [--json OUT] [--seed S]
         [--demos DIR] [--demo-frames M] [--probe-scenes P] [--execute-horizon H] [--workers W]
-        [--noise-scale S] [--denoise-steps K] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L]
+        [--noise-scale S] [--denoise-steps K] [--mask-generation] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L]
         [--cover-start X --cover-length L] [--speed-change-min V0 --speed-change-max V1 ...]
 
 Without --checkpoint it evaluates the shipped model (model/weights/tiny_conveyor).
@@ -28,7 +28,9 @@ follows the words from one that has learned to copy the arm's own motion.
 
 --noise-scale and --denoise-steps override how the checkpoint samples its chunks in all three
 parts (flow.sample_noise_scale, 0: the flow from the noise's mean, one chunk per observation; 1:
-sampled from the learned distribution; flow.denoise_steps: Euler steps of the action expert).
+sampled from the learned distribution; flow.denoise_steps: Euler steps of the action expert), and
+--mask-generation hides the generation (foresight) tokens from the action expert in all three
+(config.action_reads_generation: the ablation that tells whether the actions use the foresight).
 
 The foresight setting's flags (robot_io/sim/foresight_setting.py: a cover over the belt, a belt
 speed change) set the closed-loop episodes and the probe's scenes; the open loop reads whatever
@@ -131,15 +133,26 @@ def episode_line(result: RolloutResult) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Sampling:
-    """Overrides of the checkpoint's flow-matching sampling; None keeps the checkpoint's own."""
+    """Overrides of how the checkpoint infers its chunks; None / False keeps the checkpoint's own."""
 
     noise_scale: float | None = None  # flow.sample_noise_scale
     denoise_steps: int | None = None  # flow.denoise_steps
+    mask_generation: bool = False  # True: action_reads_generation False, the foresight ablation
 
     def apply(self, model: InternVLA) -> None:
         changes = {name: value for name, value in (("sample_noise_scale", self.noise_scale),
                                                    ("denoise_steps", self.denoise_steps)) if value is not None}
         model.config.flow = dataclasses.replace(model.config.flow, **changes)  # validated again
+        if self.mask_generation:
+            model.config.action_reads_generation = False
+
+
+def describe_sampling(model: InternVLA) -> str:
+    """How the model infers its chunks (after Sampling.apply): one line for the printout."""
+    c = model.config
+    reads = "reads the generation tokens" if c.action_reads_generation else "blind to the generation tokens (masked)"
+    return (f"flow-matching sampling: noise scale {c.flow.sample_noise_scale:g}, {c.flow.denoise_steps} Euler steps; "
+            f"action expert {reads}")
 
 
 # ---- open loop on demonstrations -------------------------------------------------------------
@@ -246,6 +259,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="flow-matching starting noise scale (default: the checkpoint's flow.sample_noise_scale)")
     parser.add_argument("--denoise-steps", type=int, default=None,
                         help="Euler steps per chunk (default: the checkpoint's flow.denoise_steps)")
+    parser.add_argument("--mask-generation", action="store_true",
+                        help="the action expert does not read the generation (foresight) tokens: the ablation "
+                             "(default: as the checkpoint's action_reads_generation, normally read)")
     parser.add_argument("--latency-ticks", type=int, default=1, metavar="L",
                         help="ticks from an observation to its chunk's first command (default 1: an inference "
                              "shorter than a tick; the console's status bar shows its inference time)")
@@ -284,12 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         robot = SimRobot(sim)
         layout = robot_layout(robot)
         policy = policy_for_robot(args.checkpoint, robot)  # refuses another layout before any long work
-        sampling = Sampling(args.noise_scale, args.denoise_steps)
+        sampling = Sampling(args.noise_scale, args.denoise_steps, args.mask_generation)
         sampling.apply(policy.model)
-        flow_config = policy.model.config.flow
-        report |= {"noise_scale": flow_config.sample_noise_scale, "denoise_steps": flow_config.denoise_steps}
-        print(f"flow-matching sampling: noise scale {flow_config.sample_noise_scale:g}, "
-              f"{flow_config.denoise_steps} Euler steps", flush=True)
+        model_config = policy.model.config
+        report |= {"noise_scale": model_config.flow.sample_noise_scale, "denoise_steps": model_config.flow.denoise_steps,
+                   "action_reads_generation": model_config.action_reads_generation}
+        print(describe_sampling(policy.model), flush=True)
         demos = args.demos or DEFAULT_DEMOS
         if args.demo_frames and args.demos is None and not (demos / INFO_PATH).is_file():  # a fresh clone
             report["open_loop_skipped"] = f"no held-out demonstrations at {demos}; record them with `{HELDOUT_COMMAND}`"

@@ -9,6 +9,7 @@ The sequence is four blocks, each reading every earlier block and itself (paddin
 
 Foresight therefore never sees the state or the actions: at inference it is computed once, then the
 action expert denoises reading the cached prefix + generation keys/values (three passes).
+With config.action_reads_generation False, state and actions skip the generation block (an ablation).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from model.preprocess import resize_square
 from model.understanding import build_understanding
 
 PREFIX, GENERATION, STATE, ACTIONS = 0, 1, 2, 3  # block numbers: a token reads blocks <= its own
+# config.action_reads_generation False: the action expert's blocks skip the generation block.
+_ACTION_BLIND_TO_GENERATION = ((STATE, GENERATION), (ACTIONS, GENERATION))
 
 
 @dataclass
@@ -141,16 +144,16 @@ class InternVLA(nn.Module):
         return x.reshape(B, N, *x.shape[1:])
 
     def layout(self, x: ModelInputs) -> Layout:
-        c, fs = self.config, self.config.foresight
+        c = self.config
         B = x.camera_mask.shape[0]
-        per_camera = c.image_tokens_per_view + 2
-        prefix_valid = torch.cat([x.camera_mask.repeat_interleave(per_camera, dim=1), x.text_mask], dim=1)  # (B, Lp)
-        gen_valid = x.camera_mask.repeat_interleave(fs.num_frames * fs.tokens_per_side**2, dim=1)  # (B, Lg)
+        prefix_valid = torch.cat([x.camera_mask.repeat_interleave(c.prefix_tokens_per_camera, dim=1), x.text_mask], dim=1)  # (B, Lp)
+        gen_valid = x.camera_mask.repeat_interleave(c.generation_tokens_per_camera, dim=1)  # (B, Lg)
         suffix_valid = torch.ones(B, 1 + c.chunk_size, dtype=torch.bool, device=prefix_valid.device)
         valid = torch.cat([prefix_valid, gen_valid, suffix_valid], dim=1)  # (B, L)
         Lp, Lg = prefix_valid.shape[1], gen_valid.shape[1]
         lengths = {PREFIX: Lp, GENERATION: Lg, STATE: 1, ACTIONS: c.chunk_size}
         block_ids = torch.cat([torch.full((n,), b, device=valid.device) for b, n in lengths.items()])  # (L,)
+        unread = () if c.action_reads_generation else _ACTION_BLIND_TO_GENERATION
 
         # Prefix: Qwen3-VL's M-RoPE rule over the real tokens only (a position advances past real tokens);
         # later blocks continue 1-D after the largest prefix position, whatever their padding.
@@ -162,7 +165,7 @@ class InternVLA(nn.Module):
 
         return Layout(
             positions=positions,
-            mask=block_attention_mask(block_ids, valid),
+            mask=block_attention_mask(block_ids, valid, unread),
             prefix=slice(0, Lp),
             generation=slice(Lp, Lp + Lg),
             suffix=slice(Lp + Lg, valid.shape[1]),

@@ -9,6 +9,8 @@ checkpoint's keys map one to one, and transformers' Qwen3-VL decoder layers fit 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +22,8 @@ from model.config import ExpertConfig
 UND, GEN, ACT = 0, 1, 2  # expert index of a block of tokens
 
 KVCache = list[tuple[Tensor, Tensor]]  # per layer: keys, values (B, kv_heads, L, head_dim), RoPE applied
+# Per layer: its index, the attention weights (B, heads, L, L_keys) and the mask bias (B, 1, L, L_keys).
+AttentionObserver = Callable[[int, Tensor, Tensor], None]
 
 
 class RMSNorm(nn.Module):
@@ -122,13 +126,16 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     return x * cos + torch.cat([-x2, x1], dim=-1) * sin
 
 
-def block_attention_mask(block_ids: Tensor, valid: Tensor) -> Tensor:
+def block_attention_mask(block_ids: Tensor, valid: Tensor, unread: Sequence[tuple[int, int]] = ()) -> Tensor:
     """Which keys each token may read: its own and every earlier block, never padding.
 
-    block_ids (L,) non-decreasing block number per token; valid (B, L) False for padding.
+    block_ids (L,) non-decreasing block number per token; valid (B, L) False for padding;
+    unread: (query block, key block) pairs where the query block does not read that earlier block.
     Returns (B, L, L) bool. A token always reads itself, so no row is empty (padding rows stay finite).
     """
     earlier_or_same = block_ids[None, :] <= block_ids[:, None]  # (L, L): query row, key column
+    for query, key in unread:
+        earlier_or_same &= ~((block_ids[:, None] == query) & (block_ids[None, :] == key))
     allowed = earlier_or_same[None] & valid[:, None, :]  # (B, L, L)
     return allowed | torch.eye(len(block_ids), dtype=torch.bool, device=valid.device)
 
@@ -143,6 +150,9 @@ class MixtureOfTransformers(nn.Module):
         self.act_expert = Expert(act)
         self.rope = rope
         self.num_layers = gen.num_layers
+        # Set only by model.attention_probe: shown each layer's attention weights, which the normal
+        # path (scaled_dot_product_attention) never computes.
+        self.attention_observer: AttentionObserver | None = None
 
     def experts(self) -> tuple[nn.Module, nn.Module, nn.Module]:
         """The layer stacks, indexed by UND, GEN, ACT."""
@@ -180,9 +190,22 @@ class MixtureOfTransformers(nn.Module):
                 v = torch.cat([past[i][1], v], dim=2)
             cache.append((k, v))
             att = F.scaled_dot_product_attention(q, k, v, attn_mask=attention.bias, enable_gqa=True)  # (B, heads, L, head_dim)
+            if self.attention_observer is not None:
+                self.attention_observer(i, attention_weights(q, k, attention.bias), attention.bias)
             att = att.transpose(1, 2).flatten(2)  # (B, L, heads * head_dim)
             hidden = [_finish_layer(layer, h, a) for layer, h, a in zip(layers, hidden, att.split(lengths, dim=1))]
         return [stack.norm(h) for stack, h in zip(stacks, hidden)], cache
+
+
+def attention_weights(q: Tensor, k: Tensor, bias: Tensor) -> Tensor:
+    """The softmax weights scaled_dot_product_attention applies, computed explicitly (in float32).
+
+    q (B, heads, L, head_dim), k (B, kv_heads, L_keys, head_dim), bias (B, 1, L, L_keys) -> (B, heads, L, L_keys).
+    Query head h reads key head h // (heads / kv_heads), as enable_gqa does.
+    """
+    k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+    scores = q.float() @ k.float().transpose(-1, -2) / math.sqrt(q.shape[-1]) + bias.float()
+    return scores.softmax(dim=-1)
 
 
 def _concat(parts: tuple[Tensor, ...], dim: int) -> Tensor:

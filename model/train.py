@@ -83,7 +83,7 @@ PROGRESS_FILE = "progress.jsonl"  # in OUT: {"step", "steps", "lr", losses} per 
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
-               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from",
+               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from", "mask_generation",
                "recovery_weight", "surprise_weight", "surprise_window_s", "surprise_calibration")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
@@ -122,6 +122,7 @@ class TrainConfig:
     start_frames: int = 0
     start_share: float = 0.0
     learn_from: str = "all"  # one of LEARN_FROM: which of `dataset`'s frames have their chunks learned
+    mask_generation: bool = False  # True: the action expert never reads the generation tokens (ModelConfig.action_reads_generation)
     # Per-frame weights of L_act from the recorded context (model/frame_weights.py); 1: unweighted.
     recovery_weight: float = 1.0
     surprise_weight: float = 1.0
@@ -299,8 +300,11 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
 
 
 def model_config_for(cfg: TrainConfig, base: ModelConfig | None = None) -> ModelConfig:
-    """The preset's config (or a fine-tuned checkpoint's) with this run's loss weight and learning rate."""
+    """The preset's config (or a fine-tuned checkpoint's) with this run's loss weight, learning rate
+    and, with mask_generation, the action expert blind to the generation tokens."""
     config = dataclasses.replace(base or preset(cfg.preset), gen_loss_weight=cfg.gen_loss_weight)
+    if cfg.mask_generation:
+        config.action_reads_generation = False
     if cfg.lr is not None:
         config.optim = dataclasses.replace(config.optim, lr=cfg.lr)
     return config
@@ -390,6 +394,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
                         help="operator: learn only the operator's frames of --dataset (recorded in 'attempts' mode), "
                              "the policy's earlier frames serving as their history")
+    parser.add_argument("--mask-generation", action="store_true",
+                        help="train the action expert blind to the generation tokens (the foresight ablation)")
     add_weighting_flags(parser)
     args = parser.parse_args(argv)
     try:
@@ -399,6 +405,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
             init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
             start_frames=args.start_frames, start_share=args.start_share, learn_from=args.learn_from,
+            mask_generation=args.mask_generation,
             cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()), **weighting_options(args),
         )
     except ValueError as err:

@@ -161,6 +161,39 @@ def test_sampling_overrides_reach_the_open_loop_and_the_closed_loop_workers(chec
     assert "--denoise-steps must be >= 1" in capsys.readouterr().err
 
 
+def test_mask_generation_reaches_every_part_and_the_report(checkpoint, demos, tmp_path, monkeypatch, capsys):
+    """--mask-generation hides the generation tokens from the action expert in the open loop (other
+    chunks), the instruction probe's policy and each closed-loop worker's; the report says so."""
+    probed = []  # the probe's policy reads the generation tokens?
+    real_probe = evaluate.probe_instructions
+
+    def probe(robot, policy, seeds):
+        probed.append(policy.model.config.action_reads_generation)
+        return real_probe(robot, policy, seeds)
+
+    monkeypatch.setattr(evaluate, "probe_instructions", probe)
+
+    def report(*flags):
+        out = tmp_path / f"mask_{len(flags)}.json"
+        argv = ["--checkpoint", str(checkpoint), "--episodes", "0", "--demos", str(demos), "--demo-frames", "8",
+                "--probe-scenes", "1", *flags, "--json", str(out)]
+        assert evaluate.main(argv) == 0
+        return json.loads(out.read_text())
+
+    read, masked = report(), report("--mask-generation")
+    assert (read["action_reads_generation"], masked["action_reads_generation"]) == (True, False)
+    assert probed == [True, False]
+    assert masked["open_loop"]["action_mse"] != read["open_loop"]["action_mse"]
+    printed = capsys.readouterr().out
+    assert "action expert reads the generation tokens" in printed and "action expert blind to the generation tokens" in printed
+
+    evaluate._start_worker(checkpoint, evaluate.ConveyorSimConfig(), evaluate.Sampling(mask_generation=True), {})
+    try:
+        assert evaluate._worker["policy"].model.config.action_reads_generation is False
+    finally:
+        evaluate._worker["robot"].disconnect()
+
+
 def test_closed_loop_runs_chunks_as_the_console_does_unless_told(checkpoint, tmp_path, monkeypatch, capsys):
     out = tmp_path / "blend.json"
     argv = ["--checkpoint", str(checkpoint), "--episodes", "1", "--seed", "3", "--demo-frames", "0",

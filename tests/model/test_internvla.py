@@ -37,6 +37,25 @@ def test_actions_depend_on_generation_inputs():
     assert (actions - changed).abs().max() > 1e-4
 
 
+def test_masked_generation_tokens_do_not_reach_the_actions_in_training_or_inference():
+    """action_reads_generation False: other generation inputs change the foresight but not the
+    actions, in the cached three-pass sampling and in the full-sequence training pass."""
+    model, config = small_model(), small_config()
+    x = random_inputs(config)
+    other = replace(x, history_latents=x.history_latents + 1.0)
+    noise = random_noise(config)
+    model.config.action_reads_generation = False
+    actions, latents = model.sample(x, noise)
+    other_actions, other_latents = model.sample(other, noise)
+    torch.testing.assert_close(other_actions, actions, atol=0, rtol=0)
+    assert (other_latents - latents).abs().max() > 1e-4
+    velocity = model.predict(x, noise, T)[1]
+    torch.testing.assert_close(model.predict(other, noise, T)[1], velocity, atol=0, rtol=0)
+    # The mask is all that differs: reading the generation tokens again, the actions follow them.
+    model.config.action_reads_generation = True
+    assert (model.sample(x, noise)[0] - actions).abs().max() > 1e-4
+
+
 def test_padding_changes_nothing():
     model, config = small_model(), small_config()
     x = random_inputs(config, text_len=5)
@@ -123,6 +142,11 @@ def test_block_mask_and_positions():
     assert not mask[0, first_gen] and not mask[first_gen, state] and mask[first_gen, 0]
     assert mask[state, first_gen] and not mask[state, first_action]
     assert mask[first_action, state] and mask[first_action, layout.suffix.stop - 1]
+    model.config.action_reads_generation = False  # the ablation: state and actions skip the generation block
+    blind = model.layout(x).mask[0]
+    gen = slice(first_gen, state)
+    assert not blind[state:, gen].any() and blind[state:, 0].all() and blind[first_action, state]
+    assert torch.equal(blind[:state], mask[:state])
     # Padding (the missing camera's tokens, text after 3 tokens) is never read by another token.
     pad_camera = list(range(per_camera, 2 * per_camera))
     pad_text = list(range(3 * per_camera + 3, layout.prefix.stop))

@@ -47,6 +47,7 @@ def test_dict_round_trip():
         ("gen", lambda: ExpertConfig(128, 5, 4, 2, 32, 384), "num_layers must agree"),
         ("mrope_section", lambda: (8, 8, 8), "mrope_section"),
         ("chunk_size", lambda: 0, "chunk_size must be > 0"),
+        ("action_reads_generation", lambda: "no", "action_reads_generation must be true or false"),
     ],
 )
 def test_invalid_configs_say_what_is_wrong(field, value, message):
@@ -63,6 +64,12 @@ def test_expert_and_foresight_checks():
         ForesightConfig(image_size=128, tokens_per_side=3)
     with pytest.raises(ValueError, match="stride-2 stages"):
         ForesightConfig(conv_channels=(8, 8))
+
+
+def test_a_config_from_before_the_generation_mask_reads_the_generation_tokens():
+    data = tiny().to_dict()
+    del data["action_reads_generation"]
+    assert ModelConfig.from_dict(data).action_reads_generation is True
 
 
 def test_unknown_config_keys_are_rejected():

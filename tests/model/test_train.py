@@ -289,6 +289,15 @@ def test_train_config_is_checked(tmp_path):
         TrainConfig(dataset=tmp_path, out=tmp_path, tokenizer=tmp_path / "missing")
 
 
+def test_a_run_trained_blind_to_the_generation_tokens_keeps_it_in_its_checkpoint(dataset_dir, tmp_path, capsys):
+    out = tmp_path / "blind"
+    args = [*cli(dataset_dir, out, steps=1), "--mask-generation"]
+    assert main(args) == 0
+    assert json.loads((out / "checkpoints" / "step_0000001" / "config.json").read_text())["action_reads_generation"] is False
+    assert main(args[:-1]) == 2  # resuming it reading the generation tokens is another run
+    assert "mask_generation: checkpoint True, now False" in capsys.readouterr().err
+
+
 def test_a_trained_tokenizer_folder_encodes_the_latents(dataset_dir, tmp_path):
     torch.manual_seed(3)
     trained_tokenizer = ConvAutoencoder(16, tiny().foresight.conv_channels)
