@@ -3,7 +3,7 @@
     python -m model.train --preset tiny --dataset DIR --out DIR [--steps N] [--batch-size B]
         [--gen-loss-weight W] [--seed S] [--tokenizer DIR] [--device auto|cpu|cuda]
         [--lr LR] [--warmup-steps W] [--save-every K] [--threads T] [--cameras head,wrist,side] [--cache DIR]
-        [--learn-from all|operator] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S]
+        [--learn-from all|operator] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S] [--mask-generation]
         [--recovery-weight W] [--surprise-weight W --surprise-window-s S --surprise-calibration FILE]
 
 The dataset is checked before anything else (cameras, dims, tasks, a resumed run's robot type).
