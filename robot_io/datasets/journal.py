@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from robot_io.datasets.parquet_reads import read_parquet
 from robot_io.datasets.schema import EPISODES_DIR, INFO_PATH, TASKS_PATH, EpisodeSummary, RecorderError, dataset_features, feature_differences
 
 logger = logging.getLogger(__name__)
@@ -180,11 +181,9 @@ def journaled_summaries(root: Path, num_episodes: int) -> list[EpisodeSummary]:
     kept = [EpisodeSummary(**row) for row in journal.get("summaries", []) if row["index"] < num_episodes]
     if len(kept) == num_episodes:
         return kept
-    import pyarrow.parquet as pq
-
     rows = []
     for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
-        rows += pq.read_table(path, columns=["episode_index", "tasks", "length"]).to_pylist()
+        rows += read_parquet(path, ["episode_index", "tasks", "length"]).to_pylist()
     rows.sort(key=lambda row: row["episode_index"])
     summaries = [EpisodeSummary(row["episode_index"], ", ".join(row["tasks"]), int(row["length"]), "unknown", -1)
                  for row in rows[:num_episodes]]
@@ -262,15 +261,13 @@ def repair_from_journal(root: Path, journal: dict) -> None:
 
 def episode_rows(root: Path, info: dict) -> dict[Path, list[dict] | None]:
     """The rows of each meta/episodes parquet file (file references only); None: unreadable."""
-    import pyarrow.parquet as pq
-
     video_keys = [k for k, ft in info["features"].items() if ft.get("dtype") == "video"]
     columns = ["episode_index", "length", "data/chunk_index", "data/file_index"]
     columns += [f"videos/{k}/{c}" for k in video_keys for c in ("chunk_index", "file_index")]
     rows: dict[Path, list[dict] | None] = {}
     for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
         try:
-            rows[path] = pq.read_table(path, columns=columns).to_pylist()
+            rows[path] = read_parquet(path, columns).to_pylist()
         except Exception:  # noqa: BLE001 - ArrowInvalid / OSError: no footer, truncated
             rows[path] = None
     return rows

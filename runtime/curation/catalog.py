@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_io.datasets.journal import JOURNAL_PATH
+from robot_io.datasets.parquet_reads import read_parquet
 from robot_io.datasets.schema import (
     EPISODE_OUTCOMES, EPISODES_DIR, IMAGE_PREFIX, INFO_PATH, INTERVENTION_KEY, OUTCOME_KEY, EpisodeSummary,
 )
@@ -115,12 +116,10 @@ def _read_json(path: Path) -> dict | None:
 def _summaries_from_files(root: Path, info: dict) -> list[EpisodeSummary]:
     """Task and length from meta/episodes; outcome and operator frames from the data files when
     the dataset has those features (ours), else "unknown" and -1."""
-    import pyarrow.parquet as pq
-
     rows = []
     for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
         try:
-            rows += pq.read_table(path, columns=["episode_index", "tasks", "length"]).to_pylist()
+            rows += read_parquet(path, ["episode_index", "tasks", "length"]).to_pylist()
         except Exception as err:  # noqa: BLE001 - ArrowInvalid / OSError: truncated or not parquet
             raise CatalogError(f"{root}: {path.relative_to(root)} is unreadable: {err}") from err
     rows.sort(key=lambda row: row["episode_index"])
@@ -144,17 +143,17 @@ def _per_episode_columns(root: Path, info: dict) -> tuple[dict[int, str], dict[i
     columns = [key for key in (OUTCOME_KEY, INTERVENTION_KEY) if key in features]
     if not columns:
         return {}, {}
-    import pandas as pd
+    import pyarrow as pa
 
-    frames = []
+    tables = []
     for path in sorted((root / "data").glob("*/*.parquet")):
         try:
-            frames.append(pd.read_parquet(path, columns=["episode_index", *columns]))
+            tables.append(read_parquet(path, ["episode_index", *columns]))
         except Exception as err:  # noqa: BLE001 - ArrowInvalid / OSError: truncated or not parquet
             raise CatalogError(f"{root}: {path.relative_to(root)} is unreadable: {err}") from err
-    if not frames:
+    if not tables:
         return {}, {}
-    table = pd.concat(frames)
+    table = pa.concat_tables(tables, promote_options="default").to_pandas()
     outcomes, operator = {}, {}
     if OUTCOME_KEY in columns:
         codes = table.groupby("episode_index")[OUTCOME_KEY].first()

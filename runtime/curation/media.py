@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_io.datasets.parquet_reads import read_parquet
 from robot_io.datasets.reader import DECODE_BATCH, TIMESTAMP_TOLERANCE_S
 from robot_io.datasets.schema import EPISODES_DIR, IMAGE_PREFIX
 from runtime.curation.catalog import EpisodeTable
@@ -83,8 +84,6 @@ class EpisodeMedia:
         return VideoSpan(path, float(row["start"]))
 
     def _episode_rows(self, root: Path, video_key: str) -> dict[int, dict]:
-        import pyarrow.parquet as pq
-
         columns = {"chunk": f"videos/{video_key}/chunk_index", "file": f"videos/{video_key}/file_index",
                    "start": f"videos/{video_key}/from_timestamp"}
         rows: dict[int, dict] = {}
@@ -99,7 +98,7 @@ class EpisodeMedia:
                 cached = self._rows.get(cache_key)
             if cached is None or cached[0] != signature:
                 try:
-                    table = pq.read_table(path, columns=["episode_index", *columns.values()]).to_pylist()
+                    table = read_parquet(path, ["episode_index", *columns.values()]).to_pylist()
                 except Exception:  # noqa: BLE001 - being written by the recorder, or not a parquet file
                     continue
                 cached = (signature, [{"episode": r["episode_index"], **{k: r[c] for k, c in columns.items()}} for r in table])
