@@ -26,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from robot_io.datasets.parquet_reads import read_parquet
+from robot_io.datasets.parquet_reads import read_episode_rows, read_parquet
 from robot_io.datasets.schema import EPISODES_DIR, INFO_PATH, TASKS_PATH, EpisodeSummary, RecorderError, dataset_features, feature_differences
 
 logger = logging.getLogger(__name__)
@@ -181,12 +181,8 @@ def journaled_summaries(root: Path, num_episodes: int) -> list[EpisodeSummary]:
     kept = [EpisodeSummary(**row) for row in journal.get("summaries", []) if row["index"] < num_episodes]
     if len(kept) == num_episodes:
         return kept
-    rows = []
-    for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
-        rows += read_parquet(path, ["episode_index", "tasks", "length"]).to_pylist()
-    rows.sort(key=lambda row: row["episode_index"])
     summaries = [EpisodeSummary(row["episode_index"], ", ".join(row["tasks"]), int(row["length"]), "unknown", -1)
-                 for row in rows[:num_episodes]]
+                 for row in read_episode_rows(root)[:num_episodes]]
     write_journal(root, summaries)
     return summaries
 

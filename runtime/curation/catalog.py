@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot_io.datasets.journal import JOURNAL_PATH
-from robot_io.datasets.parquet_reads import read_parquet
+from robot_io.datasets.parquet_reads import UnreadableParquetError, read_episode_rows, read_parquet
 from robot_io.datasets.schema import (
     EPISODE_OUTCOMES, EPISODES_DIR, IMAGE_PREFIX, INFO_PATH, INTERVENTION_KEY, OUTCOME_KEY, EpisodeSummary,
 )
@@ -116,13 +116,10 @@ def _read_json(path: Path) -> dict | None:
 def _summaries_from_files(root: Path, info: dict) -> list[EpisodeSummary]:
     """Task and length from meta/episodes; outcome and operator frames from the data files when
     the dataset has those features (ours), else "unknown" and -1."""
-    rows = []
-    for path in sorted((root / EPISODES_DIR).glob("*/*.parquet")):
-        try:
-            rows += read_parquet(path, ["episode_index", "tasks", "length"]).to_pylist()
-        except Exception as err:  # noqa: BLE001 - ArrowInvalid / OSError: truncated or not parquet
-            raise CatalogError(f"{root}: {path.relative_to(root)} is unreadable: {err}") from err
-    rows.sort(key=lambda row: row["episode_index"])
+    try:
+        rows = read_episode_rows(root)
+    except UnreadableParquetError as err:
+        raise CatalogError(str(err)) from err
     if [row["episode_index"] for row in rows] != list(range(info.get("total_episodes", -1))):
         raise CatalogError(f"{root}: {EPISODES_DIR} lists {len(rows)} episodes, {INFO_PATH} says {info.get('total_episodes')}")
     outcomes, operator = _per_episode_columns(root, info)
