@@ -18,18 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from model.config import ModelConfig, a1_3b
 from model.internvla import InternVLA, build_model
-from model.tokenizer import CosmosTokenizer
+from model.tokenizer import CONV_WEIGHTS_FILE, CosmosTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 STATS_FILE = "stats.json"
 TRAIN_CONFIG_FILE = "train_config.json"
 KEY_PREFIX = "model."  # the released checkpoint names everything under the policy's `model`
+TOKENIZER_PREFIX = KEY_PREFIX + "cosmos."  # InternVLA keeps its image tokenizer as `cosmos`
 RELEASED_CONFIG_TYPE = "qwena1"  # lerobot's registered name of the released 3B policy config
 
 Stats = dict[str, dict[str, dict[str, list[float]]]]
@@ -63,6 +64,26 @@ def load_checkpoint(
     model = build_model(config, tokenizer_folder, device, dtype)
     load_weights(model, folder / WEIGHTS_FILE)
     return model, stats
+
+
+def tokenizer_folder(folder: str | Path, scratch: str | Path) -> Path:
+    """`folder` as build_model's tokenizer folder. A model checkpoint (model.safetensors and no
+    tokenizer.safetensors) lends its trained image tokenizer: its `model.cosmos.*` tensors are
+    written to scratch/tokenizer.safetensors and `scratch` is returned; any other folder as it is."""
+    folder, scratch = Path(folder), Path(scratch)
+    if (folder / CONV_WEIGHTS_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        return folder
+    try:
+        with safe_open(str(folder / WEIGHTS_FILE), framework="pt") as weights:
+            tensors = {key[len(TOKENIZER_PREFIX):]: weights.get_tensor(key)
+                       for key in weights.keys() if key.startswith(TOKENIZER_PREFIX)}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} is corrupt or unreadable: {err}") from err
+    if not tensors:
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} holds no image tokenizer weights ({TOKENIZER_PREFIX}*)")
+    scratch.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(scratch / CONV_WEIGHTS_FILE), metadata={"format": "pt"})
+    return scratch
 
 
 @dataclass(frozen=True)

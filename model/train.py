@@ -27,7 +27,8 @@ calibration (--surprise-calibration FILE, default the one beside --init-from). W
 defaults) train as before; datasets recorded without those columns are not weighted by them.
 
 --tokenizer: the frozen image tokenizer's folder, as build_model takes it: encoder.jit / decoder.jit
-for `cosmos` presets, tokenizer.safetensors (from `python -m model.train_tokenizer`) for `conv` ones.
+for `cosmos` presets, tokenizer.safetensors (from `python -m model.train_tokenizer`) for `conv` ones;
+or a model checkpoint, whose trained tokenizer is taken (e.g. the shipped model's, for a run from scratch).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from model.checkpoint import (
     load_config,
     load_stats,
     save_checkpoint,
+    tokenizer_folder,
 )
 from model.config import PRESETS, ModelConfig, preset
 from model.frame_weights import FrameWeighting, describe, frame_weights, weighting_problems
@@ -216,7 +218,8 @@ def train(cfg: TrainConfig) -> Path:
     dataset = open_dataset(cfg.dataset)
 
     torch.manual_seed(cfg.seed)
-    model = load_checkpoint(start, cfg.tokenizer, device)[0] if start else build_model(model_config, cfg.tokenizer, device)
+    tokenizer = None if cfg.tokenizer is None else tokenizer_folder(cfg.tokenizer, cfg.out / "tokenizer")
+    model = load_checkpoint(start, tokenizer, device)[0] if start else build_model(model_config, tokenizer, device)
     model.config = model_config  # this run's loss weight and learning rate
     optimizer = make_optimizer(model)
     arrays = read_dataset(dataset)

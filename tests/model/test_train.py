@@ -309,6 +309,20 @@ def test_a_trained_tokenizer_folder_encodes_the_latents(dataset_dir, tmp_path):
         assert torch.equal(weights[f"model.cosmos.{name}"], tensor)
 
 
+def test_a_run_from_scratch_takes_the_tokenizer_of_a_checkpoint(trained, dataset_dir, tmp_path, capsys):
+    source = trained / "checkpoints" / "step_0000002"
+    tokenizer = {k: v for k, v in load_file(str(source / "model.safetensors")).items() if k.startswith("model.cosmos.")}
+    out = tmp_path / "run"
+    assert main([*cli(dataset_dir, out, steps=1), "--seed", "5", "--tokenizer", str(source)]) == 0
+    weights = load_file(str(out / "checkpoints" / "step_0000001" / "model.safetensors"))
+    assert tokenizer and all(torch.equal(weights[k], v) for k, v in tokenizer.items())
+    no_tokenizer = tmp_path / "broken"
+    no_tokenizer.mkdir()
+    save_file({"model.state_proj.weight": torch.zeros(2, 2)}, str(no_tokenizer / "model.safetensors"))
+    assert main([*cli(dataset_dir, tmp_path / "run2", steps=1), "--tokenizer", str(no_tokenizer)]) == 2
+    assert "holds no image tokenizer weights (model.cosmos.*)" in capsys.readouterr().err
+
+
 def test_fine_tuning_starts_from_the_checkpoint_keeps_its_stats_and_mixes_the_base_data(trained, dataset_dir, tmp_path):
     base = trained / "checkpoints" / "step_0000002"
     corrections = record(tmp_path / "corrections", episodes=[("pick the red block", 10)])
