@@ -163,7 +163,7 @@ def load_weights(model: InternVLA, path: Path) -> None:
     expected = {KEY_PREFIX + k: v for k, v in model.state_dict().items()}
     tied = _tied_groups(model)
     # Cosmos weights come with its TorchScript files, so a checkpoint may leave them out.
-    optional = KEY_PREFIX + "cosmos." if isinstance(model.cosmos, CosmosTokenizer) else None
+    optional = TOKENIZER_PREFIX if isinstance(model.cosmos, CosmosTokenizer) else None
     missing = [
         k for k in expected
         if k not in tensors
