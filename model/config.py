@@ -211,8 +211,19 @@ class FlowConfig:
     # Sampling starts at x_1 = noise * sample_noise_scale: 1 draws from the learned distribution of
     # chunks, 0 follows the flow from the noise's mean (one chunk per observation, no sampling spread).
     sample_noise_scale: float = 1.0
+    # Training-time action conditioning (real-time chunking trained in, Black et al. 2025): in
+    # training each chunk's first d steps, d uniform in 0..max_committed_steps, are given clean (flow
+    # time 0) and left out of L_act; at inference the steps committed before a new chunk can take
+    # over are given the same way, so the chunk continues from them. 0: not trained so (a guided
+    # chunk is then inpainted: flow.euler_sample's guide).
+    max_committed_steps: int = 0
 
     def __post_init__(self) -> None:
+        _check(
+            isinstance(self.max_committed_steps, int) and not isinstance(self.max_committed_steps, bool)
+            and self.max_committed_steps >= 0,
+            f"FlowConfig.max_committed_steps must be a whole number >= 0, got {self.max_committed_steps!r}",
+        )
         _check_positive(
             "FlowConfig", beta_alpha=self.beta_alpha, beta_beta=self.beta_beta, time_scale=self.time_scale,
             denoise_steps=self.denoise_steps, min_period=self.min_period, max_period=self.max_period,
@@ -272,6 +283,10 @@ class ModelConfig:
             max_state_dim=self.max_state_dim, max_action_dim=self.max_action_dim, rope_theta=self.rope_theta,
         )
         _check(self.gen_loss_weight >= 0, f"ModelConfig.gen_loss_weight must be >= 0, got {self.gen_loss_weight}")
+        _check(
+            self.flow.max_committed_steps < self.chunk_size,
+            f"FlowConfig.max_committed_steps must leave steps to learn: < chunk_size {self.chunk_size}, got {self.flow.max_committed_steps}",
+        )
         _check(
             isinstance(self.action_reads_generation, bool),
             f"ModelConfig.action_reads_generation must be true or false, got {self.action_reads_generation!r}",

@@ -23,6 +23,15 @@ def sample_time(batch_size: int, config: FlowConfig, device: torch.device | str 
     return beta.sample((batch_size,)) * config.time_scale + config.time_offset
 
 
+def sample_committed(batch_size: int, chunk: int, max_steps: int, device: torch.device | str = "cpu") -> Tensor:
+    """(B, chunk) bool: each chunk's first d steps, d uniform in 0..max_steps (the steps given clean
+    in training-time action conditioning). max_steps 0 draws nothing from the random stream."""
+    if max_steps == 0:
+        return torch.zeros(batch_size, chunk, dtype=torch.bool, device=device)
+    d = torch.randint(0, max_steps + 1, (batch_size, 1), device=device)  # (B, 1)
+    return torch.arange(chunk, device=device)[None] < d
+
+
 def noisy_actions(actions: Tensor, noise: Tensor, t: Tensor) -> Tensor:
     """x_t for actions/noise (B, ...) and t (B,)."""
     t = t.view(-1, *([1] * (actions.ndim - 1)))

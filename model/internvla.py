@@ -122,12 +122,14 @@ class InternVLA(nn.Module):
         return x.reshape(B, -1, x.shape[-1])
 
     def embed_suffix(self, state: Tensor, noisy: Tensor, t: Tensor) -> Tensor:
-        """state (B, S), noisy actions (B, chunk, A), t (B,) -> (B, 1 + chunk, D_act)."""
+        """state (B, S), noisy actions (B, chunk, A), t (B,) or per chunk step (B, chunk) -> (B, 1 + chunk, D_act)."""
         state_token = self.state_proj(state)[:, None]  # (B, 1, D_act)
         actions = self.action_in_proj(noisy)  # (B, chunk, D_act)
+        B, chunk, D = actions.shape
         c = self.config.flow
-        time = flow.time_embedding(t, actions.shape[-1], c.min_period, c.max_period).to(actions.dtype)  # (B, D_act)
-        x = torch.cat([actions, time[:, None].expand_as(actions)], dim=-1)  # (B, chunk, 2*D_act)
+        t = t[:, None].expand(B, chunk) if t.ndim == 1 else t  # (B, chunk)
+        time = flow.time_embedding(t.reshape(-1), D, c.min_period, c.max_period).to(actions.dtype)  # (B*chunk, D_act)
+        x = torch.cat([actions, time.view(B, chunk, D)], dim=-1)  # (B, chunk, 2*D_act)
         x = self.action_time_mlp_out(F.silu(self.action_time_mlp_in(x)))  # (B, chunk, D_act)
         return torch.cat([state_token, x], dim=1)
 
@@ -174,7 +176,7 @@ class InternVLA(nn.Module):
     # ---- training ----------------------------------------------------------------------------
 
     def predict(self, x: ModelInputs, noisy: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """One full-sequence pass -> (predicted t+15 latents (B, N, C, h, w), velocity (B, chunk, A))."""
+        """One full-sequence pass, t (B,) or (B, chunk) -> (predicted t+15 latents (B, N, C, h, w), velocity (B, chunk, A))."""
         layout = self.layout(x)
         blocks = [(UND, self.embed_prefix(x)), (GEN, self.embed_generation(x.history_latents)), (ACT, self.embed_suffix(x.state, noisy, t))]
         whole = slice(0, layout.suffix.stop)
@@ -198,12 +200,18 @@ class InternVLA(nn.Module):
         action_is_pad (B, chunk) bool marks chunk steps past the episode end, left out of L_act; default none.
         frame_weight (B,) >= 0 makes L_act the weighted mean over frames (model/frame_weights.py); default none.
         """
+        B, chunk = actions.shape[:2]
+        c = self.config.flow
         noise = torch.randn_like(actions) if noise is None else noise
-        t = flow.sample_time(actions.shape[0], self.config.flow, actions.device) if t is None else t
-        pred_latents, velocity = self.predict(x, flow.noisy_actions(actions, noise, t), t)
+        t = flow.sample_time(B, c, actions.device) if t is None else t
+        # Training-time action conditioning: the first d steps are given clean, at time 0, and not learned.
+        committed = flow.sample_committed(B, chunk, c.max_committed_steps, actions.device)  # (B, chunk)
+        noisy = torch.where(committed[..., None], actions, flow.noisy_actions(actions, noise, t))  # (B, chunk, A)
+        pred_latents, velocity = self.predict(x, noisy, t[:, None].masked_fill(committed, 0.0))
 
         dims = torch.ones_like(actions[:, 0], dtype=torch.bool) if action_mask is None else action_mask  # (B, A)
         steps = torch.ones_like(actions[..., 0], dtype=torch.bool) if action_is_pad is None else ~action_is_pad  # (B, chunk)
+        steps = steps & ~committed
         real = (steps[:, :, None] & dims[:, None, :]).float()  # (B, chunk, A)
         if frame_weight is not None:  # a frame of weight w counts as w frames
             real = real * frame_weight[:, None, None]
@@ -242,18 +250,28 @@ class InternVLA(nn.Module):
         """Pass 3: Euler steps of the action expert reading the cache (never growing it) -> (B, chunk, A).
 
         noise (B, chunk, A) is scaled by flow.sample_noise_scale before the first step. guide
-        (target (B, chunk, A) normalised, weight (B, chunk)): steps to keep (flow.euler_sample).
+        (target (B, chunk, A) normalised, weight (B, chunk)): steps to keep. A model trained with
+        committed steps (FlowConfig.max_committed_steps) is given them as in training: clean, at
+        time 0, never moved; any other is inpainted (flow.euler_sample).
         """
         c = self.config
         if noise is None:
             noise = torch.randn(state.shape[0], c.chunk_size, c.max_action_dim, device=state.device, dtype=state.dtype)
         attention = self._attention(layout, layout.suffix)  # the same for every step
+        start = noise * c.flow.sample_noise_scale  # (B, chunk, A)
+        held = torch.zeros_like(start[..., 0], dtype=torch.bool)  # (B, chunk): steps given clean
+        if guide is not None and c.flow.max_committed_steps > 0:
+            target, weight = guide
+            held = weight > 0
+            start = torch.where(held[..., None], target.to(start.dtype), start)
+            guide = None
 
         def velocity(noisy: Tensor, t: Tensor) -> Tensor:
-            (out,), _ = self.qwen3_vl_with_expert([(ACT, self.embed_suffix(state, noisy, t))], attention, cache)
-            return self.action_out_proj(out[:, 1:])  # (B, chunk, A), skipping the state token
+            step_t = t[:, None].masked_fill(held, 0.0)  # (B, chunk)
+            (out,), _ = self.qwen3_vl_with_expert([(ACT, self.embed_suffix(state, noisy, step_t))], attention, cache)
+            return self.action_out_proj(out[:, 1:]).masked_fill(held[..., None], 0.0)  # (B, chunk, A), skipping the state token
 
-        return flow.euler_sample(velocity, noise * c.flow.sample_noise_scale, c.flow.denoise_steps, guide)
+        return flow.euler_sample(velocity, start, c.flow.denoise_steps, guide)
 
     @torch.no_grad()
     def sample(self, x: ModelInputs, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -271,12 +271,14 @@ class InternVLAPolicy(Policy):
 
     def _guide(self, plan: np.ndarray | None, committed: int, state: np.ndarray) -> dict[str, torch.Tensor]:
         """guide_target / guide_weight of Prepared: plan (n, action_dim) absolute, its first
-        `committed` steps kept, in the model's space (relative to this state, normalised, padded)."""
+        `committed` steps kept, in the model's space (relative to this state, normalised, padded).
+        A model trained with committed steps is given at most as many as it was trained with."""
         c = self.config
         target = np.zeros((c.chunk_size, c.max_action_dim), np.float32)
         weight = np.zeros(c.chunk_size, np.float32)
+        limit = c.flow.max_committed_steps or c.chunk_size
         if plan is not None and committed > 0:
-            plan = np.asarray(plan, dtype=np.float32)[: min(committed, c.chunk_size)]  # (k, action_dim)
+            plan = np.asarray(plan, dtype=np.float32)[: min(committed, limit)]  # (k, action_dim)
             if plan.ndim != 2 or plan.shape[1] != len(self.action_keys) or not np.isfinite(plan).all():
                 raise ValueError(f"a guide plan must be finite (steps, {len(self.action_keys)}), got shape {plan.shape}")
             model_space = self.action_norm.normalize(self.delta.to_delta(plan, state) if self.delta is not None else plan)

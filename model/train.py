@@ -85,7 +85,7 @@ PROGRESS_FILE = "progress.jsonl"  # in OUT: {"step", "steps", "lr", losses} per 
 CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
-               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from", "mask_generation",
+               "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from", "mask_generation", "max_committed_steps",
                "recovery_weight", "surprise_weight", "surprise_window_s", "surprise_calibration")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
@@ -125,6 +125,9 @@ class TrainConfig:
     start_share: float = 0.0
     learn_from: str = "all"  # one of LEARN_FROM: which of `dataset`'s frames have their chunks learned
     mask_generation: bool = False  # True: the action expert never reads the generation tokens (ModelConfig.action_reads_generation)
+    # Train chunks given their first 0..N steps clean (FlowConfig.max_committed_steps); None: as the
+    # checkpoint started from (or the preset) was.
+    max_committed_steps: int | None = None
     # Per-frame weights of L_act from the recorded context (model/frame_weights.py); 1: unweighted.
     recovery_weight: float = 1.0
     surprise_weight: float = 1.0
@@ -173,6 +176,8 @@ class TrainConfig:
             problems.append(f"learn_from must be one of {', '.join(LEARN_FROM)}, got {self.learn_from!r}")
         if not 0.0 <= self.mix_fraction <= 1.0:
             problems.append(f"mix_fraction must be in [0, 1], got {self.mix_fraction}")
+        if self.max_committed_steps is not None and self.max_committed_steps < 0:
+            problems.append(f"max_committed_steps must be >= 0, got {self.max_committed_steps}")
         problems += weighting_problems(self.recovery_weight, self.surprise_weight, self.surprise_window_s)
         if self.surprise_weight != 1 and self.surprise_calibration is None:
             problems.append(f"surprise_weight needs a surprise calibration: --surprise-calibration FILE, or a "
@@ -303,11 +308,13 @@ def learning_rate(step: int, peak: float, warmup: int, total: int) -> float:
 
 
 def model_config_for(cfg: TrainConfig, base: ModelConfig | None = None) -> ModelConfig:
-    """The preset's config (or a fine-tuned checkpoint's) with this run's loss weight, learning rate
-    and, with mask_generation, the action expert blind to the generation tokens."""
+    """The preset's config (or a fine-tuned checkpoint's) with this run's loss weight, learning rate,
+    committed steps and, with mask_generation, the action expert blind to the generation tokens."""
     config = dataclasses.replace(base or preset(cfg.preset), gen_loss_weight=cfg.gen_loss_weight)
     if cfg.mask_generation:
         config.action_reads_generation = False
+    if cfg.max_committed_steps is not None:
+        config = dataclasses.replace(config, flow=dataclasses.replace(config.flow, max_committed_steps=cfg.max_committed_steps))
     if cfg.lr is not None:
         config.optim = dataclasses.replace(config.optim, lr=cfg.lr)
     return config
@@ -399,6 +406,9 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                              "the policy's earlier frames serving as their history")
     parser.add_argument("--mask-generation", action="store_true",
                         help="train the action expert blind to the generation tokens (the foresight ablation)")
+    parser.add_argument("--max-committed-steps", type=int, default=None,
+                        help="train each chunk given its first 0..N steps (the steps committed before it can take over "
+                             "in the console); default: as the checkpoint of --init-from, else 0")
     add_weighting_flags(parser)
     args = parser.parse_args(argv)
     try:
@@ -408,7 +418,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             tokenizer=args.tokenizer, device=args.device, threads=args.threads, cache=args.cache,
             init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
             start_frames=args.start_frames, start_share=args.start_share, learn_from=args.learn_from,
-            mask_generation=args.mask_generation,
+            mask_generation=args.mask_generation, max_committed_steps=args.max_committed_steps,
             cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()), **weighting_options(args),
         )
     except ValueError as err:

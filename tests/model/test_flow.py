@@ -104,3 +104,20 @@ def test_guided_sampling_ends_on_the_target_where_its_weight_is_one():
     torch.testing.assert_close(x[:, :2], target[:, :2])
     free = flow.euler_sample(lambda x, t: x, noise, steps=4)
     torch.testing.assert_close(x[:, 2:], free[:, 2:])  # the velocity reads no other step here
+
+
+def test_committed_steps_are_a_prefix_of_every_length_up_to_the_maximum():
+    torch.manual_seed(0)
+    committed = flow.sample_committed(4000, 10, 3)  # (B, chunk)
+    lengths = committed.sum(1)
+    assert set(lengths.tolist()) == {0, 1, 2, 3}
+    torch.testing.assert_close(committed, torch.arange(10)[None] < lengths[:, None])  # always the first d steps
+    assert all(abs((lengths == d).float().mean().item() - 0.25) < 0.03 for d in range(4))  # uniform
+
+
+def test_no_committed_steps_leave_the_random_stream_as_it_was():
+    torch.manual_seed(0)
+    assert not flow.sample_committed(8, 10, 0).any()
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    torch.testing.assert_close(after, torch.rand(1))

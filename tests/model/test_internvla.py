@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from model import flow
+from model.internvla import InternVLA
 from tests.model.helpers import (
     random_inputs,
     random_noise,
@@ -203,3 +204,54 @@ def test_training_loss_combines_action_and_generation_losses():
     base = model(x, actions, target, **fixed)
     target[0, 1] += 1e6
     torch.testing.assert_close(model(x, actions, target, **fixed)["gen_loss"], base["gen_loss"])
+
+
+def test_committed_steps_are_given_clean_at_time_zero_and_left_out_of_the_action_loss(monkeypatch):
+    base = small_config()
+    config = dataclasses.replace(base, flow=dataclasses.replace(base.flow, max_committed_steps=3))
+    torch.manual_seed(0)
+    model = InternVLA(config).eval()
+    x = random_inputs(config, batch=2)
+    actions = torch.randn(2, config.chunk_size, config.max_action_dim)
+    fs = config.foresight
+    target = torch.randn(2, config.num_cameras, fs.latent_channels, fs.latent_size, fs.latent_size)
+    noise, t = torch.randn_like(actions), torch.tensor([0.6, 0.9])
+    committed = torch.zeros(2, config.chunk_size, dtype=torch.bool)
+    committed[0, :2] = True  # the first chunk has 2 committed steps, the second none
+    monkeypatch.setattr(flow, "sample_committed", lambda *args: committed)
+    losses = model(x, actions, target, noise=noise, t=t)
+
+    noisy = flow.noisy_actions(actions, noise, t)
+    noisy[0, :2] = actions[0, :2]
+    step_t = t[:, None].repeat(1, config.chunk_size)
+    step_t[0, :2] = 0.0
+    _, velocity = model.predict(x, noisy, step_t)
+    error = (velocity - flow.velocity_target(actions, noise)).pow(2)
+    expected = (error[0, 2:].sum() + error[1].sum()) / ((2 * config.chunk_size - 2) * config.max_action_dim)
+    torch.testing.assert_close(losses["action_loss"], expected)
+
+
+def test_a_model_trained_with_committed_steps_keeps_them_exactly_and_denoises_the_rest_beside_them():
+    base = small_config()
+    config = dataclasses.replace(base, flow=dataclasses.replace(base.flow, max_committed_steps=3))
+    torch.manual_seed(0)
+    model = InternVLA(config).eval()
+    x = random_inputs(config)
+    noise = random_noise(config, seed=3)
+    target = torch.full_like(noise, 0.4)
+    weight = torch.zeros(1, config.chunk_size)
+    weight[0, :2] = 1.0
+    layout, cache = model.prefill_prefix(x)
+    cache, _ = model.prefill_generation(x, layout, cache)
+    free = model.denoise(x.state, layout, cache, noise)
+    kept = model.denoise(x.state, layout, cache, noise, guide=(target, weight))
+    torch.testing.assert_close(kept[:, :2], target[:, :2], atol=0, rtol=0)  # given clean, never moved
+    assert not torch.allclose(kept[:, 2:], free[:, 2:], atol=1e-4)  # the rest reads them
+
+
+def test_committed_steps_must_leave_steps_to_learn():
+    base = small_config()
+    with pytest.raises(ValueError, match="max_committed_steps must leave steps to learn"):
+        dataclasses.replace(base, flow=dataclasses.replace(base.flow, max_committed_steps=base.chunk_size))
+    with pytest.raises(ValueError, match="max_committed_steps must be a whole number"):
+        dataclasses.replace(base.flow, max_committed_steps=-1)

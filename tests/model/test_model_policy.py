@@ -1,5 +1,7 @@
 """InternVLAPolicy: the console's Policy call around the tiny model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -176,3 +178,15 @@ def test_a_guided_chunk_keeps_the_committed_steps_and_continues_from_them(model)
     np.testing.assert_array_equal(unguided, free)
     with pytest.raises(ValueError, match="guide plan must be finite"):
         make_policy(model).infer_guided(obs, INSTRUCTION, plan[:, :2], committed=3)
+
+
+def test_a_model_trained_with_committed_steps_is_given_no_more_than_it_learned(model):
+    obs = observation()
+    conditioned = build_model(tiny())
+    conditioned.load_state_dict(model.state_dict())
+    conditioned.config.flow = dataclasses.replace(conditioned.config.flow, max_committed_steps=2)
+    free = make_policy(conditioned).infer(obs, INSTRUCTION).actions  # (50, A)
+    plan = free[:10] + 0.3
+    kept = make_policy(conditioned).infer_guided(obs, INSTRUCTION, plan, committed=5).actions
+    np.testing.assert_allclose(kept[:2], plan[:2], atol=1e-5)  # the 2 it was trained with
+    assert np.abs(kept[2:5] - plan[2:5]).max() > 1e-2  # the others are its own

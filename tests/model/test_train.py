@@ -287,6 +287,8 @@ def test_train_config_is_checked(tmp_path):
         TrainConfig(dataset=tmp_path, out=tmp_path, gen_loss_weight=-1)
     with pytest.raises(ValueError, match="tokenizer folder"):
         TrainConfig(dataset=tmp_path, out=tmp_path, tokenizer=tmp_path / "missing")
+    with pytest.raises(ValueError, match="max_committed_steps must be >= 0"):
+        TrainConfig(dataset=tmp_path, out=tmp_path, max_committed_steps=-2)
 
 
 def test_a_run_trained_blind_to_the_generation_tokens_keeps_it_in_its_checkpoint(dataset_dir, tmp_path, capsys):
@@ -347,6 +349,21 @@ def test_fine_tuning_starts_from_the_checkpoint_keeps_its_stats_and_mixes_the_ba
     # Rerunning the same command resumes; another --mix-fraction is refused.
     assert main(args) == 0
     assert main(args[:-1] + ["0.9"]) == 2
+
+
+def test_training_on_with_committed_steps_keeps_them_in_the_checkpoint_and_later_runs_inherit_them(trained, dataset_dir, tmp_path, capsys):
+    base = trained / "checkpoints" / "step_0000002"
+    conditioned = tmp_path / "conditioned"
+    args = [*cli(dataset_dir, conditioned, steps=1), "--init-from", str(base), "--max-committed-steps", "4"]
+    assert main(args) == 0
+    step = conditioned / "checkpoints" / "step_0000001"
+    assert json.loads((step / "config.json").read_text())["flow"]["max_committed_steps"] == 4
+    assert json.loads((base / "config.json").read_text())["flow"]["max_committed_steps"] == 0
+    assert main(args[:-1] + ["2"]) == 2  # resuming with another maximum is another run
+    assert "max_committed_steps: checkpoint 4, now 2" in capsys.readouterr().err
+    later = tmp_path / "later"  # a run started from it, not naming the flag, keeps its conditioning
+    assert main([*cli(dataset_dir, later, steps=1), "--init-from", str(step)]) == 0
+    assert json.loads((later / "checkpoints" / "step_0000001" / "config.json").read_text())["flow"]["max_committed_steps"] == 4
 
 
 def test_fine_tuning_refuses_a_dataset_of_another_robot(trained, tmp_path, capsys):
