@@ -287,7 +287,7 @@ def test_train_config_is_checked(tmp_path):
         TrainConfig(dataset=tmp_path, out=tmp_path, gen_loss_weight=-1)
     with pytest.raises(ValueError, match="tokenizer folder"):
         TrainConfig(dataset=tmp_path, out=tmp_path, tokenizer=tmp_path / "missing")
-    with pytest.raises(ValueError, match="max_committed_steps must be >= 0"):
+    with pytest.raises(ValueError, match="max_committed_steps must be a whole number >= 0"):
         TrainConfig(dataset=tmp_path, out=tmp_path, max_committed_steps=-2)
 
 
