@@ -3,7 +3,7 @@
     python -m model.finetune --dataset recordings/console [--checkpoint DIR] [--base-dataset DIR]
         [--base-fraction 0.5] [--base-cache DIR] [--out DIR] [--steps 1000] [--lr 1e-4] [--batch-size 16]
         [--learn-from all|operator] [--recovery-weight W] [--surprise-weight W --surprise-window-s S]
-        [--surprise-calibration FILE]
+        [--surprise-calibration FILE] [--gen-loss-weight W]
 
 Starts from --checkpoint (default: the shipped model) with its weights, config and normalisation
 stats, and a fresh optimizer; model.train does the work (progress bar, loss curves, checkpoints,
@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gen-loss-weight", type=float, default=TrainConfig.gen_loss_weight,
+                        help="W in L_act + W * L_gen (0: the ablation without the generation loss)")
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
                         help="operator: learn only the operator's frames (recordings in 'attempts' mode)")
     add_weighting_flags(parser)
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     try:
         cfg = TrainConfig(
             dataset=args.dataset, out=out, preset=load_config(args.checkpoint / CONFIG_FILE).name, steps=args.steps,
-            batch_size=args.batch_size, lr=args.lr, warmup_steps=DEFAULT_WARMUP, save_every=max(1, args.steps // 4),
+            batch_size=args.batch_size, lr=args.lr, gen_loss_weight=args.gen_loss_weight, warmup_steps=DEFAULT_WARMUP, save_every=max(1, args.steps // 4),
             seed=args.seed, threads=args.threads, init_from=args.checkpoint, mix=args.base_dataset,
             mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from, **weighting_options(args),
         )

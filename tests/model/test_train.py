@@ -520,3 +520,16 @@ def test_finetune_takes_the_weighting_flags_and_the_calibration_beside_the_check
     assert cfg.surprise_calibration == base.absolute() / CALIBRATION_FILE
     _, default = parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base)])
     assert (default.recovery_weight, default.surprise_weight, default.surprise_calibration) == (1.0, 1.0, None)
+
+
+def test_finetune_takes_the_generation_loss_weight_for_the_ablation(trained, tmp_path, capsys):
+    from model.finetune import parse_args
+
+    base = trained / "checkpoints" / "step_0000002"
+    _, ablation = parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base), "--gen-loss-weight", "0"])
+    assert ablation.gen_loss_weight == 0.0
+    _, default = parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base)])
+    assert default.gen_loss_weight == TrainConfig.gen_loss_weight
+    with pytest.raises(SystemExit):
+        parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base), "--gen-loss-weight", "-1"])
+    assert "gen_loss_weight must be >= 0" in capsys.readouterr().err
