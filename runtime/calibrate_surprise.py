@@ -15,13 +15,17 @@ With --evaluate-episodes M, M more episodes (the seeds after those) measure the 
 in how many failing episodes and how many successful ones it goes off, and how many ticks before
 the failure it first does. An episode's failure is the tick the automatic operator watching it
 (robot_io/sim/auto_operator.py) judges the attempt lost (a wrong block lifted, the target about to
-leave reach, fumbled, a stalled delivery), else its last tick.
+leave reach, fumbled, a stalled delivery), else its last tick. Where the belt changes speed (the
+foresight setting), it also says in how many failing episodes a prediction was judged after the
+change began and at least the lead before the failure: a prediction judged before the change
+cannot show it, so no threshold can flag the others in time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -61,6 +65,7 @@ class EpisodeTrace:
     judged: tuple[tuple[int, float], ...]  # (tick, mean PSNR dB) per judged prediction
     failure_tick: int | None  # when the watching operator judged it lost (failures only)
     failure_kind: str
+    change_tick: int | None = None  # the first tick of the belt's speed change; None: the belt keeps its speed
 
 
 def trace_episode(robot: SimRobot, policy: Policy, seed: int, rollout: Mapping[str, Any]) -> EpisodeTrace:
@@ -82,7 +87,9 @@ def trace_episode(robot: SimRobot, policy: Policy, seed: int, rollout: Mapping[s
     result = run_episode(robot, policy, on_frame=on_frame, on_inference=judge.add_inference, **rollout)
     failure = None if result.success else (lost[0] if lost else result.ticks - 1)
     kind = "" if result.success else (watcher.reason_kind or "time_limit")
-    return EpisodeTrace(seed, result.success, result.ticks, tuple(judge.judged), failure, kind)
+    change = robot.episode.speed_change
+    change_tick = None if change is None else math.ceil(change.at_s * robot.config.fps)
+    return EpisodeTrace(seed, result.success, result.ticks, tuple(judge.judged), failure, kind, change_tick)
 
 
 # --- episodes side by side ---------------------------------------------------------------------
@@ -143,6 +150,9 @@ def alarm_report(traces: Sequence[EpisodeTrace], calibration: SurpriseCalibratio
         if alarms:
             leads[t.seed] = t.failure_tick - alarms[0]
     early = [seed for seed, lead in leads.items() if lead >= lead_ticks]
+    changed = [t for t in failures if t.change_tick is not None]
+    judged_in_time = [t.seed for t in changed
+                      if any(t.change_tick < tick <= t.failure_tick - lead_ticks for tick, _ in t.judged)]
     return {
         "threshold_psnr_db": calibration.threshold_psnr_db,
         "episodes": len(traces), "successes": len(successes), "failures": len(failures),
@@ -155,6 +165,8 @@ def alarm_report(traces: Sequence[EpisodeTrace], calibration: SurpriseCalibratio
                        "min": min(leads.values(), default=None), "max": max(leads.values(), default=None),
                        "per_seed": leads},
         "failure_kinds": {kind: sum(t.failure_kind == kind for t in failures) for kind in {t.failure_kind for t in failures}},
+        # failing episodes with a prediction judged after the belt's speed change, lead_ticks before the failure
+        "failures_judged_after_change_in_time": {"episodes": len(judged_in_time), "of": len(changed)} if changed else None,
     }
 
 
@@ -178,6 +190,11 @@ def format_alarm_report(report: Mapping[str, Any], fps: float) -> str:
     if lead["median"] is not None:
         lines.append(f"  ticks from the first alarm to the failure: median {lead['median']:g}, "
                      f"min {lead['min']}, max {lead['max']}")
+    ceiling = report["failures_judged_after_change_in_time"]
+    if ceiling is not None:
+        lines.append(f"  failing episodes with a prediction judged after the belt's speed change began and at least "
+                     f"{early['at_least']} ticks before the failure (the most any threshold can flag in time): "
+                     f"{share(ceiling['episodes'], ceiling['of'])}")
     lines.append(f"  failures by kind: {report['failure_kinds']}")
     return "\n".join(lines)
 

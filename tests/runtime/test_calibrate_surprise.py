@@ -7,6 +7,7 @@ import pytest
 from robot_io.images import psnr
 from robot_io.policy import PolicyOutput
 from robot_io.sim.conveyor_env import ConveyorSimConfig
+from robot_io.sim.foresight_setting import ForesightSetting
 from robot_io.sim.scripted_expert import ScriptedExpert
 from robot_io.sim.sim_robot import SimRobot
 from runtime import calibrate_surprise
@@ -46,6 +47,7 @@ def test_a_rollout_is_judged_by_the_consoles_judge():
     finally:
         robot.disconnect()
     assert trace.success and trace.failure_tick is None and policy.seeded == 3
+    assert trace.change_tick is None  # the standard belt keeps its speed
     assert len(trace.judged) >= 3
     for tick, judged_psnr in trace.judged:
         # Foresight "frame t" judged at t + 15: its PSNR, mean over cameras, against frame t + 15.
@@ -53,9 +55,21 @@ def test_a_rollout_is_judged_by_the_consoles_judge():
         assert judged_psnr == pytest.approx(expected)
 
 
-def trace(seed, success, psnrs, failure_tick=None, start=15, every=6):
+def test_a_trace_keeps_the_tick_the_belt_began_to_change_speed():
+    setting = ForesightSetting(speed_change_min=0.10, speed_change_max=0.12, speed_change_after_min_s=1.0,
+                               speed_change_after_max_s=1.0)
+    robot = SimRobot(ConveyorSimConfig(image_height=32, image_width=32, foresight=setting))
+    robot.connect()
+    try:
+        trace = trace_episode(robot, StillForesightExpert(), 3, {})
+    finally:
+        robot.disconnect()
+    assert trace.change_tick == 15  # 1.0 s at 15 Hz
+
+
+def trace(seed, success, psnrs, failure_tick=None, start=15, every=6, change_tick=None):
     return EpisodeTrace(seed, success, 200, tuple((start + every * i, p) for i, p in enumerate(psnrs)), failure_tick,
-                        "" if success else "missed")
+                        "" if success else "missed", change_tick)
 
 
 SUCCESSES = [trace(s, True, [30.0 + s, 31.0 + s]) for s in range(10)]  # worst per episode: 30 .. 39 dB
@@ -92,6 +106,22 @@ def test_the_alarm_report_counts_episodes_and_lead_ticks():
     assert "failing episodes with an alarm before the failure: 2/3 (67%)" in text
     assert "at least 15 ticks (1.0 s) before it: 1/3 (33%)" in text
     assert "successful episodes with an alarm (false alarms): 1/2 (50%)" in text
+    assert report["failures_judged_after_change_in_time"] is None and "speed change" not in text  # the belt kept its speed
+
+
+def test_the_alarm_report_says_how_many_failures_a_judged_prediction_could_flag_in_time():
+    calibration = calibrate(SUCCESSES, 0.1, "episode")
+    judged_at = [15, 21, 27, 33, 39]
+    evaluation = [
+        trace(200, False, [35.0] * 5, failure_tick=60, change_tick=20),  # judged at 21 .. 39 after it: in time
+        trace(201, False, [35.0] * 5, failure_tick=42, change_tick=27),  # only 33, 39 after it; 42 - 15 = 27: too late
+        trace(202, False, [35.0] * 5, failure_tick=48, change_tick=30),  # 33 after it, 33 <= 48 - 15: in time
+        trace(203, True, [35.0] * 5, change_tick=10),
+    ]
+    assert [tick for tick, _ in evaluation[0].judged] == judged_at
+    report = alarm_report(evaluation, calibration)
+    assert report["failures_judged_after_change_in_time"] == {"episodes": 2, "of": 3}
+    assert "(the most any threshold can flag in time): 2/3 (67%)" in format_alarm_report(report, fps=15.0)
 
 
 def test_the_command_refuses_training_seeds_and_bad_rates(capsys):
