@@ -18,7 +18,7 @@ the failure it first does. An episode's failure is the tick the automatic operat
 leave reach, fumbled, a stalled delivery), else its last tick. Where the belt changes speed (the
 foresight setting), it also says in how many failing episodes a prediction was judged after the
 change began and at least the lead before the failure: a prediction judged before the change
-cannot show it, so no threshold can flag the others in time.
+cannot show it, so in the other failing episodes no alarm in time can be about the change.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def format_alarm_report(report: Mapping[str, Any], fps: float) -> str:
     ceiling = report["failures_judged_after_change_in_time"]
     if ceiling is not None:
         lines.append(f"  failing episodes with a prediction judged after the belt's speed change began and at least "
-                     f"{early['at_least']} ticks before the failure (the most any threshold can flag in time): "
+                     f"{early['at_least']} ticks before the failure (where an alarm could be about the change in time): "
                      f"{share(ceiling['episodes'], ceiling['of'])}")
     lines.append(f"  failures by kind: {report['failure_kinds']}")
     return "\n".join(lines)

@@ -121,7 +121,7 @@ def test_the_alarm_report_says_how_many_failures_a_judged_prediction_could_flag_
     assert [tick for tick, _ in evaluation[0].judged] == judged_at
     report = alarm_report(evaluation, calibration)
     assert report["failures_judged_after_change_in_time"] == {"episodes": 2, "of": 3}
-    assert "(the most any threshold can flag in time): 2/3 (67%)" in format_alarm_report(report, fps=15.0)
+    assert "(where an alarm could be about the change in time): 2/3 (67%)" in format_alarm_report(report, fps=15.0)
 
 
 def test_the_command_refuses_training_seeds_and_bad_rates(capsys):
