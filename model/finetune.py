@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     try:
         cfg = TrainConfig(
             dataset=args.dataset, out=out, preset=load_config(args.checkpoint / CONFIG_FILE).name, steps=args.steps,
-            batch_size=args.batch_size, lr=args.lr, gen_loss_weight=args.gen_loss_weight, warmup_steps=DEFAULT_WARMUP, save_every=max(1, args.steps // 4),
+            batch_size=args.batch_size, lr=args.lr, gen_loss_weight=args.gen_loss_weight, warmup_steps=DEFAULT_WARMUP,
+            save_every=max(1, args.steps // 4),
             seed=args.seed, threads=args.threads, init_from=args.checkpoint, mix=args.base_dataset,
             mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from, **weighting_options(args),
         )
