@@ -3,7 +3,7 @@
     python -m model.finetune --dataset recordings/console [--checkpoint DIR] [--base-dataset DIR]
         [--base-fraction 0.5] [--base-cache DIR] [--out DIR] [--steps 1000] [--lr 1e-4] [--batch-size 16]
         [--learn-from all|operator] [--recovery-weight W] [--surprise-weight W --surprise-window-s S]
-        [--surprise-calibration FILE] [--gen-loss-weight W]
+        [--surprise-calibration FILE] [--gen-loss-weight W] [--ema-decay D]
 
 Starts from --checkpoint (default: the shipped model) with its weights, config and normalisation
 stats, and a fresh optimizer; model.train does the work (progress bar, loss curves, checkpoints,
@@ -18,6 +18,7 @@ the operator's takeovers, with the frames before each takeover as its history (m
 The context recorded with each frame can weigh it in L_act (model/frame_weights.py, as model.train):
 `--recovery-weight W` the operator's recovery frames, `--surprise-weight W --surprise-window-s S` the
 frames up to S seconds after a surprise (by default by the calibration beside --checkpoint).
+`--ema-decay D` writes an exponential moving average of the weights as each checkpoint (model.train).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from model.checkpoint import CONFIG_FILE, CheckpointError, load_config
 from model.shipped import SHIPPED_CHECKPOINT
-from model.train import TrainConfig, TrainError, add_weighting_flags, train, weighting_options
+from model.train import TrainConfig, TrainError, add_ema_flag, add_weighting_flags, train, weighting_options
 from model.train_data import LEARN_FROM, DatasetError, check_dataset, compute_stats, open_dataset, read_dataset
 from robot_io.surprise_calibration import CalibrationError
 
@@ -68,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
                         help="operator: learn only the operator's frames (recordings in 'attempts' mode)")
     add_weighting_flags(parser)
+    add_ema_flag(parser)
     args = parser.parse_args(argv)
     if not (args.checkpoint / CONFIG_FILE).is_file():
         parser.error(f"--checkpoint {args.checkpoint} holds no checkpoint (no {CONFIG_FILE})")
@@ -78,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
             batch_size=args.batch_size, lr=args.lr, gen_loss_weight=args.gen_loss_weight, warmup_steps=DEFAULT_WARMUP,
             save_every=max(1, args.steps // 4),
             seed=args.seed, threads=args.threads, init_from=args.checkpoint, mix=args.base_dataset,
-            mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from, **weighting_options(args),
+            mix_fraction=args.base_fraction, mix_cache=args.base_cache, learn_from=args.learn_from, ema_decay=args.ema_decay,
+            **weighting_options(args),
         )
     except ValueError as err:
         parser.error(str(err))

@@ -5,6 +5,7 @@
         [--lr LR] [--warmup-steps W] [--save-every K] [--threads T] [--cameras head,wrist,side] [--cache DIR]
         [--learn-from all|operator] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S] [--mask-generation]
         [--recovery-weight W] [--surprise-weight W --surprise-window-s S --surprise-calibration FILE]
+        [--ema-decay D]
 
 The dataset is checked before anything else (cameras, dims, tasks, a resumed run's robot type).
 Frames are decoded, letterboxed and encoded by the frozen image tokenizer once, into OUT/cache
@@ -15,6 +16,10 @@ and at the end, with train_config.json and training_state.pt (optimizer, step, R
 rerunning the same command resumes from the latest one. Loss curves: OUT/loss_curves.html.
 OUT/progress.jsonl gets one JSON line per step (step, steps, lr, losses) and one per checkpoint
 (step, checkpoint folder), appended as they happen: what a watcher (the console's Train panel) reads.
+
+--ema-decay D (e.g. 0.999) keeps an exponential moving average of the weights (model/weight_ema.py)
+and writes it as each checkpoint's weights, what the console and model.evaluate load; the weights
+the optimizer is at are kept in training_state.pt for resuming. 0 (the default): no average.
 
 --learn-from operator learns only the chunks of frames an operator drove, in a dataset recorded in
 "attempts" mode (DAgger: the policy's own frames before a takeover are the history of the first
@@ -74,7 +79,8 @@ from model.train_data import (
     read_dataset,
     target_frames,
 )
-from model.train_step import make_optimizer, train_step
+from model.train_step import make_optimizer, train_step, trainable_parameters
+from model.weight_ema import WeightEMA, check_decay
 from robot_io.sim.foresight_setting import read_setting
 from robot_io.sim.scene import CAMERA_NAMES
 from robot_io.surprise_calibration import CALIBRATION_FILE, CalibrationError, SurpriseCalibration
@@ -86,7 +92,7 @@ CHECKPOINTS = "checkpoints"
 # Settings a resumed run must share with the run it continues (steps may grow).
 RESUME_KEYS = ("preset", "dataset", "batch_size", "gen_loss_weight", "seed", "lr", "warmup_steps", "cameras", "tokenizer",
                "init_from", "mix", "mix_fraction", "start_frames", "start_share", "learn_from", "mask_generation", "max_committed_steps",
-               "recovery_weight", "surprise_weight", "surprise_window_s", "surprise_calibration")
+               "recovery_weight", "surprise_weight", "surprise_window_s", "surprise_calibration", "ema_decay")
 FINAL_LR_FRACTION = 0.1  # the cosine ends at this fraction of the peak learning rate
 MIX_STREAM = 1  # the random stream choosing a step's dataset, apart from the one choosing frames
 START_STREAM = 2  # the random stream choosing episode-start frames
@@ -133,6 +139,8 @@ class TrainConfig:
     surprise_weight: float = 1.0
     surprise_window_s: float = 1.0
     surprise_calibration: Path | None = None  # what counts as a surprise; None: the one beside init_from
+    # Checkpoints hold an exponential moving average of the weights with this decay (model/weight_ema.py); 0: none.
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         self.dataset, self.out = _absolute(self.dataset), _absolute(self.out)  # compared when resuming
@@ -181,6 +189,8 @@ class TrainConfig:
                 FlowConfig(max_committed_steps=self.max_committed_steps)
             except ValueError as err:
                 problems.append(str(err))
+        if (problem := check_decay(self.ema_decay)) is not None:
+            problems.append(problem)
         problems += weighting_problems(self.recovery_weight, self.surprise_weight, self.surprise_window_s)
         if self.surprise_weight != 1 and self.surprise_calibration is None:
             problems.append(f"surprise_weight needs a surprise calibration: --surprise-calibration FILE, or a "
@@ -230,6 +240,7 @@ def train(cfg: TrainConfig) -> Path:
     model = load_checkpoint(start, tokenizer, device)[0] if start else build_model(model_config, tokenizer, device)
     model.config = model_config  # this run's loss weight and learning rate
     optimizer = make_optimizer(model)
+    ema = WeightEMA(trainable_parameters(model), cfg.ema_decay) if cfg.ema_decay > 0 else None
     arrays = read_dataset(dataset)
     targets = target_frames(arrays, cfg.learn_from)
     stats = compute_stats(arrays, info, model_config.chunk_size, targets) if known_stats is None else known_stats
@@ -254,6 +265,8 @@ def train(cfg: TrainConfig) -> Path:
         if state["cuda_rng"] is not None and device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         step, history = state["step"], state["history"]
+        if ema is not None:  # the checkpoint's weights are the average; the optimizer's are in the state
+            ema.resume(state["trained_weights"])
     extra = {"train": cfg.to_dict(), "dataset": dataclasses.asdict(info), "action_mode": "delta",
              "sim_setting": _recorded_setting(cfg.dataset), "mix_sim_setting": _recorded_setting(cfg.mix) if cfg.mix else None}
 
@@ -273,11 +286,13 @@ def train(cfg: TrainConfig) -> Path:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, peak_lr, cfg.warmup_steps, cfg.steps)
         losses = train_step(model, optimizer, source.batch(frames, device))
+        if ema is not None:
+            ema.update()
         history.append({"step": step + 1, "lr": optimizer.param_groups[0]["lr"], **losses})
         log_progress(cfg.out, {**history[-1], "steps": cfg.steps})
         progress.set_postfix(loss=f"{losses['loss']:.4f}", act=f"{losses['action_loss']:.4f}", gen=f"{losses['gen_loss']:.4f}")
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-            last = save_training_checkpoint(cfg.out, model, stats, optimizer, step + 1, history, extra)
+            last = save_training_checkpoint(cfg.out, model, stats, optimizer, step + 1, history, extra, ema)
             log_progress(cfg.out, {"step": step + 1, "checkpoint": str(last)})
     return last
 
@@ -348,14 +363,21 @@ def check_same_run(cfg: TrainConfig, previous: dict[str, Any]) -> None:
 
 def save_training_checkpoint(
     out: Path, model: InternVLA, stats: Stats, optimizer: torch.optim.Optimizer, step: int,
-    history: list[dict[str, float]], extra: dict[str, Any],
+    history: list[dict[str, float]], extra: dict[str, Any], ema: WeightEMA | None = None,
 ) -> Path:
-    folder = save_checkpoint(out / CHECKPOINTS / f"step_{step:07d}", model, stats)
+    """The released layout (with the average's weights when there is one) and, last, the training state."""
+    folder = out / CHECKPOINTS / f"step_{step:07d}"
+    if ema is None:
+        save_checkpoint(folder, model, stats)
+    else:
+        with ema.swapped_in():
+            save_checkpoint(folder, model, stats)
     (folder / TRAIN_CONFIG_FILE).write_text(json.dumps(extra | {"step": step}, indent=2))
     state = {
         "optimizer": optimizer.state_dict(), "step": step, "history": history,
         "torch_rng": torch.get_rng_state(),  # flow-matching noise and times: a resumed run draws what it would have
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "trained_weights": None if ema is None else ema.trained_weights(),
     }
     torch.save(state, folder / STATE_FILE)
     write_loss_curves(history, out / "loss_curves.html")
@@ -413,6 +435,7 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="train each chunk given its first 0..N steps (the steps committed before it can take over "
                              "in the console); default: as the checkpoint of --init-from, else 0")
     add_weighting_flags(parser)
+    add_ema_flag(parser)
     args = parser.parse_args(argv)
     try:
         return TrainConfig(
@@ -422,7 +445,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
             init_from=args.init_from, mix=args.mix, mix_fraction=args.mix_fraction, mix_cache=args.mix_cache,
             start_frames=args.start_frames, start_share=args.start_share, learn_from=args.learn_from,
             mask_generation=args.mask_generation, max_committed_steps=args.max_committed_steps,
-            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()), **weighting_options(args),
+            cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()), ema_decay=args.ema_decay,
+            **weighting_options(args),
         )
     except ValueError as err:
         parser.error(str(err))
@@ -438,6 +462,13 @@ def add_weighting_flags(parser: argparse.ArgumentParser) -> None:
                         help="seconds after a surprise whose frames weigh --surprise-weight (default 1)")
     parser.add_argument("--surprise-calibration", type=Path, default=None, metavar="FILE",
                         help=f"what counts as a surprise (default: {CALIBRATION_FILE} beside --init-from)")
+
+
+def add_ema_flag(parser: argparse.ArgumentParser) -> None:
+    """The weight average written to checkpoints; model.finetune takes it too."""
+    parser.add_argument("--ema-decay", type=float, default=TrainConfig.ema_decay,
+                        help="checkpoints hold an exponential moving average of the weights with this decay "
+                             "(e.g. 0.999; default 0: the last step's weights)")
 
 
 def weighting_options(args: argparse.Namespace) -> dict[str, Any]:

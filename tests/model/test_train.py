@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from model.checkpoint import load_checkpoint
 from model.config import tiny
 from model.policy import InternVLAPolicy
 from model.tokenizer import ConvAutoencoder
@@ -25,7 +26,7 @@ from model.train_data import (
     read_dataset,
     target_frames,
 )
-from model.train_step import make_optimizer, train_step
+from model.train_step import make_optimizer, train_step, trainable_parameters
 from robot_io.datasets.recorder import EpisodeRecorder
 from tests.model.helpers import CAMERAS, STATE_KEYS, small_config, small_model
 from tests.model.test_frame_weights import CALIBRATION
@@ -533,3 +534,53 @@ def test_finetune_takes_the_generation_loss_weight_for_the_ablation(trained, tmp
     with pytest.raises(SystemExit):
         parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base), "--gen-loss-weight", "-1"])
     assert "gen_loss_weight must be >= 0" in capsys.readouterr().err
+
+
+def trainable_weights(folder):
+    """The checkpoint's weights of the trained parameters (the frozen tokenizer's are left out)."""
+    return {k: v for k, v in load_file(str(folder / "model.safetensors")).items() if not k.startswith("model.cosmos.")}
+
+
+def test_a_weight_average_is_what_checkpoints_hold_and_a_resumed_run_keeps_it(trained, dataset_dir, tmp_path):
+    base = trained / "checkpoints" / "step_0000002"
+    # A large first step (no warmup), so the average and the trained weights are far apart.
+    args = lambda out, steps: [*cli(dataset_dir, out, steps), "--init-from", str(base), "--ema-decay", "0.75",  # noqa: E731
+                               "--lr", "0.01", "--warmup-steps", "0"]
+    out = tmp_path / "ema"
+    assert main(args(out, 3)) == 0
+    first = out / "checkpoints" / "step_0000001"
+    model = load_checkpoint(first, None, "cpu")[0]
+    name_of = {id(p): name for name, p in model.named_parameters()}
+    names = [name_of[id(p)] for p in trainable_parameters(model)]  # the order the average keeps
+    trained_after_one = dict(zip(names, torch.load(first / "training_state.pt", weights_only=False)["trained_weights"]))
+    parent, average = trainable_weights(base), trainable_weights(first)
+    moved = 0
+    for key, value in average.items():  # one step: 0.75 of the parent, 0.25 of the trained weights
+        name = key.removeprefix("model.")
+        if name in trained_after_one:
+            expected = 0.75 * parent[key] + 0.25 * trained_after_one[name]
+            assert torch.allclose(value, expected, atol=1e-6), key
+            moved += bool((trained_after_one[name] - parent[key]).abs().max() > 1e-3)
+    assert moved > 0  # the optimizer did move the weights the average lags behind
+    assert json.loads((first / "train_config.json").read_text())["train"]["ema_decay"] == 0.75
+
+    resumed = tmp_path / "ema_resumed"
+    shutil.copytree(out, resumed)
+    for step in ("step_0000002", "step_0000003"):
+        shutil.rmtree(resumed / "checkpoints" / step)  # interrupted after step 1
+    assert main(args(resumed, 3)) == 0
+    last = "checkpoints/step_0000003"
+    for key, value in trainable_weights(out / last).items():
+        assert torch.allclose(trainable_weights(resumed / last)[key], value, atol=1e-5), key
+    assert main([*args(resumed, 4)[:-6], "--lr", "0.01", "--warmup-steps", "0"]) == 2  # without the average: another run
+
+
+def test_finetune_takes_the_weight_average(trained, tmp_path, capsys):
+    from model.finetune import parse_args
+
+    base = trained / "checkpoints" / "step_0000002"
+    _, averaged = parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base), "--ema-decay", "0.999"])
+    assert averaged.ema_decay == 0.999
+    with pytest.raises(SystemExit):
+        parse_args(["--dataset", str(tmp_path / "corrections"), "--checkpoint", str(base), "--ema-decay", "1"])
+    assert "ema_decay must be in [0, 1)" in capsys.readouterr().err
