@@ -43,6 +43,7 @@ import dataclasses
 import json
 import math
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -366,12 +367,8 @@ def save_training_checkpoint(
     history: list[dict[str, float]], extra: dict[str, Any], ema: WeightEMA | None = None,
 ) -> Path:
     """The released layout (with the average's weights when there is one) and, last, the training state."""
-    folder = out / CHECKPOINTS / f"step_{step:07d}"
-    if ema is None:
-        save_checkpoint(folder, model, stats)
-    else:
-        with ema.swapped_in():
-            save_checkpoint(folder, model, stats)
+    with nullcontext() if ema is None else ema.swapped_in():
+        folder = save_checkpoint(out / CHECKPOINTS / f"step_{step:07d}", model, stats)
     (folder / TRAIN_CONFIG_FILE).write_text(json.dumps(extra | {"step": step}, indent=2))
     state = {
         "optimizer": optimizer.state_dict(), "step": step, "history": history,
