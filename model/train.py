@@ -367,14 +367,14 @@ def save_training_checkpoint(
     history: list[dict[str, float]], extra: dict[str, Any], ema: WeightEMA | None = None,
 ) -> Path:
     """The released layout (with the average's weights when there is one) and, last, the training state."""
-    with nullcontext() if ema is None else ema.swapped_in():
+    with nullcontext() if ema is None else ema.swapped_in() as trained:
         folder = save_checkpoint(out / CHECKPOINTS / f"step_{step:07d}", model, stats)
     (folder / TRAIN_CONFIG_FILE).write_text(json.dumps(extra | {"step": step}, indent=2))
     state = {
         "optimizer": optimizer.state_dict(), "step": step, "history": history,
         "torch_rng": torch.get_rng_state(),  # flow-matching noise and times: a resumed run draws what it would have
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "trained_weights": None if ema is None else ema.trained_weights(),
+        "trained_weights": trained,  # the weights the optimizer is at, where the checkpoint holds the average
     }
     torch.save(state, folder / STATE_FILE)
     write_loss_curves(history, out / "loss_curves.html")

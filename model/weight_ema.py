@@ -7,8 +7,8 @@ it keeps decay ** steps of the parent: a running "mean with the parent" that mov
 
     ema = WeightEMA(trainable_parameters(model), decay=0.999)
     ...optimizer.step(); ema.update()
-    with ema.swapped_in():  # the model holds the averaged weights inside
-        save_checkpoint(...)
+    with ema.swapped_in() as trained:  # the model holds the averaged weights inside
+        save_checkpoint(...)  # and `trained` in the training state, for resuming
 """
 
 from __future__ import annotations
@@ -41,22 +41,19 @@ class WeightEMA:
         torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - self.decay)
 
     @contextmanager
-    def swapped_in(self) -> Iterator[None]:
-        """The averaged weights in the model inside; the trained ones back after, exactly."""
+    def swapped_in(self) -> Iterator[list[torch.Tensor]]:
+        """The averaged weights in the model inside; the trained ones back after, exactly. Yields a
+        copy of the trained weights (what a resumed run continues from)."""
         trained = [p.detach().clone() for p in self.params]
         with torch.no_grad():
             for p, a in zip(self.params, self.average):
                 p.copy_(a)
         try:
-            yield
+            yield trained
         finally:
             with torch.no_grad():
                 for p, t in zip(self.params, trained):
                     p.copy_(t)
-
-    def trained_weights(self) -> list[torch.Tensor]:
-        """The weights the optimizer is at (what a resumed run continues from)."""
-        return [p.detach().clone() for p in self.params]
 
     @torch.no_grad()
     def resume(self, trained: list[torch.Tensor]) -> None:
