@@ -2,7 +2,7 @@
 
     python -m model.finetune --dataset recordings/console [--checkpoint DIR] [--base-dataset DIR]
         [--base-fraction 0.5] [--base-cache DIR] [--out DIR] [--steps 1000] [--lr 1e-4] [--batch-size 16]
-        [--learn-from all|operator] [--recovery-weight W] [--surprise-weight W --surprise-window-s S]
+        [--learn-from all|operator|successes] [--recovery-weight W] [--surprise-weight W --surprise-window-s S]
         [--surprise-calibration FILE] [--gen-loss-weight W] [--ema-decay D]
 
 Starts from --checkpoint (default: the shipped model) with its weights, config and normalisation
@@ -13,7 +13,8 @@ same data feeds the paper's fine-tuning flow for the 3B model. The console loads
 without a restart: paste the printed checkpoint folder under "Model" and press Load.
 
 Recordings made in "attempts" mode hold the policy's frames too: `--learn-from operator` learns only
-the operator's takeovers, with the frames before each takeover as its history (model.train).
+the operator's takeovers, with the frames before each takeover as its history (model.train);
+`--learn-from successes` only the episodes the policy won alone (filtered self-imitation).
 
 The context recorded with each frame can weigh it in L_act (model/frame_weights.py, as model.train):
 `--recovery-weight W` the operator's recovery frames, `--surprise-weight W --surprise-window-s S` the
@@ -67,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, Train
     parser.add_argument("--gen-loss-weight", type=float, default=TrainConfig.gen_loss_weight,
                         help="W in L_act + W * L_gen (0: the ablation without the generation loss)")
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
-                        help="operator: learn only the operator's frames (recordings in 'attempts' mode)")
+                        help="operator: learn only the operator's frames (recordings in 'attempts' mode); "
+                             "successes: only the episodes the policy won alone")
     add_weighting_flags(parser)
     add_ema_flag(parser)
     args = parser.parse_args(argv)

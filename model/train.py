@@ -3,7 +3,7 @@
     python -m model.train --preset tiny --dataset DIR --out DIR [--steps N] [--batch-size B]
         [--gen-loss-weight W] [--seed S] [--tokenizer DIR] [--device auto|cpu|cuda]
         [--lr LR] [--warmup-steps W] [--save-every K] [--threads T] [--cameras head,wrist,side] [--cache DIR]
-        [--learn-from all|operator] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S] [--mask-generation]
+        [--learn-from all|operator|successes] [--init-from CKPT] [--mix DIR] [--start-frames N --start-share S] [--mask-generation]
         [--recovery-weight W] [--surprise-weight W --surprise-window-s S --surprise-calibration FILE]
         [--ema-decay D]
 
@@ -23,7 +23,9 @@ the optimizer is at are kept in training_state.pt for resuming. 0 (the default):
 
 --learn-from operator learns only the chunks of frames an operator drove, in a dataset recorded in
 "attempts" mode (DAgger: the policy's own frames before a takeover are the history of the first
-corrected ones, as they were when the operator saw them); --mix datasets are learned whole.
+corrected ones, as they were when the operator saw them); --learn-from successes learns only the
+episodes the policy finished alone and won (recorded by `runtime.collect_corrections --mode attempts
+--no-operator`: filtered self-imitation); --mix datasets are learned whole.
 
 --recovery-weight and --surprise-weight weigh frames in L_act by the context the console recorded
 with them (model/frame_weights.py): the operator's recovery frames, and the frames up to
@@ -425,7 +427,8 @@ def parse_args(argv: list[str] | None = None) -> TrainConfig:
                         help="share of each batch drawn from the first --start-frames frames of episodes")
     parser.add_argument("--learn-from", choices=LEARN_FROM, default=TrainConfig.learn_from,
                         help="operator: learn only the operator's frames of --dataset (recorded in 'attempts' mode), "
-                             "the policy's earlier frames serving as their history")
+                             "the policy's earlier frames serving as their history; successes: only the episodes "
+                             "the policy won alone")
     parser.add_argument("--mask-generation", action="store_true",
                         help="train the action expert blind to the generation tokens (the foresight ablation)")
     parser.add_argument("--max-committed-steps", type=int, default=None,

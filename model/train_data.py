@@ -5,7 +5,8 @@ its inputs (letterbox, mean/std normalisation, delta actions, the same text toke
     read_dataset    -> state, action, episode bounds and task of every frame
     compute_stats   -> stats.json in the InternVLA-A1 layout (delta-mode actions)
     build_cache     -> letterboxed frames and tokenizer latents, decoded/encoded once, on disk
-    target_frames   -> the frames whose chunks are learned: all, or only the operator's (DAgger attempts)
+    target_frames   -> the frames whose chunks are learned: all, only the operator's (DAgger attempts),
+                       or only the policy's own successful episodes (filtered self-imitation)
     TrainingData    -> TrainBatch for frame indices: frames t-15, t; latent t+15; 50-step chunk from t
 """
 
@@ -37,8 +38,8 @@ from model.train_step import TrainBatch
 from model.understanding import build_text_tokenizer
 from robot_io.images import letterbox
 from robot_io.datasets.schema import (
-    ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, FORESIGHT_KEY, IMAGE_PREFIX, INFO_PATH, INTERVENTION_SEGMENTS, SEGMENT_KEY,
-    SOURCE_OPERATOR, STATE_KEY, SURPRISE_KEY, local_repo_id,
+    ACTION_KEY, ACTION_SOURCE_KEY, ACTION_SOURCES, EPISODE_OUTCOMES, FORESIGHT_KEY, IMAGE_PREFIX, INFO_PATH,
+    INTERVENTION_SEGMENTS, OUTCOME_KEY, SEGMENT_KEY, SOURCE_OPERATOR, STATE_KEY, SURPRISE_KEY, local_repo_id,
 )
 
 CACHE_META = "meta.json"  # written last: a cache without it is incomplete and rebuilt
@@ -47,7 +48,11 @@ ENCODE_BATCH = 32  # frames per tokenizer call while building the cache
 # recorded in "attempts" mode with takeovers (the recorder's actor column); the policy's frames
 # before a takeover are never learned from but give the first corrected frames their real frame
 # t-15 (a correction recorded as its own episode would see its first frame repeated instead).
-LEARN_FROM = ("all", "operator")
+# "successes": only the episodes the policy finished alone and that ended in success, from datasets
+# recorded in "attempts" mode (filtered self-imitation: the policy's own actions, as it ran them at
+# its delay, where they worked); needs the actor and outcome columns.
+LEARN_FROM = ("all", "operator", "successes")
+NEEDED_COLUMNS = {"all": (), "operator": (ACTION_SOURCE_KEY,), "successes": (ACTION_SOURCE_KEY, OUTCOME_KEY)}
 
 
 class DatasetError(ValueError):
@@ -72,6 +77,7 @@ class DatasetArrays:
     episodes: np.ndarray  # (T, 2) int64: [start, end) of each frame's episode
     task_index: np.ndarray  # (T,) int64
     source: np.ndarray | None = None  # (T,) int64 index into ACTION_SOURCES; None when not recorded
+    outcome: np.ndarray | None = None  # (T,) int64 index into EPISODE_OUTCOMES, its episode's; None when not recorded
     context: FrameContext = FrameContext()  # the recording's per-frame context, for model/frame_weights.py
 
 
@@ -106,15 +112,16 @@ def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Sta
     """Everything training needs from a dataset's metadata, or a DatasetError listing every problem.
 
     stats: those of a checkpoint being resumed; the dataset must match its robot type and dims.
-    learn_from: "operator" needs the recorder's actor column (see LEARN_FROM).
+    learn_from: "operator" and "successes" need the recorder's columns of NEEDED_COLUMNS (see LEARN_FROM).
     """
     features = meta.features
     problems = []
     if learn_from not in LEARN_FROM:
         problems.append(f"learn_from must be one of {LEARN_FROM}, got {learn_from!r}")
-    elif learn_from == SOURCE_OPERATOR and SOURCE_OPERATOR not in ((features.get(ACTION_SOURCE_KEY) or {}).get("names") or []):
-        problems.append(f"learning from the operator's frames needs the {ACTION_SOURCE_KEY!r} column that the console's "
-                        f"recorder writes (who drove each frame); this dataset has none")
+    else:
+        missing_columns = [key for key in NEEDED_COLUMNS[learn_from] if not (features.get(key) or {}).get("names")]
+        if missing_columns:
+            problems.append(_missing_columns(learn_from, missing_columns))
     have = [key.removeprefix(IMAGE_PREFIX) for key in meta.video_keys]
     missing = [cam for cam in cameras if cam not in have]
     if missing:
@@ -149,6 +156,11 @@ def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Sta
     return DatasetInfo(str(meta.root), robot_type, list(cameras), state_keys, action_keys, tasks, meta.total_frames)
 
 
+def _missing_columns(learn_from: str, keys: list[str] | tuple[str, ...]) -> str:
+    return (f"learning from {learn_from!r} needs the {' and '.join(map(repr, keys))} column(s) that the console's recorder "
+            f"writes (who drove each frame, how each episode ended); this dataset lacks them")
+
+
 def _stats_mismatch(stats: Stats, robot_type: str, state_dim: int, action_dim: int) -> list[str]:
     if robot_type not in stats:
         return [f"robot type mismatch: the dataset is {robot_type!r}, the checkpoint's stats are for {sorted(stats)}"]
@@ -164,7 +176,7 @@ def read_dataset(dataset: Any) -> DatasetArrays:
     """The arrays training reads; the optional columns (actor, the context) are None where the
     dataset has none (recorded before they existed, or by another tool)."""
     features = dataset.meta.features
-    optional = [key for key in (ACTION_SOURCE_KEY, SEGMENT_KEY, FORESIGHT_KEY, SURPRISE_KEY) if key in features]
+    optional = [key for key in (ACTION_SOURCE_KEY, OUTCOME_KEY, SEGMENT_KEY, FORESIGHT_KEY, SURPRISE_KEY) if key in features]
     table = dataset.hf_dataset.select_columns([STATE_KEY, ACTION_KEY, "episode_index", "task_index", *optional]).with_format("numpy")[:]
     episode_index = table["episode_index"].astype(np.int64)  # (T,)
     bounds = {int(e["episode_index"]): (e["dataset_from_index"], e["dataset_to_index"]) for e in dataset.meta.episodes}
@@ -183,6 +195,7 @@ def read_dataset(dataset: Any) -> DatasetArrays:
         episodes=np.array([bounds[int(e)] for e in episode_index], dtype=np.int64),
         task_index=table["task_index"].astype(np.int64),
         source=ours(ACTION_SOURCE_KEY, ACTION_SOURCES),
+        outcome=ours(OUTCOME_KEY, EPISODE_OUTCOMES),
         context=FrameContext(segment=ours(SEGMENT_KEY, INTERVENTION_SEGMENTS), foresight_psnr_db=column(FORESIGHT_KEY, np.float32),
                              surprise_score=column(SURPRISE_KEY, np.float32)),
     )
@@ -192,11 +205,19 @@ def target_frames(arrays: DatasetArrays, learn_from: str) -> np.ndarray:
     """Indices (sorted) of the frames whose chunks are learned, by LEARN_FROM; DatasetError if none."""
     if learn_from == "all":
         return np.arange(len(arrays.state))
-    if arrays.source is None:
-        raise DatasetError(f"learning from the operator's frames needs the {ACTION_SOURCE_KEY!r} column; the dataset has none")
-    frames = np.flatnonzero(arrays.source == ACTION_SOURCES.index(SOURCE_OPERATOR))
+    if arrays.source is None or (learn_from == "successes" and arrays.outcome is None):
+        raise DatasetError(_missing_columns(learn_from, NEEDED_COLUMNS[learn_from]))
+    operator = arrays.source == ACTION_SOURCES.index(SOURCE_OPERATOR)  # (T,)
+    if learn_from == "operator":
+        frames = np.flatnonzero(operator)
+        if len(frames) == 0:
+            raise DatasetError("no frame of the dataset was driven by the operator: nothing to learn from")
+        return frames
+    episode = arrays.episodes[:, 0]  # (T,) each frame's episode start
+    helped = np.isin(episode, episode[operator])  # (T,) frames of an episode the operator took over
+    frames = np.flatnonzero((arrays.outcome == EPISODE_OUTCOMES.index("success")) & ~helped)
     if len(frames) == 0:
-        raise DatasetError("no frame of the dataset was driven by the operator: nothing to learn from")
+        raise DatasetError("no episode of the dataset ended in success with the policy alone: nothing to learn from")
     return frames
 
 

@@ -4,7 +4,7 @@
         [--seed S] [--belt-speed LOW,HIGH] [--mode corrections|attempts] [--unpaced] [--fumble-s S]
         [--execute-horizon N] [--blend MODE --blend-steps N --blend-k K] [--latency-ticks L[,L...]]
         [--cover-start X --cover-length L] [--speed-change-min V0 --speed-change-max V1 ...]
-        [--surprise-calibration FILE]
+        [--surprise-calibration FILE] [--no-operator]
 
 A real Session runs the policy on the conveyor sim at the control rate (inference beside the
 loop, chunk blending, safety), recording in "corrections" mode by default. The operator is
@@ -29,6 +29,10 @@ that tick (`foresight_psnr_db`), its calibrated `surprise_score` (with the check
 calibration, surprise_calibration.json beside it, or --surprise-calibration FILE; without one the
 column is -1 and the command says so), and the operator's `intervention_segment`: its recovery,
 then its correction.
+
+--no-operator (with --mode attempts) lets the policy run every scene alone and records each whole,
+with its outcome: the policy's own rollouts at its delay, for filtered self-imitation
+(`model.train --learn-from successes` learns the successful ones).
 """
 
 from __future__ import annotations
@@ -63,15 +67,20 @@ TAKEOVER_KINDS = {"wrong_block": "lifted a wrong block", "missed": "was about to
                   "stalled": "held the target without delivering it", "fumbled": "left the target in reach unpicked"}
 
 
-def run_scene(session: Session, operator: AutoOperator, seed: int, max_ticks: int, attempts: bool) -> dict:
+def run_scene(session: Session, operator: AutoOperator | None, seed: int, max_ticks: int, attempts: bool) -> dict:
     """One seeded scene: the policy runs, the operator may take over; ends settled or at the limit.
     attempts: record the whole scene as one episode (else the session records each takeover)."""
     ran = session_scenes.run_scene(session, seed, max_ticks, record=attempts)
-    return {"seed": seed, "scene": ran.start.scene, "success": ran.success, "took_over": bool(operator.reason),
-            "reason": operator.reason, "reason_kind": operator.reason_kind}
+    return {"seed": seed, "scene": ran.start.scene, "success": ran.success, **takeover(operator)}
 
 
-def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, recorder: EpisodeRecorder,
+def takeover(operator: AutoOperator | None) -> dict:
+    """Whether and why the operator (None: none watched) took over in the scene just run."""
+    reason = operator.reason if operator else ""
+    return {"took_over": bool(reason), "reason": reason, "reason_kind": operator.reason_kind if operator else ""}
+
+
+def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator | None, recorder: EpisodeRecorder,
                       seed: int, attempts: bool, chunks: ChunkConfig, latency_ticks: int = 1,
                       calibration: SurpriseCalibration | None = None) -> dict:
     """One seeded scene headless; records the takeover (or, attempts: the whole scene) as one
@@ -97,12 +106,10 @@ def run_scene_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, r
                          on_inference=judge.add_inference)
     if recorder.is_recording:
         recorder.save_episode("success" if result.success else "failure")
-    return {"seed": seed, "scene": describe_episode(episode),
-            "success": result.success, "took_over": bool(operator.reason), "reason": operator.reason,
-            "reason_kind": operator.reason_kind}
+    return {"seed": seed, "scene": describe_episode(episode), "success": result.success, **takeover(operator)}
 
 
-def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace) -> tuple[list[dict], int]:
+def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator | None, args: argparse.Namespace) -> tuple[list[dict], int]:
     """(per-scene results, episodes in the dataset)."""
     recorder = EpisodeRecorder(args.out, round(robot.config.fps), robot.observation_features, robot.action_features,
                                resume=args.out.exists(), robot_type=robot.name)
@@ -118,7 +125,7 @@ def collect_unpaced(robot: SimRobot, policy: Policy, operator: AutoOperator, arg
     return results, recorder.num_episodes
 
 
-def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator, args: argparse.Namespace,
+def collect_in_session(robot: SimRobot, policy: Policy, operator: AutoOperator | None, args: argparse.Namespace,
                        sim: ConveyorSimConfig) -> tuple[list[dict], int]:
     """(per-scene results, episodes in the dataset), each scene run by the console's real-time session."""
     # The calibration scores every judged prediction; auto-hold stays off (the operator decides).
@@ -171,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ticks", type=parse_latencies, default=[1], metavar="L[,L...]",
                         help="with --unpaced: ticks from an observation to its chunk's first command; a list "
                              "gives the scenes its values in turn (default 1)")
+    parser.add_argument("--no-operator", action="store_true",
+                        help="with --mode attempts: no operator watches; each scene is the policy's alone, recorded whole")
     parser.add_argument("--surprise-calibration", type=Path, default=None, metavar="FILE",
                         help=f"the surprise calibration that scores each frame (default: CHECKPOINT/{CALIBRATION_FILE}, if there)")
     add_chunk_flags(parser)
@@ -181,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes must be >= 1")
     if args.latency_ticks != [1] and not args.unpaced:
         parser.error("--latency-ticks needs --unpaced: the real-time session has the latency it measures")
+    if args.no_operator and args.mode != "attempts":
+        parser.error("--no-operator needs --mode attempts: without an operator, corrections mode records nothing")
     if not args.fumble_s >= 0:
         parser.error("--fumble-s must be >= 0 (0: never)")
 
@@ -203,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     robot = SimRobot(sim)
     robot.connect()
-    operator = AutoOperator(robot, AutoOperatorConfig(fumble_s=args.fumble_s or None))
+    operator = None if args.no_operator else AutoOperator(robot, AutoOperatorConfig(fumble_s=args.fumble_s or None))
     try:
         policy = policy_for_robot(args.checkpoint, robot)
         if args.unpaced:

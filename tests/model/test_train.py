@@ -28,6 +28,7 @@ from model.train_data import (
 )
 from model.train_step import make_optimizer, train_step, trainable_parameters
 from robot_io.datasets.recorder import EpisodeRecorder
+from robot_io.datasets.schema import OUTCOME_KEY
 from tests.model.helpers import CAMERAS, STATE_KEYS, small_config, small_model
 from tests.model.test_frame_weights import CALIBRATION
 from tests.robot_io.datasets.older_schema import CONTEXT_KEYS, older_schema
@@ -36,9 +37,10 @@ EPISODES = [("pick the red block", 20), ("pick the blue block", 12)]  # (task, f
 SIZE = 32  # the video encoder's smallest side
 
 
-def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=(), context=None):
+def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=(), context=None, outcomes=()):
     """Joints drift per frame, actions lead the state a little; every frame a different picture.
     takeovers: per episode, the frame from which the operator drives (None: the policy throughout).
+    outcomes: per episode, how it ended (default "unknown").
     context(episode, frame): add_frame's context keywords (segment, foresight_psnr_db, surprise_score)."""
     rng = np.random.default_rng(0)
     features = {key: float for key in STATE_KEYS}
@@ -54,7 +56,7 @@ def record(root, action_keys=STATE_KEYS, episodes=EPISODES, takeovers=(), contex
             action = {key: state[i % len(state)] + 0.02 for i, key in enumerate(action_keys)}
             recorder.add_frame(dict(zip(STATE_KEYS, state)) | images, action, intervention=operator,
                                source="operator" if operator else "policy", **(context(e, i) if context else {}))
-        recorder.save_episode()
+        recorder.save_episode(outcomes[e] if e < len(outcomes) else "unknown")
     recorder.finalize()
     return root
 
@@ -443,6 +445,30 @@ def test_learning_from_the_operator_takes_only_takeover_frames_with_their_real_h
     del meta.info.features["actor"]  # as in a dataset recorded by another tool
     with pytest.raises(DatasetError, match="needs the 'actor' column"):
         check_dataset(meta, config, CAMERAS, learn_from="operator")
+
+
+def test_learning_from_successes_takes_only_the_episodes_the_policy_won_alone(tmp_path, monkeypatch, capsys):
+    # Attempts recorded without an operator, and one the operator took over: episode 0 (frames 0-9)
+    # a success alone, 1 (10-17) a success after a takeover at its frame 3, 2 (18-25) a failure alone.
+    episodes = [("pick the red block", 10), ("pick the blue block", 8), ("pick the red block", 8)]
+    attempts = record(tmp_path / "attempts", episodes=episodes, takeovers=(None, 3, None),
+                      outcomes=("success", "success", "failure"))
+    arrays = read_dataset(open_dataset(attempts))
+    np.testing.assert_array_equal(target_frames(arrays, "successes"), np.arange(10))
+    batches = []
+    original = TrainingData.batch
+    monkeypatch.setattr(TrainingData, "batch", lambda self, frames, device="cpu": batches.append(list(frames)) or original(self, frames, device))
+    assert main(cli(attempts, tmp_path / "run", steps=3) + ["--learn-from", "successes"]) == 0
+    assert len(batches) == 3 and all(0 <= f < 10 for frames in batches for f in frames)
+
+    # Nothing won alone, or no outcome column: refused before any work, naming why.
+    lost = record(tmp_path / "lost", episodes=episodes[:2], takeovers=(None, 3), outcomes=("failure", "success"))
+    assert main(cli(lost, tmp_path / "run_lost", steps=1) + ["--learn-from", "successes"]) == 2
+    assert "no episode of the dataset ended in success with the policy alone" in capsys.readouterr().err
+    meta = open_metadata(attempts)
+    del meta.info.features[OUTCOME_KEY]  # as in a dataset recorded by another tool
+    with pytest.raises(DatasetError, match=f"needs the '{OUTCOME_KEY}' column"):
+        check_dataset(meta, small_config(), CAMERAS, learn_from="successes")
 
 
 # --- weighting frames by their recorded context (model/frame_weights.py) ----------------------------

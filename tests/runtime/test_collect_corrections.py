@@ -8,8 +8,8 @@ import pytest
 
 from runtime import collect_corrections
 from runtime.collect_corrections import main
-from robot_io.datasets.schema import (ACTION_SOURCES, FORESIGHT_KEY, INTERVENTION_SEGMENTS, SEGMENT_KEY, SOURCE_OPERATOR,
-                                      SURPRISE_KEY, UNKNOWN)
+from robot_io.datasets.schema import (ACTION_SOURCES, EPISODE_OUTCOMES, FORESIGHT_KEY, INTERVENTION_SEGMENTS, OUTCOME_KEY,
+                                      SEGMENT_KEY, SOURCE_HOLD, SOURCE_OPERATOR, SOURCE_POLICY, SURPRISE_KEY, UNKNOWN)
 from robot_io.sim.conveyor_env import ConveyorSimConfig
 from robot_io.sim.sim_robot import SimRobot
 from robot_io.surprise_calibration import CALIBRATION_FILE, SurpriseCalibration
@@ -81,6 +81,18 @@ def test_unpaced_attempts_record_the_whole_scene_with_the_takeover_tagged(tmp_pa
     assert set(segments_of(ds)[:takeover]) == {"none"} and "none" not in segments_of(ds)[takeover:]
     assert any(float(v) > 0 for v in ds.hf_dataset[FORESIGHT_KEY][:takeover])  # the policy's foresight, judged
     assert all(float(v) == UNKNOWN for v in ds.hf_dataset[SURPRISE_KEY])  # no calibration: no score
+
+
+def test_without_an_operator_each_scene_is_the_policys_alone_recorded_whole(tmp_path, capsys):
+    ds = collect(tmp_path, "--unpaced", "--mode", "attempts", "--no-operator", "--latency-ticks", "3")
+    printed = capsys.readouterr().out
+    assert "operator took over in 0" in printed and "policy alone" in printed
+    assert ds.num_episodes == 1 and ds.num_frames > 0
+    assert not any(bool(v) for v in ds.hf_dataset["intervention"])
+    assert {ACTION_SOURCES[int(v)] for v in ds.hf_dataset["actor"]} <= {SOURCE_POLICY, SOURCE_HOLD}
+    assert EPISODE_OUTCOMES[int(ds.hf_dataset[OUTCOME_KEY][0])] in ("success", "failure")  # never unknown
+    with pytest.raises(SystemExit):  # corrections mode would record nothing without an operator
+        main(["--checkpoint", str(tmp_path / "ckpt"), "--episodes", "1", "--out", str(tmp_path / "x"), "--no-operator"])
 
 
 def test_a_broken_calibration_file_is_refused(tmp_path, capsys):
