@@ -52,7 +52,9 @@ ENCODE_BATCH = 32  # frames per tokenizer call while building the cache
 # recorded in "attempts" mode (filtered self-imitation: the policy's own actions, as it ran them at
 # its delay, where they worked); needs the actor and outcome columns.
 LEARN_FROM = ("all", "operator", "successes")
-NEEDED_COLUMNS = {"all": (), "operator": (ACTION_SOURCE_KEY,), "successes": (ACTION_SOURCE_KEY, OUTCOME_KEY)}
+# The recorder's columns each choice reads, each with the name it must list.
+NEEDED_COLUMNS = {"all": {}, "operator": {ACTION_SOURCE_KEY: SOURCE_OPERATOR},
+                  "successes": {ACTION_SOURCE_KEY: SOURCE_OPERATOR, OUTCOME_KEY: "success"}}
 
 
 class DatasetError(ValueError):
@@ -119,7 +121,8 @@ def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Sta
     if learn_from not in LEARN_FROM:
         problems.append(f"learn_from must be one of {LEARN_FROM}, got {learn_from!r}")
     else:
-        missing_columns = [key for key in NEEDED_COLUMNS[learn_from] if not (features.get(key) or {}).get("names")]
+        missing_columns = [key for key, name in NEEDED_COLUMNS[learn_from].items()
+                           if name not in ((features.get(key) or {}).get("names") or [])]
         if missing_columns:
             problems.append(_missing_columns(learn_from, missing_columns))
     have = [key.removeprefix(IMAGE_PREFIX) for key in meta.video_keys]
@@ -156,7 +159,7 @@ def check_dataset(meta: Any, config: ModelConfig, cameras: list[str], stats: Sta
     return DatasetInfo(str(meta.root), robot_type, list(cameras), state_keys, action_keys, tasks, meta.total_frames)
 
 
-def _missing_columns(learn_from: str, keys: list[str] | tuple[str, ...]) -> str:
+def _missing_columns(learn_from: str, keys: list[str]) -> str:
     return (f"learning from {learn_from!r} needs the {' and '.join(map(repr, keys))} column(s) that the console's recorder "
             f"writes (who drove each frame, how each episode ended); this dataset lacks them")
 
@@ -205,8 +208,10 @@ def target_frames(arrays: DatasetArrays, learn_from: str) -> np.ndarray:
     """Indices (sorted) of the frames whose chunks are learned, by LEARN_FROM; DatasetError if none."""
     if learn_from == "all":
         return np.arange(len(arrays.state))
-    if arrays.source is None or (learn_from == "successes" and arrays.outcome is None):
-        raise DatasetError(_missing_columns(learn_from, NEEDED_COLUMNS[learn_from]))
+    read = {ACTION_SOURCE_KEY: arrays.source, OUTCOME_KEY: arrays.outcome}
+    missing_columns = [key for key in NEEDED_COLUMNS[learn_from] if read[key] is None]
+    if missing_columns:
+        raise DatasetError(_missing_columns(learn_from, missing_columns))
     operator = arrays.source == ACTION_SOURCES.index(SOURCE_OPERATOR)  # (T,)
     if learn_from == "operator":
         frames = np.flatnonzero(operator)
